@@ -1,0 +1,355 @@
+"""What happens when a member acts: the flows shared by commands, buttons, the modal and thread replies.
+
+Buttons are `DynamicItem`s whose `custom_id` carries the session and version; each press reloads
+the rest from SQLite and checks who pressed, so buttons keep working after a restart.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+from typing import TYPE_CHECKING, Any
+
+import discord
+
+from bot import ui
+from bot.errors import MuralError, NotAllowed, ServiceBusy, ServiceTimeout, ServiceUnavailable, SessionGone
+from bot.jobs import JobUpdate, RenderFailed
+from bot.studio import MAX_INSTRUCTION_CHARS
+
+if TYPE_CHECKING:
+    from bot.client import MuralBot
+    from bot.render import RenderedImage
+    from bot.store import Render, Session, Version
+
+log = logging.getLogger(__name__)
+
+RETRYABLE = (ServiceBusy, ServiceUnavailable, ServiceTimeout)
+
+
+def _bot(interaction: discord.Interaction) -> MuralBot:
+    return interaction.client  # type: ignore[return-value]
+
+
+async def _guarded(interaction: discord.Interaction, flow: Any) -> None:
+    """Run a button or modal flow; any failure reaches the member instead of vanishing in a log."""
+    try:
+        await flow
+    except Exception as error:
+        await ui.send_error(interaction, error)
+
+
+async def load_version(bot: MuralBot, session_id: int, number: int) -> tuple[Session, Version]:
+    session = await bot.store.get_session(session_id)
+    version = await bot.store.get_version(session_id, number) if session else None
+    if session is None or version is None:
+        raise SessionGone(f"session {session_id} v{number} not found")
+    return session, version
+
+
+def ensure_owner(session: Session, user: discord.abc.User, what: str) -> None:
+    if user.id != session.owner_id:
+        raise NotAllowed(
+            f"Only <@{session.owner_id}>, who started this prompt, can {what}. "
+            "Start your own with `/prompt` or `/imagine`."
+        )
+
+
+# -- buttons ------------------------------------------------------------------------------------
+
+
+class GenerateButton(
+    discord.ui.DynamicItem[discord.ui.Button], template=r"mural:gen:(?P<session>[0-9]+):(?P<version>[0-9]+)"
+):
+    def __init__(self, session_id: int, version: int, *, label: str = "Generate") -> None:
+        super().__init__(
+            discord.ui.Button(
+                label=label,
+                emoji="🎨",
+                style=discord.ButtonStyle.primary,
+                custom_id=f"mural:gen:{session_id}:{version}",
+            )
+        )
+        self.session_id = session_id
+        self.version = version
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Button, match: re.Match[str], /
+    ) -> GenerateButton:
+        return cls(int(match["session"]), int(match["version"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        await _guarded(interaction, generate_pressed(interaction, self.session_id, self.version))
+
+
+class RefineButton(
+    discord.ui.DynamicItem[discord.ui.Button],
+    template=r"mural:refine:(?P<session>[0-9]+):(?P<version>[0-9]+)",
+):
+    def __init__(self, session_id: int, version: int) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label="Refine",
+                emoji="✏️",
+                style=discord.ButtonStyle.secondary,
+                custom_id=f"mural:refine:{session_id}:{version}",
+            )
+        )
+        self.session_id = session_id
+        self.version = version
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Button, match: re.Match[str], /
+    ) -> RefineButton:
+        return cls(int(match["session"]), int(match["version"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        await _guarded(interaction, refine_pressed(interaction, self.session_id))
+
+
+class CopyButton(
+    discord.ui.DynamicItem[discord.ui.Button], template=r"mural:copy:(?P<session>[0-9]+):(?P<version>[0-9]+)"
+):
+    def __init__(self, session_id: int, version: int) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label="Copy",
+                emoji="📋",
+                style=discord.ButtonStyle.secondary,
+                custom_id=f"mural:copy:{session_id}:{version}",
+            )
+        )
+        self.session_id = session_id
+        self.version = version
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Button, match: re.Match[str], /
+    ) -> CopyButton:
+        return cls(int(match["session"]), int(match["version"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        await _guarded(interaction, copy_pressed(interaction, self.session_id, self.version))
+
+
+DYNAMIC_ITEMS = (GenerateButton, RefineButton, CopyButton)
+
+
+def version_view(session_id: int, version: int) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    view.add_item(GenerateButton(session_id, version))
+    view.add_item(RefineButton(session_id, version))
+    view.add_item(CopyButton(session_id, version))
+    return view
+
+
+def result_view(session_id: int, version: int, *, label: str = "Reroll") -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    view.add_item(GenerateButton(session_id, version, label=label))
+    view.add_item(CopyButton(session_id, version))
+    return view
+
+
+# -- versions -----------------------------------------------------------------------------------
+
+
+async def post_version(
+    bot: MuralBot,
+    channel: discord.abc.Messageable,
+    version: Version,
+    *,
+    reply_to: discord.Message | None = None,
+) -> discord.Message:
+    """Post a version with its buttons and remember the message, so the session can be found again."""
+    reference = reply_to.to_reference(fail_if_not_exists=False) if reply_to else None
+    message = await channel.send(
+        ui.version_text(version),
+        view=version_view(version.session_id, version.number),
+        reference=reference,
+        mention_author=False,
+        allowed_mentions=ui.NO_PINGS,
+    )
+    await bot.store.set_version_message(version.id, message.id)
+    return message
+
+
+async def refine_in_thread(bot: MuralBot, message: discord.Message, session: Session) -> None:
+    """A thread reply from the owner becomes the next version, typed-at while the model works."""
+    try:
+        async with message.channel.typing():
+            version = await bot.studio.refine(session.id, message.content, author_id=message.author.id)
+        await post_version(bot, message.channel, version, reply_to=message)
+    except Exception as error:
+        text, code = ui.describe_failure(error)
+        if isinstance(error, MuralError):
+            log.info("Refinement of session %d refused [%s]: %s", session.id, code, error.detail)
+        else:
+            log.error("Refinement of session %d failed [%s]", session.id, code, exc_info=error)
+        try:
+            await message.reply(text, mention_author=False, allowed_mentions=ui.NO_PINGS)
+        except discord.HTTPException:
+            log.warning("Could not tell the member about failure [%s]", code)
+
+
+class RefineModal(discord.ui.Modal):
+    def __init__(self, session: Session) -> None:
+        super().__init__(title="Refine the prompt", timeout=600)
+        self.session = session
+        self.instruction = discord.ui.TextInput(
+            style=discord.TextStyle.paragraph,
+            placeholder="make it night, add a fox, less busy…",
+            max_length=MAX_INSTRUCTION_CHARS,
+            custom_id="instruction",
+        )
+        self.add_item(discord.ui.Label(text="What should change?", component=self.instruction))
+
+    async def on_submit(self, interaction: discord.Interaction) -> None:
+        bot = _bot(interaction)
+        await interaction.response.defer(thinking=True)
+        version = await bot.studio.refine(
+            self.session.id, self.instruction.value, author_id=interaction.user.id
+        )
+        message = await interaction.edit_original_response(
+            content=ui.version_text(version),
+            view=version_view(version.session_id, version.number),
+            allowed_mentions=ui.NO_PINGS,
+        )
+        await bot.store.set_version_message(version.id, message.id)
+
+    async def on_error(self, interaction: discord.Interaction, error: Exception) -> None:
+        await ui.send_error(interaction, error)
+
+
+async def refine_pressed(interaction: discord.Interaction, session_id: int) -> None:
+    session = await _bot(interaction).store.get_session(session_id)
+    if session is None:
+        raise SessionGone(f"session {session_id} not found")
+    ensure_owner(session, interaction.user, "refine it")
+    await interaction.response.send_modal(RefineModal(session))
+
+
+async def copy_pressed(interaction: discord.Interaction, session_id: int, number: int) -> None:
+    _, version = await load_version(_bot(interaction), session_id, number)
+    prompt = version.prompt.replace("```", "'''")
+    block = f"```\n{prompt}\n```"
+    if len(block) <= ui.MESSAGE_LIMIT:
+        await interaction.response.send_message(block, ephemeral=True, allowed_mentions=ui.NO_PINGS)
+    else:
+        file = discord.File(io.BytesIO(version.prompt.encode()), filename=f"prompt-v{number}.txt")
+        await interaction.response.send_message(
+            f"v{number} is too long for one message; here it is as a file.", file=file, ephemeral=True
+        )
+
+
+# -- renders ------------------------------------------------------------------------------------
+
+
+async def generate_pressed(interaction: discord.Interaction, session_id: int, number: int) -> None:
+    bot = _bot(interaction)
+    session, version = await load_version(bot, session_id, number)
+    ensure_owner(session, interaction.user, "render its versions")
+    await interaction.response.defer(thinking=True)
+    await render_for_interaction(bot, interaction, session, version, with_prompt=session.origin == "imagine")
+
+
+def _image_file(image: RenderedImage, session: Session, version: Version) -> discord.File:
+    return discord.File(
+        io.BytesIO(image.data),
+        filename=f"mural-{session.id}-v{version.number}.{image.extension}",
+        description=ui.alt_text(version.prompt),
+    )
+
+
+async def deliver(
+    bot: MuralBot,
+    interaction: discord.Interaction,
+    *,
+    content: str,
+    view: discord.ui.View | None,
+    make_file: Any = None,
+) -> discord.Message:
+    """Replace the interaction's placeholder; once its token has expired, post in the channel instead."""
+    if not interaction.is_expired():
+        try:
+            return await interaction.edit_original_response(
+                content=content,
+                attachments=[make_file()] if make_file else [],
+                view=view,
+                allowed_mentions=ui.NO_PINGS,
+            )
+        except (discord.NotFound, discord.HTTPException) as error:
+            if isinstance(error, discord.HTTPException) and error.status not in (401, 404):
+                raise
+            log.info("Interaction token no longer valid; posting to the channel instead")
+    channel = interaction.channel or bot.get_partial_messageable(interaction.channel_id or 0)
+    kwargs: dict[str, Any] = {"view": view} if view else {}
+    if make_file:
+        kwargs["file"] = make_file()
+    return await channel.send(content, allowed_mentions=ui.NO_PINGS, **kwargs)
+
+
+async def render_for_interaction(
+    bot: MuralBot,
+    interaction: discord.Interaction,
+    session: Session,
+    version: Version,
+    *,
+    size: str | None = None,
+    quality: str | None = None,
+    with_prompt: bool = False,
+) -> Render | None:
+    """Render a version for a deferred interaction, showing progress, and post the picture as a file."""
+    progress = ui.ProgressMessage(interaction)
+
+    async def on_update(update: JobUpdate) -> None:
+        progress.show(ui.progress_text(version.number, update))
+
+    try:
+        finished = await bot.jobs.render(
+            session_id=session.id,
+            version=version.number,
+            prompt=version.prompt,
+            requester_id=interaction.user.id,
+            channel_id=interaction.channel_id or session.channel_id,
+            size=size,
+            quality=quality,
+            on_update=on_update,
+        )
+    except RenderFailed as failed:
+        await progress.stop()
+        error = failed.error
+        view = (
+            result_view(session.id, version.number, label="Retry") if isinstance(error, RETRYABLE) else None
+        )
+        text = f"⚠️ Couldn't render **v{version.number}**: {error.user_message} `{error.code}`"
+        await deliver(bot, interaction, content=text, view=view)
+        return failed.record
+    await progress.stop()
+    image = finished.image
+    message = await deliver(
+        bot,
+        interaction,
+        content=ui.render_caption(session, version, image, with_prompt=with_prompt),
+        view=result_view(session.id, version.number),
+        make_file=lambda: _image_file(image, session, version),
+    )
+    await bot.store.set_render_message(finished.record.id, message.id)
+    return finished.record
+
+
+async def report_interrupted(bot: MuralBot, renders: list[Render]) -> None:
+    """Tell each owner that a restart cut their render off, with a button to try again."""
+    for render in renders:
+        channel = bot.get_partial_messageable(render.channel_id)
+        try:
+            await channel.send(
+                f"⚠️ <@{render.requester_id}>, your render of **v{render.version}** was interrupted "
+                "when I restarted. Press Retry to render it again.",
+                view=result_view(render.session_id, render.version, label="Retry"),
+                allowed_mentions=ui.NO_PINGS,
+            )
+        except discord.HTTPException:
+            log.warning("Could not report interrupted render %d", render.id, exc_info=True)

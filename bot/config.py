@@ -1,0 +1,163 @@
+"""Settings from the environment and `.env`, validated once at start.
+
+Every problem is reported as a `ConfigError` naming the variable and what is expected, so that
+`python -m bot` can print one line and exit with status 2. Secrets are never part of a message.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dotenv import dotenv_values
+
+from bot.render import QUALITY_CHOICES, capabilities_for, size_problem
+
+DEFAULT_CHAT_MODEL = "gpt-5.4-mini"
+DEFAULT_IMAGE_MODEL = "gpt-image-2"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+class ConfigError(Exception):
+    """A missing or malformed setting; the message is safe to print (it never holds a value)."""
+
+    def __init__(self, variable: str, expected: str) -> None:
+        super().__init__(f"{variable}: {expected}")
+        self.variable = variable
+        self.expected = expected
+
+
+@dataclass(frozen=True)
+class Settings:
+    discord_token: str = field(repr=False)
+    openai_api_key: str = field(repr=False)
+    openai_base_url: str | None = None
+    chat_model: str = DEFAULT_CHAT_MODEL
+    chat_base_url: str | None = None
+    chat_api_key: str | None = field(default=None, repr=False)
+    image_model: str = DEFAULT_IMAGE_MODEL
+    image_size: str = "1024x1024"
+    image_quality: str = "medium"
+    database_path: Path = Path("mural.db")
+    dev_guild_id: int | None = None
+    log_level: str = "INFO"
+    chat_timeout: float = 60.0
+    image_timeout: float = 180.0
+    render_concurrency: int = 4
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Values that must never reach a log line or a Discord message."""
+        values = (self.discord_token, self.openai_api_key, self.chat_api_key)
+        return tuple(v for v in values if v)
+
+
+_URL = re.compile(r"^https?://[^\s/]+(/\S*)?$")
+
+
+def _text(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name)
+    if value is None:
+        return None
+    value = value.strip()
+    return value or None
+
+
+def _required_secret(env: Mapping[str, str], name: str, expected: str) -> str:
+    value = _text(env, name)
+    if value is None:
+        raise ConfigError(name, f"is missing; expected {expected}")
+    if any(ch.isspace() for ch in value):
+        raise ConfigError(name, f"contains spaces; expected {expected}")
+    return value
+
+
+def _url(env: Mapping[str, str], name: str) -> str | None:
+    value = _text(env, name)
+    if value is not None and not _URL.match(value):
+        raise ConfigError(name, "is not a URL; expected http:// or https:// followed by a host")
+    return value
+
+
+def _number(env: Mapping[str, str], name: str, default: float, *, integer: bool, low: float, high: float):
+    raw = _text(env, name)
+    if raw is None:
+        return default
+    kind = "a whole number" if integer else "a number"
+    try:
+        value = int(raw) if integer else float(raw)
+    except ValueError:
+        raise ConfigError(name, f"is not {kind}; expected {kind} from {low:g} to {high:g}") from None
+    if not low <= value <= high:
+        raise ConfigError(name, f"is out of range; expected {kind} from {low:g} to {high:g}")
+    return value
+
+
+def _model(env: Mapping[str, str], name: str, default: str) -> str:
+    value = _text(env, name) or default
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._:/@-]{0,127}", value):
+        raise ConfigError(name, "is not a model id; expected letters, digits, '.', '-', '_', ':' or '/'")
+    return value
+
+
+def settings_from(env: Mapping[str, str]) -> Settings:
+    """Build and validate settings from a mapping of variable names to strings."""
+    discord_token = _required_secret(env, "DISCORD_TOKEN", "the bot token from the Discord Developer Portal")
+    openai_api_key = _required_secret(env, "OPENAI_API_KEY", "an OpenAI API key (sk-...)")
+    chat_api_key = _text(env, "CHAT_API_KEY")
+    if chat_api_key is not None and any(ch.isspace() for ch in chat_api_key):
+        raise ConfigError("CHAT_API_KEY", "contains spaces; expected an API key for CHAT_BASE_URL")
+
+    image_model = _model(env, "IMAGE_MODEL", DEFAULT_IMAGE_MODEL)
+    capabilities = capabilities_for(image_model)
+    image_size = (_text(env, "IMAGE_SIZE") or "1024x1024").lower()
+    problem = size_problem(capabilities, image_size)
+    if problem:
+        raise ConfigError("IMAGE_SIZE", f"{problem} for IMAGE_MODEL {image_model}")
+    image_quality = (_text(env, "IMAGE_QUALITY") or "medium").lower()
+    if image_quality not in QUALITY_CHOICES:
+        raise ConfigError("IMAGE_QUALITY", f"is not a quality; expected one of {', '.join(QUALITY_CHOICES)}")
+
+    dev_guild = _text(env, "DEV_GUILD_ID")
+    if dev_guild is not None and not re.fullmatch(r"[0-9]{15,21}", dev_guild):
+        raise ConfigError(
+            "DEV_GUILD_ID", "is not a server id; expected the 17–20 digit id of a Discord server"
+        )
+
+    log_level = (_text(env, "LOG_LEVEL") or "INFO").upper()
+    if log_level not in LOG_LEVELS:
+        raise ConfigError("LOG_LEVEL", f"is not a log level; expected one of {', '.join(LOG_LEVELS)}")
+
+    database = _text(env, "DATABASE_PATH") or "mural.db"
+    if "\x00" in database:
+        raise ConfigError("DATABASE_PATH", "is not a file path")
+
+    return Settings(
+        discord_token=discord_token,
+        openai_api_key=openai_api_key,
+        openai_base_url=_url(env, "OPENAI_BASE_URL"),
+        chat_model=_model(env, "CHAT_MODEL", DEFAULT_CHAT_MODEL),
+        chat_base_url=_url(env, "CHAT_BASE_URL"),
+        chat_api_key=chat_api_key,
+        image_model=image_model,
+        image_size=image_size,
+        image_quality=image_quality,
+        database_path=Path(database).expanduser(),
+        dev_guild_id=int(dev_guild) if dev_guild else None,
+        log_level=log_level,
+        chat_timeout=_number(env, "CHAT_TIMEOUT", 60.0, integer=False, low=1, high=600),
+        image_timeout=_number(env, "IMAGE_TIMEOUT", 180.0, integer=False, low=1, high=1800),
+        render_concurrency=_number(env, "RENDER_CONCURRENCY", 4, integer=True, low=1, high=32),
+    )
+
+
+def load_settings(dotenv_path: str | os.PathLike[str] | None = ".env") -> Settings:
+    """Read `.env` (if present) under the real environment, which wins, then validate."""
+    merged: dict[str, str] = {}
+    if dotenv_path is not None and Path(dotenv_path).is_file():
+        merged.update({k: v for k, v in dotenv_values(dotenv_path).items() if v is not None})
+    merged.update(os.environ)
+    return settings_from(merged)

@@ -1,0 +1,60 @@
+"""What OpenAI charges, in one editable table (US dollars).
+
+GPT Image 2.x models bill tokens; the legacy DALL-E models, still served by some OpenAI-compatible
+servers, bill a flat price per picture. Update this file when the price list changes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+PER_MILLION = 1_000_000
+
+
+@dataclass(frozen=True)
+class TokenPrices:
+    text_input: float
+    image_input: float
+    image_output: float
+
+
+GPT_IMAGE_TOKEN_PRICES = TokenPrices(text_input=5.00, image_input=8.00, image_output=30.00)
+
+# Exact model ids first; any other `gpt-image-*` id falls back to GPT_IMAGE_TOKEN_PRICES.
+TOKEN_PRICES: dict[str, TokenPrices] = {
+    "gpt-image-2": GPT_IMAGE_TOKEN_PRICES,
+    "gpt-image-2.5-flare": GPT_IMAGE_TOKEN_PRICES,
+    "gpt-image-2.5-sunburst": GPT_IMAGE_TOKEN_PRICES,
+    "gpt-image-2.6-flare": GPT_IMAGE_TOKEN_PRICES,
+    "gpt-image-2.6-sunburst": GPT_IMAGE_TOKEN_PRICES,
+}
+
+# (model, quality, size) -> dollars per picture.
+LEGACY_IMAGE_PRICES: dict[tuple[str, str, str], float] = {
+    ("dall-e-2", "standard", "256x256"): 0.016,
+    ("dall-e-2", "standard", "512x512"): 0.018,
+    ("dall-e-2", "standard", "1024x1024"): 0.020,
+    ("dall-e-3", "standard", "1024x1024"): 0.040,
+    ("dall-e-3", "standard", "1792x1024"): 0.080,
+    ("dall-e-3", "standard", "1024x1792"): 0.080,
+    ("dall-e-3", "hd", "1024x1024"): 0.080,
+    ("dall-e-3", "hd", "1792x1024"): 0.120,
+    ("dall-e-3", "hd", "1024x1792"): 0.120,
+}
+
+
+def token_cost(model: str, *, text_input: int, image_input: int, image_output: int) -> float | None:
+    """Dollar cost of one GPT Image call from its token usage; None for an unpriced model."""
+    prices = TOKEN_PRICES.get(model)
+    if prices is None and model.startswith("gpt-image-"):
+        prices = GPT_IMAGE_TOKEN_PRICES
+    if prices is None:
+        return None
+    return (
+        text_input * prices.text_input + image_input * prices.image_input + image_output * prices.image_output
+    ) / PER_MILLION
+
+
+def legacy_cost(model: str, quality: str, size: str, count: int = 1) -> float | None:
+    price = LEGACY_IMAGE_PRICES.get((model, quality, size))
+    return None if price is None else price * count

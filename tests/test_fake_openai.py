@@ -1,0 +1,591 @@
+"""Tests of the fake OpenAI server, driven through the real ``openai.AsyncOpenAI`` client.
+
+They pin down that the SDK accepts the fake's answers unchanged and maps its faults to the same exceptions
+(and automatic retries) the bot will meet in production, so the bot's own tests can rely on the fake.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import socket
+import struct
+import time
+import zlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import openai
+import pytest
+import pytest_asyncio
+from openai.types import ImageGenCompletedEvent, ImageGenPartialImageEvent
+
+from tests.fakes.fake_openai import (
+    DEFAULT_CHAT_PREFIX,
+    FakeOpenAI,
+    Fault,
+    ImageReply,
+    Reply,
+    content_policy_violation,
+    default_chat_content,
+    drop,
+    hang,
+    insufficient_quota,
+    make_png,
+    model_not_found,
+    moderation_blocked,
+    permission_denied,
+    png_dimensions,
+    rate_limited,
+    server_error,
+    unauthorized,
+)
+
+pytestmark = pytest.mark.asyncio
+
+USER = [{"role": "user", "content": "a lighthouse at dusk"}]
+
+
+@pytest_asyncio.fixture
+async def fake() -> AsyncIterator[FakeOpenAI]:
+    server = FakeOpenAI()
+    await server.start()
+    yield server
+    await server.close()
+
+
+@pytest_asyncio.fixture
+async def client(fake: FakeOpenAI) -> AsyncIterator[openai.AsyncOpenAI]:
+    api = openai.AsyncOpenAI(base_url=fake.base_url, api_key="sk-test")
+    yield api
+    await api.close()
+
+
+@pytest_asyncio.fixture
+async def no_retry(client: openai.AsyncOpenAI) -> openai.AsyncOpenAI:
+    """Same connection pool, no automatic retries: one scripted fault = one raised exception."""
+    return client.with_options(max_retries=0)
+
+
+def decode_png(b64: str | None) -> bytes:
+    assert b64 is not None
+    data = base64.b64decode(b64)
+    assert data.startswith(b"\x89PNG\r\n\x1a\n")
+    return data
+
+
+# ---- PNG helper -------------------------------------------------------------------------------------------
+
+
+async def test_make_png_is_a_well_formed_png() -> None:
+    data = make_png(5, 3, (1, 2, 3))
+    assert png_dimensions(data) == (5, 3)
+    # Walk the chunks: every CRC must match and IDAT must inflate to height rows of (filter byte + RGB).
+    pos, tags, idat = 8, [], b""
+    while pos < len(data):
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        tag, body = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + length]
+        (crc,) = struct.unpack(">I", data[pos + 8 + length : pos + 12 + length])
+        assert crc == zlib.crc32(tag + body) & 0xFFFFFFFF
+        tags.append(tag)
+        idat += body if tag == b"IDAT" else b""
+        pos += 12 + length
+    assert tags == [b"IHDR", b"IDAT", b"IEND"]
+    assert zlib.decompress(idat) == (b"\x00" + bytes((1, 2, 3)) * 5) * 3
+    with pytest.raises(ValueError):
+        png_dimensions(b"GIF89a" + b"\x00" * 30)
+
+
+# ---- chat ------------------------------------------------------------------------------------------------
+
+
+async def test_chat_default_answer_is_derived_from_the_request(
+    fake: FakeOpenAI, client: openai.AsyncOpenAI
+) -> None:
+    completion = await client.chat.completions.create(model="gpt-5.4-mini", messages=USER)
+
+    assert completion.choices[0].message.content == "[fake-openai] Prompt: a lighthouse at dusk"
+    assert completion.choices[0].message.content == default_chat_content({"messages": USER})
+    assert completion.choices[0].message.role == "assistant"
+    assert completion.choices[0].finish_reason == "stop"
+    assert completion.model == "gpt-5.4-mini"
+    assert completion.object == "chat.completion"
+    assert completion.id.startswith("chatcmpl-")
+    assert completion.usage is not None
+    assert (
+        completion.usage.total_tokens == completion.usage.prompt_tokens + completion.usage.completion_tokens
+    )
+
+
+async def test_requests_are_recorded_with_json_body_and_headers(
+    fake: FakeOpenAI, client: openai.AsyncOpenAI
+) -> None:
+    await client.chat.completions.create(model="gpt-5.4-mini", messages=USER, temperature=0.2)
+
+    [recorded] = fake.requests
+    assert recorded.method == "POST"
+    assert recorded.path == "/v1/chat/completions"
+    assert recorded.json == {"model": "gpt-5.4-mini", "messages": USER, "temperature": 0.2}
+    assert recorded.headers["authorization"] == "Bearer sk-test"
+    assert recorded.model == "gpt-5.4-mini"
+    assert fake.chat_requests == [recorded]
+    assert fake.image_requests == []
+    assert fake.calls("/chat/completions") == fake.calls("/v1/chat/completions") == 1
+
+
+async def test_scripted_chat_is_consumed_in_order_then_defaults_resume(
+    fake: FakeOpenAI, client: openai.AsyncOpenAI
+) -> None:
+    fake.script_chat("first answer", Reply(content="cut short", finish_reason="length", model="other-model"))
+
+    first = await client.chat.completions.create(model="m", messages=USER)
+    second = await client.chat.completions.create(model="m", messages=USER)
+    third = await client.chat.completions.create(model="m", messages=USER)
+
+    assert first.choices[0].message.content == "first answer"
+    assert second.choices[0].message.content == "cut short"
+    assert second.choices[0].finish_reason == "length"
+    assert second.model == "other-model"
+    assert third.choices[0].message.content == default_chat_content({"messages": USER})
+    assert fake.pending() == {"chat": 0, "images": 0}
+
+
+async def test_chat_handler_answers_dynamically_sync_or_async(
+    fake: FakeOpenAI, client: openai.AsyncOpenAI
+) -> None:
+    async def shout(request_json: dict[str, Any]) -> str | None:
+        text = request_json["messages"][-1]["content"]
+        return None if text == "default please" else text.upper()
+
+    fake.chat_handler = shout
+    loud = await client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hey"}])
+    plain = await client.chat.completions.create(
+        model="m", messages=[{"role": "user", "content": "default please"}]
+    )
+    fake.script_chat("scripted wins over the handler")
+    scripted = await client.chat.completions.create(model="m", messages=USER)
+
+    assert loud.choices[0].message.content == "HEY"
+    assert plain.choices[0].message.content == f"{DEFAULT_CHAT_PREFIX}Prompt: default please"
+    assert scripted.choices[0].message.content == "scripted wins over the handler"
+
+
+async def test_chat_handler_exception_becomes_a_500(fake: FakeOpenAI, no_retry: openai.AsyncOpenAI) -> None:
+    def broken(request_json: dict[str, Any]) -> str:
+        raise KeyError("oops")
+
+    fake.chat_handler = broken
+    with pytest.raises(openai.InternalServerError):
+        await no_retry.chat.completions.create(model="m", messages=USER)
+    assert isinstance(fake.handler_errors[0], KeyError)
+
+
+async def test_chat_stream_assembles_to_the_full_answer(fake: FakeOpenAI, client: openai.AsyncOpenAI) -> None:
+    stream = await client.chat.completions.create(
+        model="gpt-5.4-mini", messages=USER, stream=True, stream_options={"include_usage": True}
+    )
+    pieces: list[str] = []
+    finish_reasons: list[str | None] = []
+    usage = None
+    async for chunk in stream:
+        assert chunk.object == "chat.completion.chunk"
+        for choice in chunk.choices:
+            pieces.append(choice.delta.content or "")
+            finish_reasons.append(choice.finish_reason)
+        usage = chunk.usage or usage
+
+    assert "".join(pieces) == default_chat_content({"messages": USER})
+    assert len(pieces) > 3  # really streamed in several chunks
+    assert finish_reasons[-1] == "stop"
+    assert usage is not None
+    assert usage.completion_tokens > 0
+    assert fake.chat_requests[0].json["stream"] is True
+
+
+async def test_chat_stream_cut_mid_way_raises_connection_error(
+    fake: FakeOpenAI, no_retry: openai.AsyncOpenAI
+) -> None:
+    fake.script_chat(Reply(content="one two three four", drop_after_chunks=2))
+    received: list[str] = []
+    stream = await no_retry.chat.completions.create(model="m", messages=USER, stream=True)
+    with pytest.raises(openai.APIConnectionError):
+        async for chunk in stream:
+            received.append(chunk.choices[0].delta.content or "")
+    assert "".join(received) == "one"
+
+
+# ---- images ----------------------------------------------------------------------------------------------
+
+
+async def test_image_generate_returns_valid_png_and_gpt_image_fields(
+    fake: FakeOpenAI, client: openai.AsyncOpenAI
+) -> None:
+    result = await client.images.generate(
+        model="gpt-image-2", prompt="a red fox", size="1536x1024", quality="high", n=2
+    )
+
+    assert result.data is not None
+    assert len(result.data) == 2
+    first, second = (decode_png(image.b64_json) for image in result.data)
+    assert png_dimensions(first) == (64, 64)  # small by default, whatever size was asked for
+    assert first != second  # each picture gets its own colour
+    assert (result.size, result.quality, result.output_format, result.background) == (
+        "1536x1024",
+        "high",
+        "png",
+        "opaque",
+    )
+    assert result.created > 0
+    assert result.usage is not None
+    assert result.usage.input_tokens_details.text_tokens == 3
+    assert result.usage.input_tokens_details.image_tokens == 0
+    assert result.usage.total_tokens == result.usage.input_tokens + result.usage.output_tokens
+    assert result.data[0].revised_prompt is None
+    assert fake.image_requests[0].json["prompt"] == "a red fox"
+
+
+async def test_image_dimensions_none_renders_the_requested_size(
+    fake: FakeOpenAI, client: openai.AsyncOpenAI
+) -> None:
+    fake.image_dimensions = None
+    result = await client.images.generate(model="gpt-image-2", prompt="wide", size="320x160")
+    assert result.data is not None
+    assert png_dimensions(decode_png(result.data[0].b64_json)) == (320, 160)
+
+
+async def test_scripted_image_reply_and_usage(fake: FakeOpenAI, client: openai.AsyncOpenAI) -> None:
+    custom = make_png(8, 8, (0, 255, 0))
+    usage = {
+        "input_tokens": 10,
+        "input_tokens_details": {"text_tokens": 10, "image_tokens": 0},
+        "output_tokens": 99,
+        "total_tokens": 109,
+    }
+    fake.script_images(ImageReply(png=custom, usage=usage))
+
+    result = await client.images.generate(model="gpt-image-2", prompt="anything")
+
+    assert result.data is not None
+    assert decode_png(result.data[0].b64_json) == custom
+    assert result.usage is not None
+    assert result.usage.output_tokens == 99
+
+
+async def test_image_handler_answers_dynamically_and_rejects_wrong_types(
+    fake: FakeOpenAI, no_retry: openai.AsyncOpenAI
+) -> None:
+    def handler(request_json: dict[str, Any]) -> ImageReply | None:
+        if request_json["prompt"] == "wrong type":
+            return "not an ImageReply"  # type: ignore[return-value]
+        return ImageReply(revised_prompt=f"handled: {request_json['prompt']}")
+
+    fake.image_handler = handler
+    result = await no_retry.images.generate(model="gpt-image-2", prompt="a bridge")
+    assert result.data is not None
+    assert result.data[0].revised_prompt == "handled: a bridge"
+
+    with pytest.raises(openai.InternalServerError):
+        await no_retry.images.generate(model="gpt-image-2", prompt="wrong type")
+    assert isinstance(fake.handler_errors[0], TypeError)
+
+
+async def test_dalle3_revised_prompt_url_and_b64(fake: FakeOpenAI, client: openai.AsyncOpenAI) -> None:
+    by_url = await client.images.generate(model="dall-e-3", prompt="a castle", response_format="url")
+    as_b64 = await client.images.generate(model="dall-e-3", prompt="a castle", response_format="b64_json")
+
+    assert by_url.data is not None
+    assert as_b64.data is not None
+    assert by_url.data[0].revised_prompt is not None
+    assert "a castle" in by_url.data[0].revised_prompt
+    assert by_url.data[0].b64_json is None
+    assert by_url.data[0].url is not None
+    async with aiohttp.ClientSession() as http, http.get(by_url.data[0].url) as response:
+        assert response.status == 200
+        assert response.content_type == "image/png"
+        downloaded = await response.read()
+    assert png_dimensions(downloaded) == (64, 64)
+    assert as_b64.data[0].url is None
+    assert decode_png(as_b64.data[0].b64_json) == downloaded  # same prompt, same deterministic picture
+    assert as_b64.usage is None  # the legacy models do not report token usage
+
+
+async def test_dalle3_rejects_more_than_one_image(client: openai.AsyncOpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        await client.images.generate(model="dall-e-3", prompt="two castles", n=2)
+    assert caught.value.param == "n"
+
+
+async def test_image_stream_yields_partials_then_completed(
+    fake: FakeOpenAI, client: openai.AsyncOpenAI
+) -> None:
+    stream = await client.images.generate(model="gpt-image-2", prompt="a kite", stream=True, partial_images=2)
+    events = [event async for event in stream]
+
+    assert [type(e) for e in events] == [
+        ImageGenPartialImageEvent,
+        ImageGenPartialImageEvent,
+        ImageGenCompletedEvent,
+    ]
+    partials = [e for e in events if isinstance(e, ImageGenPartialImageEvent)]
+    assert [p.partial_image_index for p in partials] == [0, 1]
+    assert all(p.type == "image_generation.partial_image" for p in partials)
+    completed = events[-1]
+    assert isinstance(completed, ImageGenCompletedEvent)
+    assert completed.type == "image_generation.completed"
+    assert completed.usage.output_tokens > 0
+    images = [decode_png(e.b64_json) for e in events]
+    assert len(set(images)) == 3  # partial images differ from each other and from the final one
+    assert fake.image_requests[0].json["partial_images"] == 2
+
+
+async def test_image_edit_records_uploaded_files(fake: FakeOpenAI, client: openai.AsyncOpenAI) -> None:
+    source = make_png(16, 16, (10, 20, 30))
+    reference = make_png(16, 16, (200, 200, 200))
+    mask = make_png(16, 16, (0, 0, 0))
+
+    result = await client.images.edit(
+        model="gpt-image-2",
+        prompt="add a moon",
+        image=[("source.png", source, "image/png"), ("ref.png", reference, "image/png")],
+        mask=("mask.png", mask, "image/png"),
+        size="1024x1024",
+    )
+
+    [recorded] = fake.image_requests
+    assert recorded.path == "/v1/images/edits"
+    assert recorded.json is None
+    assert recorded.form["prompt"] == "add a moon"
+    assert recorded.form["model"] == "gpt-image-2"
+    assert [(f.field, f.filename, f.content_type, f.data) for f in recorded.files] == [
+        ("image[]", "source.png", "image/png", source),
+        ("image[]", "ref.png", "image/png", reference),
+        ("mask", "mask.png", "image/png", mask),
+    ]
+    assert result.data is not None
+    decode_png(result.data[0].b64_json)
+    assert result.usage is not None
+    assert result.usage.input_tokens_details.image_tokens > 0  # two input images were billed
+
+
+async def test_image_edit_single_file_field(fake: FakeOpenAI, client: openai.AsyncOpenAI) -> None:
+    await client.images.edit(model="gpt-image-2", prompt="tidy", image=("one.png", b"raw-bytes", "image/png"))
+    [file] = fake.image_requests[0].files
+    assert (file.field, file.data) == ("image", b"raw-bytes")
+
+
+# ---- faults and the SDK's retries ------------------------------------------------------------------------
+
+
+async def test_rate_limit_with_retry_after_is_retried_by_the_sdk(
+    fake: FakeOpenAI, client: openai.AsyncOpenAI
+) -> None:
+    fake.script_chat(rate_limited(retry_after=0.1), "ok")
+
+    started = time.monotonic()
+    completion = await client.chat.completions.create(model="m", messages=USER)
+    elapsed = time.monotonic() - started
+
+    assert completion.choices[0].message.content == "ok"
+    assert fake.calls("/chat/completions") == 2
+    # The SDK slept the server's 0.1 s, not its own first backoff (0.375-0.5 s with jitter).
+    gap = fake.chat_requests[1].received_at - fake.chat_requests[0].received_at
+    assert 0.1 <= gap < 0.37
+    assert elapsed >= 0.1
+    assert [r.headers["x-stainless-retry-count"] for r in fake.chat_requests] == ["0", "1"]
+    assert fake.chat_requests[0].json == fake.chat_requests[1].json  # the same request, re-sent
+
+
+async def test_rate_limit_without_retries_raises_with_code_and_body(
+    fake: FakeOpenAI, no_retry: openai.AsyncOpenAI
+) -> None:
+    fake.script_images(rate_limited(retry_after=2))
+
+    with pytest.raises(openai.RateLimitError) as caught:
+        await no_retry.images.generate(model="gpt-image-2", prompt="x")
+
+    error = caught.value
+    assert error.status_code == 429
+    assert error.code == "rate_limit_exceeded"
+    assert error.type == "requests"
+    assert isinstance(error.body, dict)
+    assert error.body["code"] == "rate_limit_exceeded"
+    assert "Rate limit reached" in error.message
+    assert error.response.headers["retry-after"] == "2"
+    assert error.response.headers["retry-after-ms"] == "2000"
+    assert error.request_id is not None
+    assert fake.calls("/images/generations") == 1
+
+
+async def test_insufficient_quota(fake: FakeOpenAI, no_retry: openai.AsyncOpenAI) -> None:
+    fake.script_chat(insufficient_quota())
+    with pytest.raises(openai.RateLimitError) as caught:
+        await no_retry.chat.completions.create(model="m", messages=USER)
+    assert caught.value.code == "insufficient_quota"
+    assert caught.value.type == "insufficient_quota"
+
+
+async def test_server_errors_are_retried_until_the_budget_runs_out(
+    fake: FakeOpenAI, client: openai.AsyncOpenAI
+) -> None:
+    fake.script_chat(server_error(503, retry_after=0.05), server_error(502, retry_after=0.05), "recovered")
+    completion = await client.chat.completions.create(model="m", messages=USER)
+    assert completion.choices[0].message.content == "recovered"
+    assert fake.calls("/chat/completions") == 3
+
+    fake.script_chat(*(server_error(500, retry_after=0.05) for _ in range(3)))
+    with pytest.raises(openai.InternalServerError) as caught:
+        await client.chat.completions.create(model="m", messages=USER)
+    assert caught.value.status_code == 500
+    assert fake.calls("/chat/completions") == 6  # 1 try + max_retries=2
+
+
+async def test_moderation_blocked_is_not_retried(fake: FakeOpenAI, client: openai.AsyncOpenAI) -> None:
+    fake.script_images(moderation_blocked(), moderation_blocked(), moderation_blocked())
+    with pytest.raises(openai.BadRequestError) as caught:
+        await client.images.generate(model="gpt-image-2", prompt="something forbidden")
+    assert caught.value.code == "moderation_blocked"
+    assert fake.calls("/images/generations") == 1
+    assert fake.pending()["images"] == 2
+
+
+async def test_content_policy_violation(fake: FakeOpenAI, client: openai.AsyncOpenAI) -> None:
+    fake.script_images(content_policy_violation())
+    with pytest.raises(openai.BadRequestError) as caught:
+        await client.images.generate(model="dall-e-3", prompt="something forbidden")
+    assert caught.value.code == "content_policy_violation"
+
+
+async def test_model_not_found(fake: FakeOpenAI, client: openai.AsyncOpenAI) -> None:
+    fake.script_chat(model_not_found("gpt-nope"))
+    with pytest.raises(openai.NotFoundError) as caught:
+        await client.chat.completions.create(model="gpt-nope", messages=USER)
+    assert caught.value.code == "model_not_found"
+    assert "gpt-nope" in caught.value.message
+
+
+async def test_auth_faults(fake: FakeOpenAI, client: openai.AsyncOpenAI) -> None:
+    fake.script_chat(unauthorized(), permission_denied())
+    with pytest.raises(openai.AuthenticationError) as wrong_key:
+        await client.chat.completions.create(model="m", messages=USER)
+    with pytest.raises(openai.PermissionDeniedError):
+        await client.chat.completions.create(model="m", messages=USER)
+    assert wrong_key.value.code == "invalid_api_key"
+
+
+async def test_missing_authorization_header_is_a_401(fake: FakeOpenAI, client: openai.AsyncOpenAI) -> None:
+    with pytest.raises(openai.AuthenticationError) as caught:
+        await client.chat.completions.create(
+            model="m", messages=USER, extra_headers={"Authorization": openai.omit}
+        )
+    assert "didn't provide an API key" in caught.value.message
+    assert "authorization" not in fake.requests[0].headers  # recorded even though rejected
+
+
+async def test_exact_api_key_can_be_required(fake: FakeOpenAI, client: openai.AsyncOpenAI) -> None:
+    fake.api_key = "sk-other"
+    with pytest.raises(openai.AuthenticationError) as caught:
+        await client.models.list()
+    assert caught.value.code == "invalid_api_key"
+
+
+async def test_hang_times_out_quickly(fake: FakeOpenAI, no_retry: openai.AsyncOpenAI) -> None:
+    fake.script_chat(hang())
+    started = time.monotonic()
+    with pytest.raises(openai.APITimeoutError):
+        await no_retry.chat.completions.create(model="m", messages=USER, timeout=0.5)
+    assert time.monotonic() - started < 2.0
+    # The client hung up, which cancels the hanging handler on the server side.
+    await asyncio.sleep(0.05)
+    assert fake.in_flight == 0
+
+
+async def test_dropped_connection_is_retried_then_raises(
+    fake: FakeOpenAI, client: openai.AsyncOpenAI
+) -> None:
+    fake.script_chat(drop(), "after the drop")
+    completion = await client.chat.completions.create(model="m", messages=USER)
+    assert completion.choices[0].message.content == "after the drop"
+    assert fake.calls("/chat/completions") == 2
+
+    fake.script_chat(drop())
+    with pytest.raises(openai.APIConnectionError):
+        await client.with_options(max_retries=0).chat.completions.create(model="m", messages=USER)
+
+
+async def test_custom_fault_with_non_json_body(fake: FakeOpenAI, no_retry: openai.AsyncOpenAI) -> None:
+    fake.script_chat(Fault(status=502, body="<html>Bad Gateway</html>", headers={"x-custom": "1"}))
+    with pytest.raises(openai.InternalServerError) as caught:
+        await no_retry.chat.completions.create(model="m", messages=USER)
+    assert caught.value.status_code == 502
+    assert caught.value.body == "<html>Bad Gateway</html>"
+    assert caught.value.response.headers["x-custom"] == "1"
+
+
+async def test_server_not_listening_is_a_fast_connection_error() -> None:
+    with socket.socket() as probe:  # find a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    api = openai.AsyncOpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="sk-test", max_retries=0)
+    try:
+        started = time.monotonic()
+        with pytest.raises(openai.APIConnectionError) as caught:
+            await api.chat.completions.create(model="m", messages=USER)
+        assert time.monotonic() - started < 2.0
+        assert not isinstance(caught.value, openai.APITimeoutError)
+    finally:
+        await api.close()
+
+
+# ---- latency, concurrency and the rest ---------------------------------------------------------------------
+
+
+async def test_latency_is_added_to_every_answer(fake: FakeOpenAI, client: openai.AsyncOpenAI) -> None:
+    fake.latency = 0.3
+    started = time.monotonic()
+    await client.chat.completions.create(model="m", messages=USER)
+    assert time.monotonic() - started >= 0.3
+
+
+async def test_concurrent_requests_are_answered_in_parallel(
+    fake: FakeOpenAI, client: openai.AsyncOpenAI
+) -> None:
+    fake.latency = 0.3
+    started = time.monotonic()
+    results = await asyncio.gather(
+        *(client.images.generate(model="gpt-image-2", prompt=f"picture {i}") for i in range(3))
+    )
+    assert time.monotonic() - started < 0.8  # not 3 x 0.3 s one after the other
+    assert len(results) == 3
+    assert fake.peak_in_flight == 3
+    assert fake.in_flight == 0
+
+
+async def test_wait_for_calls_sees_a_background_request(fake: FakeOpenAI, client: openai.AsyncOpenAI) -> None:
+    fake.latency = 0.2
+    task = asyncio.create_task(client.chat.completions.create(model="m", messages=USER))
+    await fake.wait_for_calls("/chat/completions", 1, wait_s=2.0)
+    assert fake.calls("/chat/completions") == 1
+    assert not task.done()  # the request arrived; its answer is still being delayed
+    await task
+    with pytest.raises(TimeoutError):
+        await fake.wait_for_calls("/chat/completions", 2, wait_s=0.1)
+
+
+async def test_models_list_and_unknown_route(fake: FakeOpenAI, client: openai.AsyncOpenAI) -> None:
+    models = [model.id async for model in client.models.list()]
+    assert models == fake.models
+    assert "gpt-image-2" in models
+    with pytest.raises(openai.NotFoundError) as caught:
+        await client.post("/no/such/route", cast_to=object, body={})
+    assert "Invalid URL (POST /v1/no/such/route)" in caught.value.message
+
+
+async def test_reset_forgets_requests_and_script(fake: FakeOpenAI, client: openai.AsyncOpenAI) -> None:
+    fake.script_chat("never used")
+    await client.models.list()
+    fake.reset()
+    assert fake.requests == []
+    assert fake.pending() == {"chat": 0, "images": 0}
+    with pytest.raises(TypeError):
+        fake.script_images("not an ImageReply")  # type: ignore[arg-type]
