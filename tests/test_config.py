@@ -1,0 +1,132 @@
+"""Settings: defaults, validation, and how `python -m bot` reports a bad configuration."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.config import ConfigError, load_settings, settings_from
+
+ROOT = Path(__file__).resolve().parent.parent
+TOKEN = "MTIzNDU2Nzg5MDEyMzQ1Njc4.secret-discord-token"
+KEY = "sk-test-secret-openai-key-123456"
+VALID = {"DISCORD_TOKEN": TOKEN, "OPENAI_API_KEY": KEY}
+
+
+def test_defaults_are_sane() -> None:
+    settings = settings_from(VALID)
+    assert settings.image_model == "gpt-image-2"
+    assert settings.image_size == "1024x1024"
+    assert settings.image_quality == "medium"
+    assert settings.chat_model == "gpt-5.4-mini"
+    assert settings.database_path == Path("mural.db")
+    assert settings.dev_guild_id is None
+    assert settings.render_concurrency == 4
+
+
+def test_secrets_stay_out_of_repr() -> None:
+    settings = settings_from({**VALID, "CHAT_API_KEY": "chat-secret-key"})
+    assert TOKEN not in repr(settings)
+    assert KEY not in repr(settings)
+    assert "chat-secret-key" not in repr(settings)
+    assert set(settings.secrets) == {TOKEN, KEY, "chat-secret-key"}
+
+
+def test_real_environment_wins_over_dotenv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    dotenv = tmp_path / ".env"
+    dotenv.write_text(
+        f"DISCORD_TOKEN={TOKEN}\nOPENAI_API_KEY={KEY}\nIMAGE_QUALITY=low\nCHAT_MODEL=from-dotenv\n"
+    )
+    for name in ("DISCORD_TOKEN", "OPENAI_API_KEY", "IMAGE_QUALITY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("CHAT_MODEL", "from-environment")
+    settings = load_settings(dotenv)
+    assert settings.image_quality == "low"
+    assert settings.chat_model == "from-environment"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "variable"),
+    [
+        ({"DISCORD_TOKEN": ""}, "DISCORD_TOKEN"),
+        ({"DISCORD_TOKEN": "two words"}, "DISCORD_TOKEN"),
+        ({"OPENAI_API_KEY": "   "}, "OPENAI_API_KEY"),
+        ({"OPENAI_BASE_URL": "localhost:8080"}, "OPENAI_BASE_URL"),
+        ({"CHAT_BASE_URL": "ftp://example"}, "CHAT_BASE_URL"),
+        ({"IMAGE_SIZE": "1000x1000"}, "IMAGE_SIZE"),
+        ({"IMAGE_SIZE": "big"}, "IMAGE_SIZE"),
+        ({"IMAGE_MODEL": "dall-e-3", "IMAGE_SIZE": "1536x1024"}, "IMAGE_SIZE"),
+        ({"IMAGE_MODEL": "dall-e-2", "IMAGE_SIZE": "1024x1536"}, "IMAGE_SIZE"),
+        ({"IMAGE_QUALITY": "ultra"}, "IMAGE_QUALITY"),
+        ({"IMAGE_MODEL": "bad model id"}, "IMAGE_MODEL"),
+        ({"DEV_GUILD_ID": "my-server"}, "DEV_GUILD_ID"),
+        ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
+        ({"CHAT_TIMEOUT": "soon"}, "CHAT_TIMEOUT"),
+        ({"IMAGE_TIMEOUT": "0"}, "IMAGE_TIMEOUT"),
+        ({"RENDER_CONCURRENCY": "1.5"}, "RENDER_CONCURRENCY"),
+    ],
+)
+def test_bad_value_names_the_variable(overrides: dict[str, str], variable: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        settings_from({**VALID, **overrides})
+    assert caught.value.variable == variable
+    assert str(caught.value).startswith(variable)
+
+
+def test_custom_size_allowed_on_current_gpt_image() -> None:
+    assert settings_from({**VALID, "IMAGE_SIZE": "2048x1152"}).image_size == "2048x1152"
+
+
+def test_legacy_sizes_accepted_for_dalle() -> None:
+    settings = settings_from(
+        {**VALID, "IMAGE_MODEL": "dall-e-3", "IMAGE_SIZE": "1792x1024", "IMAGE_QUALITY": "high"}
+    )
+    assert settings.image_size == "1792x1024"
+
+
+def _run_bot(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    clean = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT), **env}
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args], cwd=cwd, env=clean, capture_output=True, text=True, timeout=60
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "variable"),
+    [
+        ({"OPENAI_API_KEY": KEY}, "DISCORD_TOKEN"),
+        ({"DISCORD_TOKEN": TOKEN}, "OPENAI_API_KEY"),
+        ({**VALID, "IMAGE_SIZE": "999x999"}, "IMAGE_SIZE"),
+        ({**VALID, "IMAGE_QUALITY": "best"}, "IMAGE_QUALITY"),
+        ({**VALID, "OPENAI_BASE_URL": "not a url"}, "OPENAI_BASE_URL"),
+        ({**VALID, "DEV_GUILD_ID": "abc"}, "DEV_GUILD_ID"),
+        ({**VALID, "RENDER_CONCURRENCY": "0"}, "RENDER_CONCURRENCY"),
+    ],
+)
+def test_bad_configuration_exits_2_with_one_line(env: dict[str, str], variable: str, tmp_path: Path) -> None:
+    """`python -m bot` names the variable on one line, exits 2, prints no traceback and no secret."""
+    result = _run_bot(env, tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert variable in lines[0]
+    assert "Traceback" not in result.stderr
+    assert TOKEN not in result.stderr + result.stdout
+    assert KEY not in result.stderr + result.stdout
+
+
+def test_bad_value_in_dotenv_is_reported_too(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text(f"DISCORD_TOKEN={TOKEN}\nOPENAI_API_KEY={KEY}\nLOG_LEVEL=chatty\n")
+    result = _run_bot({}, tmp_path)
+    assert result.returncode == 2
+    assert "LOG_LEVEL" in result.stderr
+
+
+def test_unknown_subcommand_exits_2(tmp_path: Path) -> None:
+    result = _run_bot(VALID, tmp_path, "dance")
+    assert result.returncode == 2
+    assert "unknown command" in result.stderr
