@@ -26,7 +26,6 @@ from tests.fakes.fake_openai import (
     content_policy_violation,
     hang,
     insufficient_quota,
-    make_png,
     model_not_found,
     moderation_blocked,
     permission_denied,
@@ -221,4 +220,3 @@ async def test_renderer_refuses_options_the_model_lacks(service: OpenAIService) 
     renderer = Renderer(service, model="gpt-image-2", default_size="1024x1024", default_quality="low")
     with pytest.raises(InvalidRequest):
         await renderer.render("a fox", requester_id=7, quality="hd")
-
