@@ -1,0 +1,411 @@
+"""Tests of the loopback fake Discord itself, driven by a small but real discord.py bot.
+
+Why: every other Mural test trusts ``tests.fakes.fake_discord``; these tests prove that an
+unmodified ``commands.Bot`` really logs in, syncs, answers interactions, uses threads and files,
+survives a gateway drop and restarts against it, and that the fake rejects what Discord rejects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import aiohttp
+import discord
+import discord.gateway
+import discord.http
+import discord.webhook.async_
+import pytest
+import pytest_asyncio
+import yarl
+from discord import app_commands
+from discord.ext import commands
+
+from tests.fakes.fake_discord import FakeDiscord, Permissions
+
+pytestmark = pytest.mark.asyncio
+
+TOKEN = "test-token"
+PNG = b"\x89PNG\r\n\x1a\n" + b"not really an image, but bytes we can compare"
+
+
+class Reroll(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"reroll:(?P<prompt_id>\d+)"):
+    """A persistent button: it must work for messages sent before a restart, hence DynamicItem."""
+
+    def __init__(self, prompt_id: int) -> None:
+        super().__init__(
+            discord.ui.Button(label="Reroll", style=discord.ButtonStyle.primary, custom_id=f"reroll:{prompt_id}")
+        )
+        self.prompt_id = prompt_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Button[Any], match: re.Match[str], /
+    ) -> Reroll:
+        return cls(int(match["prompt_id"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        await interaction.response.send_message(f"Rerolling prompt {self.prompt_id}", ephemeral=True)
+
+
+class IdeaModal(discord.ui.Modal, title="Describe your idea"):
+    """One plain text input (sent in an action row) and one inside a Label (type 18)."""
+
+    idea: discord.ui.TextInput[IdeaModal] = discord.ui.TextInput(label="Idea", custom_id="idea", max_length=200)
+    mood: discord.ui.Label[IdeaModal] = discord.ui.Label(
+        text="Mood", component=discord.ui.TextInput(custom_id="mood", required=False)
+    )
+
+    async def on_submit(self, interaction: discord.Interaction) -> None:
+        assert isinstance(self.mood.component, discord.ui.TextInput)
+        await interaction.response.send_message(f"Idea: {self.idea.value} / mood: {self.mood.component.value}")
+
+
+class FixtureBot(commands.Bot):
+    """The smallest bot that exercises every part of the fake Mural relies on."""
+
+    def __init__(self, *, message_content: bool = True) -> None:
+        intents = discord.Intents.default()
+        intents.message_content = message_content
+        # A short guild_ready_timeout keeps on_ready from idling 2 s after GUILD_CREATE.
+        super().__init__(command_prefix="!", intents=intents, guild_ready_timeout=0.05)
+        self.seen: list[discord.Message] = []
+        self.errors: list[discord.HTTPException] = []
+
+    async def setup_hook(self) -> None:
+        self.add_dynamic_items(Reroll)
+
+        @self.tree.command(name="ping", description="Check the bot answers")
+        async def ping(interaction: discord.Interaction) -> None:
+            await interaction.response.send_message("pong")
+
+        @self.tree.command(name="render", description="Render an idea into an image")
+        async def render(interaction: discord.Interaction, idea: str, steps: int = 20) -> None:
+            await interaction.response.defer(thinking=True)
+            image = discord.File(io.BytesIO(PNG), filename="render.png")
+            await interaction.followup.send(f"Rendered: {idea} ({steps} steps)", file=image, wait=True)
+
+        @self.tree.command(name="describe", description="Open the idea modal")
+        async def describe(interaction: discord.Interaction) -> None:
+            await interaction.response.send_modal(IdeaModal(custom_id="idea-modal"))
+
+        @self.tree.command(name="misbehave", description="Make mistakes the fake must reject")
+        async def misbehave(interaction: discord.Interaction, mode: str) -> None:
+            try:
+                if mode == "early-followup":
+                    await interaction.followup.send("followup before any response")
+                elif mode == "too-long":
+                    await interaction.response.send_message("x" * 2001)
+            except discord.HTTPException as exc:
+                self.errors.append(exc)
+                await interaction.response.send_message(f"recovered from {exc.code}")
+
+    async def on_message(self, message: discord.Message) -> None:
+        if message.author != self.user:
+            self.seen.append(message)
+
+
+StartBot = Callable[..., Awaitable[FixtureBot]]
+
+
+@pytest_asyncio.fixture
+async def fake(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeDiscord]:
+    server = FakeDiscord(token=TOKEN)
+    await server.start()
+    server.patch(monkeypatch)
+    yield server
+    await server.close()
+
+
+@pytest_asyncio.fixture
+async def start_bot(fake: FakeDiscord) -> AsyncIterator[StartBot]:
+    """Start bots as tasks in the test's loop; close them all (before the fake) at teardown."""
+    running: list[tuple[FixtureBot, asyncio.Task[None]]] = []
+
+    async def _start(bot: FixtureBot | None = None, *, sync: bool = True) -> FixtureBot:
+        bot = bot or FixtureBot()
+        task = asyncio.create_task(bot.start(TOKEN))
+        running.append((bot, task))
+        ready = asyncio.ensure_future(bot.wait_until_ready())
+        done, _ = await asyncio.wait({ready, task}, timeout=10, return_when=asyncio.FIRST_COMPLETED)
+        if ready not in done:
+            ready.cancel()
+            if task in done:
+                task.result()  # surface the bot's startup error
+            raise TimeoutError("bot did not become ready")
+        if sync:
+            await bot.tree.sync()
+        return bot
+
+    yield _start
+    for bot, task in running:
+        await bot.close()
+        await asyncio.wait_for(task, timeout=10)
+
+
+@pytest_asyncio.fixture
+async def bot(start_bot: StartBot) -> FixtureBot:
+    return await start_bot()
+
+
+@pytest.fixture
+def alice(fake: FakeDiscord) -> dict[str, Any]:
+    return fake.add_member("alice")
+
+
+def text_channel(bot: FixtureBot, channel_id: int) -> discord.TextChannel:
+    channel = bot.get_channel(channel_id)
+    assert isinstance(channel, discord.TextChannel)
+    return channel
+
+
+async def test_bot_logs_in_and_caches_guild(fake: FakeDiscord, bot: FixtureBot) -> None:
+    await fake.wait_until_ready()
+    guild = bot.get_guild(fake.guild_id)
+    assert guild is not None and guild.name == fake.guild_name
+    assert text_channel(bot, fake.channel_id).name == "general"
+    assert bot.user is not None and bot.user.id == int(fake.bot_user["id"])
+    assert guild.me is not None and guild.owner_id == int(fake.owner_user["id"])
+    assert bot.application_id == fake.application_id
+    assert fake.requests_to("GET", r"^/users/@me$")[0].headers["Authorization"] == f"Bot {TOKEN}"
+    assert fake.requests_to("GET", r"^/oauth2/applications/@me$")
+    assert fake.identify_count == 1
+
+
+async def test_tree_sync_registers_commands_per_scope(fake: FakeDiscord, bot: FixtureBot) -> None:
+    names = sorted(c["name"] for c in fake.registered_commands[None])
+    assert names == ["describe", "misbehave", "ping", "render"]
+    render = next(c for c in fake.registered_commands[None] if c["name"] == "render")
+    assert [(o["name"], o["type"], o.get("required", False)) for o in render["options"]] == [
+        ("idea", 3, True),
+        ("steps", 4, False),
+    ]
+    first_id = render["id"]
+
+    guild = discord.Object(id=fake.guild_id)
+    bot.tree.copy_global_to(guild=guild)
+    synced = await bot.tree.sync(guild=guild)
+    assert {c.name for c in synced} == set(names)
+    assert all(c["guild_id"] == str(fake.guild_id) for c in fake.registered_commands[fake.guild_id])
+
+    await bot.tree.sync()  # re-syncing keeps command ids stable, as on Discord
+    again = next(c for c in fake.registered_commands[None] if c["name"] == "render")
+    assert again["id"] == first_id
+
+
+async def test_slash_defer_then_followup_with_file(
+    fake: FakeDiscord, bot: FixtureBot, alice: dict[str, Any]
+) -> None:
+    inter = await fake.slash_command(alice, "render", {"idea": "a beach", "steps": 30})
+    first = await inter.wait_response()
+    assert first["type"] == 5 and inter.deferred and not inter.ephemeral
+    assert inter.response_latency is not None and inter.response_latency < 3
+
+    (message,) = await inter.wait_followup()
+    assert message["content"] == "Rendered: a beach (30 steps)"
+    # Discord turns the first followup after a "thinking" defer into the original response.
+    assert inter.original is not None and inter.original["id"] == message["id"]
+    assert not message["flags"] & 128
+
+    upload = fake.requests_to("POST", rf"^/webhooks/{fake.application_id}/")[-1]
+    assert upload.query["wait"] == "1" and "Authorization" not in upload.headers
+    assert [(f.field, f.filename, f.data) for f in upload.files] == [("files[0]", "render.png", PNG)]
+
+    (attachment,) = message["attachments"]
+    assert attachment["filename"] == "render.png" and attachment["content_type"] == "image/png"
+    assert attachment["size"] == len(PNG)
+    async with aiohttp.ClientSession() as session, session.get(attachment["url"]) as response:
+        assert response.status == 200
+        assert await response.read() == PNG
+    assert fake.attachment_bytes(attachment["url"]) == PNG
+
+
+async def test_slash_command_arguments_are_checked_against_synced_definition(
+    fake: FakeDiscord, bot: FixtureBot, alice: dict[str, Any]
+) -> None:
+    with pytest.raises(LookupError, match="not a synced command"):
+        await fake.slash_command(alice, "imagine", {"idea": "x"})
+    with pytest.raises(ValueError, match="no option 'style'"):
+        await fake.slash_command(alice, "render", {"idea": "x", "style": "noir"})
+    with pytest.raises(ValueError, match="requires option 'idea'"):
+        await fake.slash_command(alice, "render", {})
+    with pytest.raises(TypeError):
+        await fake.slash_command(alice, "render", {"idea": 5})
+    assert fake.interactions == []
+
+
+async def test_thread_from_bot_message_receives_user_messages(
+    fake: FakeDiscord, bot: FixtureBot, alice: dict[str, Any]
+) -> None:
+    channel = text_channel(bot, fake.channel_id)
+    starter = await channel.send("Prompt: a beach at dusk")
+    thread = await channel.create_thread(name="Refine: a beach", message=starter)
+    assert thread.id == starter.id
+    stored = fake.channels[thread.id]
+    assert stored["type"] == 11 and stored["parent_id"] == str(fake.channel_id)
+    await fake.wait_for(lambda: bot.get_channel(thread.id))  # THREAD_CREATE reached the cache
+
+    await fake.user_message(alice, thread.id, "make it night")
+    (seen,) = await fake.wait_for(lambda: [m for m in bot.seen if m.channel.id == thread.id])
+    assert seen.content == "make it night" and isinstance(seen.channel, discord.Thread)
+    assert seen.author.id == int(alice["id"])
+
+    reply = await thread.send("Updated prompt: a beach at night")
+    assert [m["content"] for m in fake.messages_in(thread.id)] == ["make it night", reply.content]
+
+
+async def test_thread_creation_is_validated(fake: FakeDiscord, bot: FixtureBot) -> None:
+    channel = text_channel(bot, fake.channel_id)
+    starter = await channel.send("Prompt: a forest")
+    with pytest.raises(discord.HTTPException) as too_long:
+        await channel.create_thread(name="x" * 101, message=starter)
+    assert too_long.value.status == 400 and too_long.value.code == 50035
+
+    other_info = fake.add_text_channel("other")
+    other = await fake.wait_for(lambda: bot.get_channel(int(other_info["id"])))
+    assert isinstance(other, discord.TextChannel)
+    elsewhere = await other.send("Prompt elsewhere")
+    with pytest.raises(discord.NotFound) as wrong_channel:
+        await channel.create_thread(name="nope", message=elsewhere)
+    assert wrong_channel.value.code == 10008
+
+    await channel.create_thread(name="first", message=starter)
+    with pytest.raises(discord.HTTPException) as twice:
+        await channel.create_thread(name="second", message=starter)
+    assert twice.value.code == 160004
+
+
+async def test_dynamic_button_click_gets_ephemeral_reply(
+    fake: FakeDiscord, bot: FixtureBot, alice: dict[str, Any]
+) -> None:
+    view = discord.ui.View(timeout=None)
+    view.add_item(Reroll(42))
+    sent = await text_channel(bot, fake.channel_id).send("Prompt #42", view=view)
+
+    click = await fake.click(alice, sent.id, "reroll:42")
+    body = await click.wait_response()
+    assert body["type"] == 4 and body["data"]["content"] == "Rerolling prompt 42"
+    assert click.ephemeral
+    assert click.original is not None and click.original["flags"] & 64
+    with pytest.raises(LookupError):
+        await fake.click(alice, sent.id, "reroll:43")
+
+
+async def test_modal_submit_reaches_modal(fake: FakeDiscord, bot: FixtureBot, alice: dict[str, Any]) -> None:
+    with pytest.raises(LookupError):
+        await fake.submit_modal(alice, "idea-modal", {"idea": "too early"})
+    opener = await fake.slash_command(alice, "describe")
+    assert (await opener.wait_response())["type"] == 9
+    assert opener.modal is not None and opener.modal["title"] == "Describe your idea"
+    assert [c["type"] for c in opener.modal["components"]] == [1, 18]
+
+    with pytest.raises(ValueError, match="required"):
+        await fake.submit_modal(alice, "idea-modal", {"mood": "gloomy"})
+    submit = await fake.submit_modal(alice, "idea-modal", {"idea": "a castle", "mood": "gloomy"})
+    body = await submit.wait_response()
+    assert body["data"]["content"] == "Idea: a castle / mood: gloomy"
+
+
+async def test_interaction_mistakes_are_rejected_like_discord(
+    fake: FakeDiscord, bot: FixtureBot, alice: dict[str, Any]
+) -> None:
+    early = await fake.slash_command(alice, "misbehave", {"mode": "early-followup"})
+    assert (await early.wait_response())["data"]["content"] == "recovered from 10015"
+    assert isinstance(bot.errors[-1], discord.NotFound)
+
+    long = await fake.slash_command(alice, "misbehave", {"mode": "too-long"})
+    assert (await long.wait_response())["data"]["content"] == "recovered from 50035"
+    assert bot.errors[-1].status == 400
+
+    url = f"{fake.http_url}/api/v10/interactions/{long.id}/{long.token}/callback"
+    async with aiohttp.ClientSession() as session:
+        async with session.post(url, json={"type": 4, "data": {"content": "again"}}) as response:
+            assert response.status == 400
+            assert (await response.json())["code"] == 40060
+        headers = {"Authorization": f"Bot {TOKEN}"}
+        async with session.get(f"{fake.http_url}/api/v10/no/such/route", headers=headers) as response:
+            assert response.status == 404
+            assert await response.json() == {"message": "404: Not Found", "code": 0}
+        async with session.get(f"{fake.http_url}/api/v10/users/@me") as response:
+            assert response.status == 401
+    assert [r.status for r in fake.requests_to("GET", r"^/no/such/route$")] == [404]
+    assert len(long.responses) == 1
+
+
+async def test_drop_gateway_resumes_and_replays(
+    fake: FakeDiscord, bot: FixtureBot, alice: dict[str, Any]
+) -> None:
+    await fake.drop_gateway()
+    await fake.user_message(alice, fake.channel_id, "while you were away")  # buffered for RESUME
+    await fake.wait_until_ready()
+    assert fake.resume_count == 1 and fake.identify_count == 1
+    await fake.wait_for(lambda: [m for m in bot.seen if m.content == "while you were away"])
+
+    inter = await fake.slash_command(alice, "ping")
+    assert (await inter.wait_response())["data"]["content"] == "pong"
+
+    await fake.drop_gateway(resumable=False)  # invalid session: the client must identify again
+    await fake.wait_for(lambda: fake.identify_count == 2)
+    await fake.wait_until_ready()
+    again = await fake.slash_command(alice, "ping")
+    assert (await again.wait_response())["data"]["content"] == "pong"
+
+
+async def test_fail_next_and_permissions_raise_discord_errors(fake: FakeDiscord, bot: FixtureBot) -> None:
+    channel = text_channel(bot, fake.channel_id)
+    route = rf"^/channels/{fake.channel_id}/messages$"
+    fake.fail_next("POST", route, 403, code=50013, message="Missing Permissions")
+    with pytest.raises(discord.Forbidden) as forbidden:
+        await channel.send("hello")
+    assert forbidden.value.code == 50013 and forbidden.value.text == "Missing Permissions"
+
+    fake.fail_next("POST", route, 429, retry_after=0.05)
+    sent = await channel.send("after a rate limit")  # discord.py sleeps retry_after, then retries
+    assert fake.messages[sent.id]["content"] == "after a rate limit"
+    assert [r.status for r in fake.requests_to("POST", route)] == [403, 429, 200]
+
+    fake.set_bot_permissions(Permissions.BOT_DEFAULT & ~Permissions.ATTACH_FILES)
+    with pytest.raises(discord.Forbidden):
+        await channel.send(file=discord.File(io.BytesIO(PNG), filename="x.png"))
+
+
+async def test_restarted_bot_sees_existing_thread_and_old_buttons(
+    fake: FakeDiscord, start_bot: StartBot, alice: dict[str, Any]
+) -> None:
+    first = await start_bot()
+    channel = text_channel(first, fake.channel_id)
+    view = discord.ui.View(timeout=None)
+    view.add_item(Reroll(7))
+    starter = await channel.send("Prompt #7", view=view)
+    thread = await channel.create_thread(name="Refine #7", message=starter)
+    await first.close()
+    await fake.wait_for(lambda: not any(s.live for s in fake._sessions.values()))
+
+    second = await start_bot(sync=False)
+    assert fake.identify_count == 2
+    cached = second.get_channel(thread.id)
+    assert isinstance(cached, discord.Thread) and cached.name == "Refine #7"
+    click = await fake.click(alice, starter.id, "reroll:7")
+    assert (await click.wait_response())["data"]["content"] == "Rerolling prompt 7"
+
+
+async def test_session_without_message_content_gets_blank_content(
+    fake: FakeDiscord, start_bot: StartBot, alice: dict[str, Any]
+) -> None:
+    bot = await start_bot(FixtureBot(message_content=False), sync=False)
+    await fake.user_message(alice, fake.channel_id, "secret idea")
+    (seen,) = await fake.wait_for(lambda: bot.seen)
+    assert seen.content == ""
+
+
+async def test_patched_context_manager_restores_urls() -> None:
+    original = (discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY)
+    async with FakeDiscord() as server:
+        with server.patched():
+            assert discord.http.Route.BASE == f"{server.http_url}/api/v10"
+            assert discord.webhook.async_.Route.BASE == f"{server.http_url}/api/v10"
+            assert discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY == yarl.URL(server.ws_url)
+    assert (discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY) == original
