@@ -21,7 +21,6 @@ import discord.webhook.async_
 import pytest
 import pytest_asyncio
 import yarl
-from discord import app_commands
 from discord.ext import commands
 
 from tests.fakes.fake_discord import FakeDiscord, Permissions
@@ -37,7 +36,9 @@ class Reroll(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"reroll:(
 
     def __init__(self, prompt_id: int) -> None:
         super().__init__(
-            discord.ui.Button(label="Reroll", style=discord.ButtonStyle.primary, custom_id=f"reroll:{prompt_id}")
+            discord.ui.Button(
+                label="Reroll", style=discord.ButtonStyle.primary, custom_id=f"reroll:{prompt_id}"
+            )
         )
         self.prompt_id = prompt_id
 
@@ -54,14 +55,18 @@ class Reroll(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"reroll:(
 class IdeaModal(discord.ui.Modal, title="Describe your idea"):
     """One plain text input (sent in an action row) and one inside a Label (type 18)."""
 
-    idea: discord.ui.TextInput[IdeaModal] = discord.ui.TextInput(label="Idea", custom_id="idea", max_length=200)
+    idea: discord.ui.TextInput[IdeaModal] = discord.ui.TextInput(
+        label="Idea", custom_id="idea", max_length=200
+    )
     mood: discord.ui.Label[IdeaModal] = discord.ui.Label(
         text="Mood", component=discord.ui.TextInput(custom_id="mood", required=False)
     )
 
     async def on_submit(self, interaction: discord.Interaction) -> None:
         assert isinstance(self.mood.component, discord.ui.TextInput)
-        await interaction.response.send_message(f"Idea: {self.idea.value} / mood: {self.mood.component.value}")
+        await interaction.response.send_message(
+            f"Idea: {self.idea.value} / mood: {self.mood.component.value}"
+        )
 
 
 class FixtureBot(commands.Bot):
@@ -87,6 +92,12 @@ class FixtureBot(commands.Bot):
             await interaction.response.defer(thinking=True)
             image = discord.File(io.BytesIO(PNG), filename="render.png")
             await interaction.followup.send(f"Rendered: {idea} ({steps} steps)", file=image, wait=True)
+
+        @self.tree.command(name="secret", description="Defer ephemerally, then follow up")
+        async def secret(interaction: discord.Interaction) -> None:
+            await interaction.response.defer(ephemeral=True, thinking=True)
+            await interaction.followup.send("only you can see this", wait=True)
+            await interaction.followup.send("a second, public followup", ephemeral=False, wait=True)
 
         @self.tree.command(name="describe", description="Open the idea modal")
         async def describe(interaction: discord.Interaction) -> None:
@@ -129,13 +140,10 @@ async def start_bot(fake: FakeDiscord) -> AsyncIterator[StartBot]:
         bot = bot or FixtureBot()
         task = asyncio.create_task(bot.start(TOKEN))
         running.append((bot, task))
-        ready = asyncio.ensure_future(bot.wait_until_ready())
-        done, _ = await asyncio.wait({ready, task}, timeout=10, return_when=asyncio.FIRST_COMPLETED)
-        if ready not in done:
-            ready.cancel()
-            if task in done:
-                task.result()  # surface the bot's startup error
-            raise TimeoutError("bot did not become ready")
+        await fake.wait_for(lambda: bot.is_ready() or task.done(), timeout=10, message="the bot's on_ready")
+        if task.done():
+            task.result()  # surface the bot's startup error
+            raise RuntimeError("bot.start() returned before the bot became ready")
         if sync:
             await bot.tree.sync()
         return bot
@@ -177,7 +185,7 @@ async def test_bot_logs_in_and_caches_guild(fake: FakeDiscord, bot: FixtureBot) 
 
 async def test_tree_sync_registers_commands_per_scope(fake: FakeDiscord, bot: FixtureBot) -> None:
     names = sorted(c["name"] for c in fake.registered_commands[None])
-    assert names == ["describe", "misbehave", "ping", "render"]
+    assert names == ["describe", "misbehave", "ping", "render", "secret"]
     render = next(c for c in fake.registered_commands[None] if c["name"] == "render")
     assert [(o["name"], o["type"], o.get("required", False)) for o in render["options"]] == [
         ("idea", 3, True),
@@ -221,6 +229,20 @@ async def test_slash_defer_then_followup_with_file(
         assert response.status == 200
         assert await response.read() == PNG
     assert fake.attachment_bytes(attachment["url"]) == PNG
+
+
+async def test_ephemeral_defer_makes_first_followup_ephemeral(
+    fake: FakeDiscord, bot: FixtureBot, alice: dict[str, Any]
+) -> None:
+    inter = await fake.slash_command(alice, "secret")
+    first, second = await inter.wait_followup(count=2)
+    assert inter.deferred and inter.ephemeral
+    assert inter.original is not None and first["id"] == inter.original["id"]  # took over the loading message
+    assert first["flags"] & 64
+    assert not second["flags"] & 64 and second["id"] != first["id"]
+    assert [m["content"] for m in fake.messages_in(fake.channel_id, include_ephemeral=False)] == [
+        "a second, public followup"
+    ]
 
 
 async def test_slash_command_arguments_are_checked_against_synced_definition(
@@ -367,9 +389,12 @@ async def test_fail_next_and_permissions_raise_discord_errors(fake: FakeDiscord,
     assert fake.messages[sent.id]["content"] == "after a rate limit"
     assert [r.status for r in fake.requests_to("POST", route)] == [403, 429, 200]
 
+    fake.set_everyone_permissions(Permissions.EVERYONE_DEFAULT & ~Permissions.ATTACH_FILES)
     fake.set_bot_permissions(Permissions.BOT_DEFAULT & ~Permissions.ATTACH_FILES)
-    with pytest.raises(discord.Forbidden):
+    with pytest.raises(discord.Forbidden) as no_files:
         await channel.send(file=discord.File(io.BytesIO(PNG), filename="x.png"))
+    assert no_files.value.code == 50013
+    assert (await channel.send("text still works")).content == "text still works"
 
 
 async def test_restarted_bot_sees_existing_thread_and_old_buttons(
@@ -405,7 +430,7 @@ async def test_patched_context_manager_restores_urls() -> None:
     original = (discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY)
     async with FakeDiscord() as server:
         with server.patched():
-            assert discord.http.Route.BASE == f"{server.http_url}/api/v10"
-            assert discord.webhook.async_.Route.BASE == f"{server.http_url}/api/v10"
-            assert discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY == yarl.URL(server.ws_url)
-    assert (discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY) == original
+            assert f"{server.http_url}/api/v10" == discord.http.Route.BASE
+            assert f"{server.http_url}/api/v10" == discord.webhook.async_.Route.BASE
+            assert yarl.URL(server.ws_url) == discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
+    assert original == (discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY)

@@ -39,7 +39,8 @@ Identity
     owner and a member), ``guild_id``, ``channel_id`` (the text channel "general"), ``guild_name``.
 World building
     ``add_member(name, *, permissions=None, bot=False) -> user dict``;
-    ``add_text_channel(name) -> channel dict``; ``set_bot_permissions(bits)``;
+    ``add_text_channel(name) -> channel dict``; ``set_bot_permissions(bits)``,
+    ``set_everyone_permissions(bits)`` (a member's permissions are the union of their roles);
     ``create_thread(user, channel_id, name, *, message_id=None) -> thread dict`` (user-made thread).
 Driving the bot (each dispatches on the gateway and returns immediately)
     ``await slash_command(user, "name [group] [sub]", {option: value}, channel_id=None)``;
@@ -489,6 +490,7 @@ class FakeDiscord:
         self.resume_count = 0
 
         self._attachments: dict[int, tuple[str, bytes]] = {}
+        self._thread_members: dict[int, set[int]] = {}
         self._interactions_by_id: dict[int, FakeInteraction] = {}
         self._interactions_by_token: dict[str, FakeInteraction] = {}
         self._opened_modals: list[tuple[FakeInteraction, dict[str, Any]]] = []
@@ -538,9 +540,9 @@ class FakeDiscord:
         app.router.add_get("/", self._gateway_handler)
         app.router.add_get("/attachments/{channel_id}/{attachment_id}/{filename}", self._attachment_handler)
         app.router.add_route("*", API_PREFIX + "/{tail:.*}", self._rest_handler)
-        self._runner = web.AppRunner(app, access_log=None)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0, shutdown_timeout=1.0)
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
         server = site._server
         assert server is not None
@@ -757,10 +759,22 @@ class FakeDiscord:
         return channel
 
     def set_bot_permissions(self, permissions: int) -> None:
-        """Change the bot's role permissions (dispatches GUILD_ROLE_UPDATE)."""
-        role = self.roles[self.bot_role_id]
+        """Change the bot's managed role (dispatches GUILD_ROLE_UPDATE).
+
+        Permissions are the union of @everyone and the bot role, so to take away something
+        @everyone has (e.g. ATTACH_FILES) use :meth:`set_everyone_permissions` as well.
+        """
+        self._set_role_permissions(self.bot_role_id, permissions)
+
+    def set_everyone_permissions(self, permissions: int) -> None:
+        """Change the @everyone role (dispatches GUILD_ROLE_UPDATE)."""
+        self._set_role_permissions(self.guild_id, permissions)
+
+    def _set_role_permissions(self, role_id: int, permissions: int) -> None:
+        role = self.roles[role_id]
         role["permissions"] = str(permissions)
         self._broadcast_soon("GUILD_ROLE_UPDATE", {"guild_id": str(self.guild_id), "role": role})
+        self._notify()
 
     def permissions_for(self, user_id: int) -> int:
         """Guild-level permissions of a member (no channel overwrites exist in the fake)."""
@@ -1680,10 +1694,17 @@ class FakeDiscord:
         uid = self._bot_id() if user_id == "@me" else int(user_id)
         if uid not in self.members:
             raise _unknown("Member", 10007)
-        if uid == self._bot_id() and "member" not in channel:
-            channel["member"] = self._thread_member(int(channel["id"]), uid)
-        channel["member_count"] = channel.get("member_count", 0) + 1
+        self._join_thread(channel, uid)
         return self._no_content()
+
+    def _join_thread(self, thread: dict[str, Any], user_id: int) -> None:
+        members = self._thread_members.setdefault(int(thread["id"]), set())
+        if user_id in members:
+            return
+        members.add(user_id)
+        thread["member_count"] = len(members)
+        if user_id == self._bot_id():
+            thread["member"] = self._thread_member(int(thread["id"]), user_id)
 
     @staticmethod
     def _thread_member(thread_id: int, user_id: int) -> dict[str, Any]:
@@ -1727,8 +1748,7 @@ class FakeDiscord:
             "applied_tags": [],
             "thread_metadata": metadata,
         }
-        if owner_id == self._bot_id():
-            thread["member"] = self._thread_member(thread_id, owner_id)
+        self._join_thread(thread, owner_id)
         return thread
 
     def _validate_thread_request(self, parent: dict[str, Any], body: Any) -> str:
@@ -2560,6 +2580,8 @@ class FakeDiscord:
             opt_type, encoded = self._option_value(
                 name, value, definition["type"] if definition else None, resolved, channel_id
             )
+            if definition:
+                self._check_option_limits(command_path, name, definition, encoded)
             if definition and definition.get("choices"):
                 allowed = [c["value"] for c in definition["choices"]]
                 if encoded not in allowed:
@@ -2569,6 +2591,20 @@ class FakeDiscord:
             if definition.get("required") and definition["name"] not in values:
                 raise ValueError(f"/{command_path} requires option {definition['name']!r}")
         return options
+
+    @staticmethod
+    def _check_option_limits(command_path: str, name: str, definition: Mapping[str, Any], value: Any) -> None:
+        """The Discord client refuses values outside an option's declared bounds."""
+        where = f"/{command_path} option {name!r}"
+        if isinstance(value, str) and definition.get("type") == 3:
+            low, high = definition.get("min_length", 0), definition.get("max_length", 6000)
+            if not low <= len(value) <= high:
+                raise ValueError(f"{where}: length {len(value)} outside [{low}, {high}]")
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            if definition.get("min_value") is not None and value < definition["min_value"]:
+                raise ValueError(f"{where}: {value} < min_value {definition['min_value']}")
+            if definition.get("max_value") is not None and value > definition["max_value"]:
+                raise ValueError(f"{where}: {value} > max_value {definition['max_value']}")
 
     async def slash_command(
         self,
@@ -2785,6 +2821,8 @@ class FakeDiscord:
             self._validate_message_body(body, uploads, "", new=True)
             await self._unarchive_for_message(channel)
             message = self._new_message(channel, dict(user), body, uploads)
+            if self._is_thread(channel):
+                self._join_thread(channel, int(user["id"]))
         except _ApiError as err:
             raise ValueError(f"Discord would reject this user message: {err.body()}") from err
         await self._dispatch_message("MESSAGE_CREATE", message)

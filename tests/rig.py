@@ -1,0 +1,134 @@
+"""The test rig: the real bot, the loopback Discord, the loopback OpenAI server and a real SQLite file.
+
+A scenario test gets a `Rig`, starts the bot, and then acts as members would (slash commands, thread
+messages, button clicks) while asserting on what reached the fake Discord and the fake OpenAI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bot.client import MuralBot
+from bot.config import Settings, settings_from
+from bot.openai_client import OpenAIService, RetryPolicy
+from bot.store import Store
+from tests.fakes.fake_discord import FakeDiscord
+from tests.fakes.fake_openai import FakeOpenAI
+
+DISCORD_TOKEN = "fake-discord-token.SECRET-123"
+OPENAI_KEY = "sk-test-SECRET-openai-key-456"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# Retries as the bot makes them, only with short waits so failure tests stay quick.
+FAST_RETRIES = RetryPolicy(attempts=3, backoff=(0.05, 0.1), longest_wait=5.0)
+
+
+@dataclass
+class Rig:
+    discord: FakeDiscord
+    openai: FakeOpenAI
+    database: Path
+    overrides: dict[str, str] = field(default_factory=dict)
+    bot: MuralBot | None = None
+    _task: asyncio.Task[None] | None = None
+
+    def settings(self) -> Settings:
+        return settings_from(
+            {
+                "DISCORD_TOKEN": DISCORD_TOKEN,
+                "OPENAI_API_KEY": OPENAI_KEY,
+                "OPENAI_BASE_URL": self.openai.base_url,
+                "DATABASE_PATH": str(self.database),
+                "CHAT_TIMEOUT": "5",
+                "IMAGE_TIMEOUT": "5",
+                **self.overrides,
+            }
+        )
+
+    async def start_bot(self) -> MuralBot:
+        settings = self.settings()
+        store = await Store.open(settings.database_path)
+        ai = OpenAIService(
+            api_key=settings.openai_api_key,
+            base_url=settings.openai_base_url,
+            chat_model=settings.chat_model,
+            image_model=settings.image_model,
+            chat_timeout=settings.chat_timeout,
+            image_timeout=settings.image_timeout,
+            retry=FAST_RETRIES,
+        )
+        self.bot = MuralBot(settings=settings, store=store, ai=ai)
+        self._task = asyncio.create_task(self.bot.start(DISCORD_TOKEN), name="bot-under-test")
+        ready = asyncio.ensure_future(self.bot.wait_until_ready())
+        done, _ = await asyncio.wait({ready, self._task}, timeout=15, return_when=asyncio.FIRST_COMPLETED)
+        if self._task in done:
+            ready.cancel()
+            self._task.result()
+            raise RuntimeError("the bot stopped before it was ready")
+        if ready not in done:
+            ready.cancel()
+            raise TimeoutError("the bot did not become ready")
+        return self.bot
+
+    async def stop_bot(self) -> None:
+        if self.bot is not None:
+            await self.bot.close()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait_for(self._task, 10)
+        self.bot, self._task = None, None
+
+    async def restart(self) -> MuralBot:
+        await self.stop_bot()
+        return await self.start_bot()
+
+    # -- looking at what happened -------------------------------------------------------------
+
+    def bot_messages_in(self, channel_id: int) -> list[dict[str, Any]]:
+        bot_id = str(self.discord.bot_user["id"])
+        return [m for m in self.discord.messages_in(channel_id) if m["author"]["id"] == bot_id]
+
+    def threads(self) -> list[dict[str, Any]]:
+        return [c for c in self.discord.channels.values() if c.get("type") in (10, 11, 12)]
+
+    async def wait_for_bot_message(self, channel_id: int, needle: str, within: float = 10) -> dict[str, Any]:
+        def found() -> dict[str, Any] | None:
+            for message in self.bot_messages_in(channel_id):
+                if needle in (message.get("content") or ""):
+                    return message
+            return None
+
+        return await self.discord.wait_for(found, within, message=f"a bot message containing {needle!r}")
+
+    async def wait_for_upload(self, start: int = 0, within: float = 10) -> tuple[Any, Any]:
+        """The first request after index `start` that uploaded a file: (request, file)."""
+
+        def upload() -> tuple[Any, Any] | None:
+            for request in self.discord.requests[start:]:
+                if request.files:
+                    return request, request.files[0]
+            return None
+
+        return await self.discord.wait_for(upload, within, message="an uploaded file")
+
+
+def custom_ids(message: dict[str, Any]) -> list[str]:
+    """Every component custom_id on a message, in order."""
+    found: list[str] = []
+
+    def walk(items: list[dict[str, Any]]) -> None:
+        for item in items:
+            if "custom_id" in item:
+                found.append(item["custom_id"])
+            walk(item.get("components", []))
+
+    walk(message.get("components", []))
+    return found
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    assert data.startswith(PNG_SIGNATURE), "not a PNG"
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")

@@ -1,0 +1,255 @@
+"""The core loop end to end: the real bot against the loopback Discord and OpenAI, with a real database."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.fakes.fake_openai import moderation_blocked, server_error
+from tests.rig import Rig, custom_ids, png_size
+
+pytestmark = pytest.mark.asyncio
+
+V1 = "A wide, quiet beach at golden hour, the low sun melting into a hazy horizon, warm amber light."
+V2 = "The same beach at night under a full moon, silver light on the wet sand, deep blue shadows."
+V3 = "The moonlit beach, now with a red fox pausing at the waterline, calm and uncluttered."
+DEFERRED = 5
+EPHEMERAL = 64
+
+
+async def start_prompt(rig: Rig, member: dict, idea: str = "a beach at sunset", prompt: str = V1):
+    """Run /prompt to completion; returns (interaction, v1 message, thread)."""
+    rig.openai.script_chat(prompt)
+    interaction = await rig.discord.slash_command(member, "prompt", {"idea": idea})
+    await interaction.wait_response()
+    thread = await rig.discord.wait_for(lambda: next(iter(rig.threads()), None), message="a thread")
+    await rig.discord.wait_for(lambda: interaction.original and interaction.original.get("content"))
+    return interaction, interaction.original, thread
+
+
+async def test_bot_connects_and_registers_its_commands(rig: Rig) -> None:
+    await rig.start_bot()
+    names = {command["name"] for command in rig.discord.registered_commands[None]}
+    assert {"prompt", "imagine"} <= names
+    imagine = next(c for c in rig.discord.registered_commands[None] if c["name"] == "imagine")
+    size = next(o for o in imagine["options"] if o["name"] == "size")
+    assert {c["value"] for c in size["choices"]} == {"1024x1024", "1536x1024", "1024x1536", "auto"}
+
+
+async def test_prompt_is_deferred_then_posts_v1_and_opens_a_thread(rig: Rig) -> None:
+    await rig.start_bot()
+    alice = rig.discord.add_member("alice")
+    interaction, message, thread = await start_prompt(rig, alice)
+
+    assert interaction.response_type == DEFERRED
+    assert interaction.response_latency < 3
+    assert message["content"].startswith("**v1**")
+    assert "golden hour" in message["content"]
+    assert any(cid.startswith("mural:gen:") and cid.endswith(":1") for cid in custom_ids(message))
+    assert thread["name"] == "a beach at sunset"
+    assert int(thread["id"]) == int(message["id"])
+    system, user = rig.openai.chat_requests[0].json["messages"]
+    assert system["role"] == "system" and "image prompt" in system["content"]
+    assert "a beach at sunset" in user["content"]
+
+
+async def test_thread_reply_refines_into_v2(rig: Rig) -> None:
+    await rig.start_bot()
+    alice = rig.discord.add_member("alice")
+    _, _, thread = await start_prompt(rig, alice)
+    thread_id = int(thread["id"])
+
+    rig.openai.script_chat(V2)
+    await rig.discord.user_message(alice, thread_id, "make it night")
+    v2 = await rig.wait_for_bot_message(thread_id, "**v2**")
+
+    assert "full moon" in v2["content"]
+    assert any(cid.endswith(":2") for cid in custom_ids(v2))
+    request = rig.openai.chat_requests[-1].json["messages"][-1]["content"]
+    assert "a beach at sunset" in request
+    assert V1 in request
+    assert "make it night" in request
+    assert rig.discord.requests_to("POST", rf"/channels/{thread_id}/typing")
+
+
+async def test_generate_uploads_a_png_of_that_version(rig: Rig) -> None:
+    await rig.start_bot()
+    alice = rig.discord.add_member("alice")
+    _, message, _ = await start_prompt(rig, alice)
+    generate = next(cid for cid in custom_ids(message) if cid.startswith("mural:gen:"))
+
+    before = len(rig.discord.requests)
+    click = await rig.discord.click(alice, int(message["id"]), generate)
+    assert (await click.wait_response())["type"] == DEFERRED
+    request, upload = await rig.wait_for_upload(before)
+
+    assert png_size(upload.data) == (64, 64)
+    assert "v1" in request.json["content"]
+    assert rig.openai.image_requests[0].json["prompt"] == V1
+    assert click.original is not None and click.original["attachments"]
+
+
+async def test_imagine_posts_a_png_and_the_prompt_in_the_channel(rig: Rig) -> None:
+    await rig.start_bot()
+    alice = rig.discord.add_member("alice")
+    rig.openai.script_chat(V1)
+    before = len(rig.discord.requests)
+    interaction = await rig.discord.slash_command(
+        alice, "imagine", {"idea": "a beach at sunset", "size": "1536x1024", "quality": "high"}
+    )
+    assert (await interaction.wait_response())["type"] == DEFERRED
+    request, upload = await rig.wait_for_upload(before)
+
+    png_size(upload.data)
+    assert upload.filename.endswith(".png")
+    assert "golden hour" in request.json["content"]
+    sent = rig.openai.image_requests[0].json
+    assert (sent["size"], sent["quality"], sent["model"]) == ("1536x1024", "high", "gpt-image-2")
+    assert interaction.channel_id == rig.discord.channel_id
+
+
+async def test_someone_elses_generate_click_is_refused_privately(rig: Rig) -> None:
+    await rig.start_bot()
+    alice, bob = rig.discord.add_member("alice"), rig.discord.add_member("bob")
+    _, message, _ = await start_prompt(rig, alice)
+    generate = next(cid for cid in custom_ids(message) if cid.startswith("mural:gen:"))
+
+    click = await rig.discord.click(bob, int(message["id"]), generate)
+    response = await click.wait_response()
+
+    assert response["data"]["flags"] & EPHEMERAL
+    assert "Only" in response["data"]["content"]
+    assert rig.openai.image_requests == []
+
+
+async def test_messages_from_other_members_and_bots_are_ignored(rig: Rig) -> None:
+    await rig.start_bot()
+    alice, bob = rig.discord.add_member("alice"), rig.discord.add_member("bob")
+    helper = rig.discord.add_member("helperbot", bot=True)
+    _, _, thread = await start_prompt(rig, alice)
+    chats = len(rig.openai.chat_requests)
+
+    await rig.discord.user_message(bob, int(thread["id"]), "make it purple")
+    await rig.discord.user_message(helper, int(thread["id"]), "make it green")
+    rig.openai.script_chat(V2)
+    await rig.discord.user_message(alice, int(thread["id"]), "make it night")
+    await rig.wait_for_bot_message(int(thread["id"]), "**v2**")
+
+    assert len(rig.openai.chat_requests) == chats + 1
+    assert "make it night" in rig.openai.chat_requests[-1].json["messages"][-1]["content"]
+
+
+async def test_two_quick_replies_become_v2_and_v3(rig: Rig) -> None:
+    await rig.start_bot()
+    alice = rig.discord.add_member("alice")
+    _, _, thread = await start_prompt(rig, alice)
+    thread_id = int(thread["id"])
+    rig.openai.latency = 0.2
+    rig.openai.script_chat(V2, V3)
+
+    await rig.discord.user_message(alice, thread_id, "make it night")
+    await rig.discord.user_message(alice, thread_id, "add a fox")
+    await rig.wait_for_bot_message(thread_id, "**v3**")
+
+    headers = [
+        m["content"].split("\n", 1)[0]
+        for m in rig.bot_messages_in(thread_id)
+        if m["content"].startswith("**v")
+    ]
+    assert [h.split(" ")[0] for h in headers] == ["**v2**", "**v3**"]
+    # The second request already builds on the first answer.
+    assert V2 in rig.openai.chat_requests[-1].json["messages"][-1]["content"]
+
+
+async def test_restart_continues_the_session_and_old_buttons_work(rig: Rig) -> None:
+    await rig.start_bot()
+    alice = rig.discord.add_member("alice")
+    _, message, thread = await start_prompt(rig, alice)
+    thread_id = int(thread["id"])
+    rig.openai.script_chat(V2)
+    await rig.discord.user_message(alice, thread_id, "make it night")
+    await rig.wait_for_bot_message(thread_id, "**v2**")
+    syncs = len(rig.discord.requests_to("PUT", r"/applications/\d+/commands"))
+
+    await rig.restart()
+
+    rig.openai.script_chat(V3)
+    await rig.discord.user_message(alice, thread_id, "add a fox")
+    await rig.wait_for_bot_message(thread_id, "**v3**")
+    assert V2 in rig.openai.chat_requests[-1].json["messages"][-1]["content"]
+
+    before = len(rig.discord.requests)
+    generate = next(cid for cid in custom_ids(message) if cid.startswith("mural:gen:"))
+    await rig.discord.click(alice, int(message["id"]), generate)
+    _, upload = await rig.wait_for_upload(before)
+    png_size(upload.data)
+    assert rig.openai.image_requests[-1].json["prompt"] == V1
+    # The definitions did not change, so the restart did not register the commands again.
+    assert len(rig.discord.requests_to("PUT", r"/applications/\d+/commands")) == syncs
+
+
+async def test_safety_refusal_is_explained_and_the_bot_serves_the_next_command(rig: Rig) -> None:
+    await rig.start_bot()
+    alice = rig.discord.add_member("alice")
+    rig.openai.script_chat(V1, V2)
+    rig.openai.script_images(moderation_blocked())
+
+    refused = await rig.discord.slash_command(alice, "imagine", {"idea": "something edgy"})
+    text = await rig.discord.wait_for(
+        lambda: (
+            refused.original and "E-SAFETY" in (refused.original.get("content") or "") and refused.original
+        )
+    )
+    assert "safety" in text["content"]
+    assert rig.openai.calls("/images/generations") == 1
+
+    before = len(rig.discord.requests)
+    await rig.discord.slash_command(alice, "imagine", {"idea": "a calm lake"})
+    _, upload = await rig.wait_for_upload(before)
+    png_size(upload.data)
+
+
+async def test_chat_model_failure_reaches_the_member(rig: Rig) -> None:
+    await rig.start_bot()
+    alice = rig.discord.add_member("alice")
+    rig.openai.script_chat(*(server_error(503) for _ in range(3)))
+
+    interaction = await rig.discord.slash_command(alice, "prompt", {"idea": "a beach"})
+    failed = await rig.discord.wait_for(
+        lambda: interaction.original and "E-DOWN" in (interaction.original.get("content") or "")
+    )
+    assert failed
+    assert rig.threads() == []
+
+
+async def test_nobody_is_pinged_whatever_the_text_says(rig: Rig) -> None:
+    await rig.start_bot()
+    alice = rig.discord.add_member("alice")
+    _, _, thread = await start_prompt(
+        rig, alice, idea="@everyone look", prompt="@everyone @here <@123> a beach"
+    )
+    rig.openai.script_chat("@here a beach at night")
+    await rig.discord.user_message(alice, int(thread["id"]), "@everyone make it night")
+    await rig.wait_for_bot_message(int(thread["id"]), "**v2**")
+
+    sends = [
+        r
+        for r in rig.discord.requests
+        if r.method in ("POST", "PATCH") and isinstance(r.json, dict) and "content" in r.json
+    ]
+    assert sends
+    for request in sends:
+        assert request.json.get("allowed_mentions") == {"parse": []} or (
+            request.json.get("allowed_mentions", {}).get("parse") == []
+        ), request.path
+
+
+async def test_a_very_long_prompt_still_fits_discord(rig: Rig) -> None:
+    await rig.start_bot()
+    alice = rig.discord.add_member("alice")
+    long_prompt = "A beach " + "with ever more detail " * 300
+    _, message, _ = await start_prompt(rig, alice, prompt=long_prompt)
+    assert len(message["content"]) <= 2000
+    copy = next(cid for cid in custom_ids(message) if cid.startswith("mural:copy:"))
+    click = await rig.discord.click(alice, int(message["id"]), copy)
+    response = await click.wait_response()
+    assert response["data"]["flags"] & EPHEMERAL
