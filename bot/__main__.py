@@ -30,7 +30,12 @@ async def serve(settings: Settings, *, sync_only: bool) -> int:
         store = await Store.open(settings.database_path)
     except (sqlite3.Error, OSError, RuntimeError) as error:
         return fail(f"DATABASE_PATH: cannot open the database ({error})")
-    bot = MuralBot(settings=settings, store=store, ai=build_services(settings), sync_only=sync_only)
+    try:
+        bot = MuralBot(settings=settings, store=store, ai=build_services(settings), sync_only=sync_only)
+    except BaseException:
+        # The store's worker thread would keep the process alive.
+        await store.close()
+        raise
     try:
         async with bot:
             if sync_only:

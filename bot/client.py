@@ -48,7 +48,13 @@ def build_services(settings: Settings) -> OpenAIService:
 
 class MuralBot(commands.Bot):
     def __init__(
-        self, *, settings: Settings, store: Store, ai: OpenAIService, sync_only: bool = False
+        self,
+        *,
+        settings: Settings,
+        store: Store,
+        ai: OpenAIService,
+        sync_only: bool = False,
+        **client_options: Any,
     ) -> None:
         intents = discord.Intents.default()
         # Thread replies are refinement instructions; without this intent their text arrives empty.
@@ -59,6 +65,7 @@ class MuralBot(commands.Bot):
             tree_cls=MuralTree,
             allowed_mentions=ui.NO_PINGS,
             help_command=None,
+            **client_options,
         )
         self.settings = settings
         self.store = store

@@ -60,7 +60,14 @@ class Rig:
             image_timeout=settings.image_timeout,
             retry=FAST_RETRIES,
         )
-        self.bot = MuralBot(settings=settings, store=store, ai=ai)
+        # The fake sends its one guild at once, so the 2 s wait for more guilds is only dead time here.
+        try:
+            self.bot = MuralBot(settings=settings, store=store, ai=ai, guild_ready_timeout=0.05)
+        except BaseException:
+            # An open database keeps a non-daemon thread alive: never leave one behind.
+            await ai.close()
+            await store.close()
+            raise
         self._task = asyncio.create_task(self.bot.start(DISCORD_TOKEN), name="bot-under-test")
         ready = asyncio.ensure_future(self.bot.wait_until_ready())
         done, _ = await asyncio.wait({ready, self._task}, timeout=15, return_when=asyncio.FIRST_COMPLETED)

@@ -129,6 +129,7 @@ async def fake(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeDiscord]:
     server.patch(monkeypatch)
     yield server
     await server.close()
+    assert not server.internal_errors, "\n".join(server.internal_errors)
 
 
 @pytest_asyncio.fixture

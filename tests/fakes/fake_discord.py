@@ -17,6 +17,7 @@ Quick start (everything runs in the test's own event loop)::
     with fake.patched():                      # or fake.patch(monkeypatch) under pytest
         task = asyncio.create_task(bot.start("test-token"))
         await fake.wait_until_ready()
+        await bot.tree.sync()                 # slash_command() only runs synced commands
         alice = fake.add_member("alice")
         inter = await fake.slash_command(alice, "prompt", {"idea": "a beach"})
         body = await inter.wait_response()
@@ -49,15 +50,21 @@ Driving the bot (each dispatches on the gateway and returns immediately)
     ``await user_message(user, channel_id, content, *, files=None, reply_to=None) -> message dict``.
     The first three return a :class:`FakeInteraction`.
 Gateway control
-    ``await wait_until_ready(timeout=10)``; ``await drop_gateway(code=4000, resumable=True)``;
+    ``await wait_until_ready(timeout=10)`` (a live session got READY + GUILD_CREATE or RESUMED);
+    ``await drop_gateway(code=4000, resumable=True)`` -- events dispatched while the client is away
+    are buffered and replayed on RESUME; ``resumable=False`` invalidates the session (op 9) and
+    discord.py re-identifies after its own fixed 5 s ``before_identify`` sleep;
     ``identify_count``, ``resume_count``, ``presence_updates``.
+    Gateway frames are plain-text JSON (discord.py only inflates binary frames); op 8
+    REQUEST_GUILD_MEMBERS is answered with one GUILD_MEMBERS_CHUNK.
 Observation
     ``requests`` (list of :class:`RecordedRequest`), ``requests_to(method, path_regex)``,
     ``messages`` (id -> payload, bot/webhook/user messages incl. ephemeral ones),
     ``channels`` (id -> payload incl. threads), ``messages_in(channel_id)`` (ordered by id),
     ``registered_commands`` (``[None]`` global, ``[guild_id]`` guild bulk-overwrite lists, with ids),
     ``interactions`` (list of :class:`FakeInteraction`), ``attachment_bytes(url_or_id)``,
-    ``await wait_for(predicate, timeout=10, message=None)``.
+    ``await wait_for(predicate, timeout=10, message=None)``; ``internal_errors`` (tracebacks of
+    bugs in the fake itself; such requests are answered 400 so discord.py fails fast).
 Fault injection
     ``fail_next(method, path_regex, status, *, code=0, message=None, times=1, retry_after=0.05,
     is_global=False)`` -- the next matching REST request(s) get a Discord JSON error; a 429 carries
@@ -84,8 +91,31 @@ Strictness (each is something real Discord does and a real bug would trip over)
     * after a deferred (type 5) response the first followup *replaces* the loading message and
       keeps the deferral's ephemerality, as Discord does.
 
-Limitations: one guild; no voice, DMs, forums, reactions beyond a record, autocomplete, sharding,
-zlib compression (text frames only), presence, or token expiry; attachments have no width/height.
+REST routes (under ``/api/v10``; anything else is a recorded 404 ``{"message", "code": 0}``)
+    ``GET /users/@me``, ``/users/{id}``, ``/gateway``, ``/gateway/bot``, ``/oauth2/applications/@me``;
+    ``GET|PUT /applications/{app}/commands`` and ``.../guilds/{guild}/commands`` (bulk overwrite,
+    ids stable per name); ``GET /guilds/{id}``, ``.../channels``, ``.../members/{id}``,
+    ``.../threads/active``; ``GET|PATCH /channels/{id}``; ``GET|POST /channels/{id}/messages``;
+    ``GET|PATCH|DELETE /channels/{id}/messages/{id}``; ``POST .../messages/{id}/threads``;
+    ``POST /channels/{id}/threads``; ``GET .../threads/archived/public``; ``PUT .../thread-members/
+    {@me|id}``; ``PUT .../reactions/{emoji}/@me``; ``POST /channels/{id}/typing`` (204);
+    ``POST /interactions/{id}/{token}/callback`` (types 1, 4, 5, 6, 7, 9; JSON or multipart; with
+    ``with_response=1`` it answers ``{"interaction": {...}, "resource": {"type", "message"?}}``);
+    ``POST /webhooks/{app}/{token}`` (``wait``, ``thread_id``) and ``GET|PATCH|DELETE
+    /webhooks/{app}/{token}/messages/{@original|id}``.  Uploads (``payload_json`` + ``files[N]``)
+    become attachments ``{id, filename, size, content_type, url, proxy_url}`` served by the fake.
+
+Events the bot causes over REST are echoed on the gateway like Discord does: MESSAGE_CREATE /
+UPDATE / DELETE (non-ephemeral only, with ``guild_id`` and ``member``), THREAD_CREATE
+(``newly_created``), THREAD_UPDATE / CHANNEL_UPDATE on channel PATCH; plus GUILD_MEMBER_ADD,
+GUILD_ROLE_* and CHANNEL_CREATE from the world-building helpers.  Events are filtered by the
+identified intents (GUILDS, GUILD_MESSAGES, GUILD_MEMBERS).
+
+Limitations: one guild and no channel permission overwrites; no voice, DMs, forums, autocomplete,
+context-menu commands, sharding, zlib compression, presences, webhooks other than interaction
+webhooks, or token expiry; reactions are only recorded on the message; attachments have no
+width/height; only one bot application; ``GET /attachments/...`` (the CDN) is not recorded in
+``requests``; 5xx injected with ``fail_next`` are retried by discord.py with 1 s+ sleeps.
 """
 
 from __future__ import annotations
@@ -99,6 +129,7 @@ import mimetypes
 import re
 import secrets
 import time
+import traceback
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -488,6 +519,7 @@ class FakeDiscord:
         self.presence_updates: list[dict[str, Any]] = []
         self.identify_count = 0
         self.resume_count = 0
+        self.internal_errors: list[str] = []
 
         self._attachments: dict[int, tuple[str, bytes]] = {}
         self._thread_members: dict[int, set[int]] = {}
@@ -909,6 +941,9 @@ class FakeDiscord:
                     await self._on_gateway_payload(conn, msg.data)
                 elif msg.type is WSMsgType.BINARY:
                     await ws.close(code=4002, message=b"Decode error")
+        except Exception:
+            self.internal_errors.append(traceback.format_exc())
+            raise
         finally:
             self._connections.discard(conn)
             session = conn.session
@@ -1018,9 +1053,9 @@ class FakeDiscord:
             frame = json.dumps({"op": 0, "t": "RESUMED", "s": session.seq, "d": {"_trace": ["fake-discord"]}})
             session.buffer.append((session.seq, frame))
             await conn.ws.send_str(frame)
+            self.resume_count += 1
             conn.session = session
             session.conn = conn
-        self.resume_count += 1
         self._notify()
 
     async def _request_members(self, session: _Session, data: dict[str, Any]) -> None:
@@ -1177,7 +1212,8 @@ class FakeDiscord:
         With ``resumable=True`` (default) the socket is closed with ``code`` (4000, "unknown error",
         which discord.py treats as resumable) and the session keeps buffering events for RESUME.
         With ``resumable=False`` the session is invalidated (op 9, d=false) so the client
-        re-identifies and gets a fresh READY + GUILD_CREATE.
+        re-identifies and gets a fresh READY + GUILD_CREATE -- after discord.py's built-in 5 s
+        ``before_identify`` sleep for non-initial identifies, so budget for it.
         """
         targets = [s for s in self._sessions.values() if not s.dead and s.conn is not None]
         if not targets:
@@ -1267,6 +1303,11 @@ class FakeDiscord:
             response = await self._route(record)
         except _ApiError as err:
             response = self._json(err.body(), status=err.status, headers=err.headers)
+        except Exception as exc:
+            # A bug in the fake: answer 400 (discord.py would retry a 5xx for ~25 s) and keep the
+            # traceback so the test can show it.
+            self.internal_errors.append(traceback.format_exc())
+            response = self._json({"message": f"FakeDiscord internal error: {exc!r}", "code": 0}, status=400)
         record.status = response.status
         self._notify()
         return response
