@@ -163,12 +163,15 @@ class MuralBot(commands.Bot):
         )
 
     async def close(self) -> None:
-        """Stop the gateway, then the background work, then the HTTP clients and the database."""
+        """Stop renders in flight, then the gateway and background work, then the HTTP clients and the database."""
+        first_call = not self._resources_closed
+        self._resources_closed = True
+        if first_call:
+            await self.jobs.shutdown()
         try:
             await super().close()
         finally:
-            if not self._resources_closed:
-                self._resources_closed = True
+            if first_call:
                 await self._close_resources()
 
     async def _close_resources(self) -> None:

@@ -53,11 +53,20 @@ class RenderQueue:
         self._renderer = renderer
         self._slots = asyncio.Semaphore(concurrency)
         self._waiting: list[int] = []
+        self._active: set[asyncio.Task[object]] = set()
         self._member_locks: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()
 
     @property
     def renderer(self) -> Renderer:
         return self._renderer
+
+    async def shutdown(self, grace: float = 3.0) -> None:
+        """Stop renders still running; their records stay unfinished, so the next start reports them."""
+        tasks = [task for task in self._active if not task.done()]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=grace)
 
     def _member_lock(self, member_id: int) -> asyncio.Lock:
         lock = self._member_locks.get(member_id)
@@ -101,6 +110,9 @@ class RenderQueue:
 
         member_lock = self._member_lock(requester_id)
         self._waiting.append(record.id)
+        current = asyncio.current_task()
+        if current is not None:
+            self._active.add(current)
         try:
             if member_lock.locked() or self._slots.locked():
                 await notify(
@@ -142,6 +154,7 @@ class RenderQueue:
                     cost_usd=image.cost_usd,
                 )
         finally:
+            self._active.discard(current)
             if record.id in self._waiting:
                 self._waiting.remove(record.id)
         done = await self._store.get_render(record.id)

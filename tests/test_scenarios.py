@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.fakes.fake_openai import moderation_blocked, server_error
+from tests.fakes.fake_openai import hang, moderation_blocked, server_error
 from tests.rig import Rig, custom_ids, png_size
 
 pytestmark = pytest.mark.asyncio
@@ -253,3 +253,119 @@ async def test_a_very_long_prompt_still_fits_discord(rig: Rig) -> None:
     click = await rig.discord.click(alice, int(message["id"]), copy)
     response = await click.wait_response()
     assert response["data"]["flags"] & EPHEMERAL
+
+
+async def test_refine_button_opens_a_box_and_posts_the_next_version(rig: Rig) -> None:
+    await rig.start_bot()
+    alice = rig.discord.add_member("alice")
+    _, message, _ = await start_prompt(rig, alice)
+    refine = next(cid for cid in custom_ids(message) if cid.startswith("mural:refine:"))
+
+    click = await rig.discord.click(alice, int(message["id"]), refine)
+    assert (await click.wait_response())["type"] == 9
+    rig.openai.script_chat(V2)
+    submitted = await rig.discord.submit_modal(
+        alice, click.modal["custom_id"], {"instruction": "make it night"}
+    )
+    v2 = await rig.discord.wait_for(
+        lambda: (
+            submitted.original
+            and (submitted.original.get("content") or "").startswith("**v2**")
+            and submitted.original
+        )
+    )
+    assert "full moon" in v2["content"]
+    assert "make it night" in rig.openai.chat_requests[-1].json["messages"][-1]["content"]
+
+
+async def test_someone_elses_refine_click_is_refused_privately(rig: Rig) -> None:
+    await rig.start_bot()
+    alice, bob = rig.discord.add_member("alice"), rig.discord.add_member("bob")
+    _, message, _ = await start_prompt(rig, alice)
+    refine = next(cid for cid in custom_ids(message) if cid.startswith("mural:refine:"))
+    click = await rig.discord.click(bob, int(message["id"]), refine)
+    response = await click.wait_response()
+    assert response["type"] == 4 and response["data"]["flags"] & EPHEMERAL
+
+
+async def test_copy_shows_the_bare_prompt_privately(rig: Rig) -> None:
+    await rig.start_bot()
+    alice, bob = rig.discord.add_member("alice"), rig.discord.add_member("bob")
+    _, message, _ = await start_prompt(rig, alice)
+    copy = next(cid for cid in custom_ids(message) if cid.startswith("mural:copy:"))
+    click = await rig.discord.click(bob, int(message["id"]), copy)
+    response = await click.wait_response()
+    assert response["data"]["flags"] & EPHEMERAL
+    assert response["data"]["content"] == f"```\n{V1}\n```"
+
+
+async def test_missing_thread_permission_is_explained(rig: Rig) -> None:
+    await rig.start_bot()
+    alice = rig.discord.add_member("alice")
+    rig.discord.fail_next(
+        "POST", r"/channels/\d+/messages/\d+/threads", 403, code=50013, message="Missing Permissions"
+    )
+    rig.openai.script_chat(V1)
+    interaction = await rig.discord.slash_command(alice, "prompt", {"idea": "a beach"})
+    [note] = await interaction.wait_followup(1)
+    assert "Create Public Threads" in note["content"]
+    assert int(note.get("flags", 0)) & EPHEMERAL
+    assert interaction.original["content"].startswith("**v1**")
+
+
+async def test_dev_guild_gets_the_commands_instead_of_everyone(rig: Rig) -> None:
+    rig.overrides["DEV_GUILD_ID"] = str(rig.discord.guild_id)
+    await rig.start_bot()
+    guild_names = {c["name"] for c in rig.discord.registered_commands[rig.discord.guild_id]}
+    assert {"prompt", "imagine"} <= guild_names
+    assert not rig.discord.requests_to("PUT", r"/applications/\d+/commands$")
+
+
+async def test_changed_definitions_are_registered_again(rig: Rig) -> None:
+    await rig.start_bot()
+    rig.overrides["IMAGE_MODEL"] = "gpt-image-2.5-flare"
+    await rig.restart()
+    puts = rig.discord.requests_to("PUT", r"/applications/\d+/commands$")
+    assert len(puts) == 2
+    imagine = next(c for c in rig.discord.registered_commands[None] if c["name"] == "imagine")
+    quality = next(o for o in imagine["options"] if o["name"] == "quality")
+    assert "xhigh" in {c["value"] for c in quality["choices"]}
+
+
+async def test_sync_command_registers_and_exits(rig: Rig) -> None:
+    from bot.__main__ import serve
+
+    assert await serve(rig.settings(), sync_only=True) == 0
+    assert {"prompt", "imagine"} <= {c["name"] for c in rig.discord.registered_commands[None]}
+
+
+async def test_legacy_dalle_server_gets_legacy_parameters(rig: Rig) -> None:
+    rig.overrides.update({"IMAGE_MODEL": "dall-e-3", "IMAGE_QUALITY": "high", "IMAGE_SIZE": "1792x1024"})
+    await rig.start_bot()
+    alice = rig.discord.add_member("alice")
+    rig.openai.script_chat(V1)
+    before = len(rig.discord.requests)
+    await rig.discord.slash_command(alice, "imagine", {"idea": "a beach"})
+    request, upload = await rig.wait_for_upload(before)
+    png_size(upload.data)
+    sent = rig.openai.image_requests[0].json
+    assert (sent["response_format"], sent["quality"], sent["size"]) == ("b64_json", "hd", "1792x1024")
+    assert "revised the prompt" in request.json["content"]
+
+
+async def test_render_cut_off_by_a_restart_is_reported_with_retry(rig: Rig) -> None:
+    await rig.start_bot()
+    alice = rig.discord.add_member("alice")
+    rig.openai.script_chat(V1)
+    rig.openai.script_images(hang())
+    await rig.discord.slash_command(alice, "imagine", {"idea": "a beach"})
+    await rig.openai.wait_for_calls("/images/generations", 1)
+
+    await rig.restart()
+    notice = await rig.wait_for_bot_message(rig.discord.channel_id, "interrupted")
+    retry = next(cid for cid in custom_ids(notice) if cid.startswith("mural:gen:"))
+
+    before = len(rig.discord.requests)
+    await rig.discord.click(alice, int(notice["id"]), retry)
+    _, upload = await rig.wait_for_upload(before)
+    png_size(upload.data)
