@@ -25,3 +25,6 @@ async def rig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         await harness.stop_bot()
         await openai_server.close()
         await discord_server.close()
+    # A crash inside the fake would otherwise look like a bot bug.
+    assert discord_server.internal_errors == []
+    assert openai_server.handler_errors == []

@@ -69,15 +69,13 @@ class Rig:
             await store.close()
             raise
         self._task = asyncio.create_task(self.bot.start(DISCORD_TOKEN), name="bot-under-test")
-        ready = asyncio.ensure_future(self.bot.wait_until_ready())
-        done, _ = await asyncio.wait({ready, self._task}, timeout=15, return_when=asyncio.FIRST_COMPLETED)
-        if self._task in done:
-            ready.cancel()
-            self._task.result()
+        bot, task = self.bot, self._task
+        await self.discord.wait_for(
+            lambda: bot.is_ready() or task.done(), 15, message="the bot to become ready"
+        )
+        if task.done():
+            task.result()
             raise RuntimeError("the bot stopped before it was ready")
-        if ready not in done:
-            ready.cancel()
-            raise TimeoutError("the bot did not become ready")
         return self.bot
 
     async def stop_bot(self) -> None:
