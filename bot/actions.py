@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import logging
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import discord
 
@@ -59,77 +59,52 @@ def ensure_owner(session: Session, user: discord.abc.User, what: str) -> None:
 # -- buttons ------------------------------------------------------------------------------------
 
 
-class GenerateButton(
-    discord.ui.DynamicItem[discord.ui.Button], template=r"mural:gen:(?P<session>[0-9]+):(?P<version>[0-9]+)"
-):
-    def __init__(self, session_id: int, version: int, *, label: str = "Generate") -> None:
-        super().__init__(
-            discord.ui.Button(
-                label=label,
-                emoji="🎨",
-                style=discord.ButtonStyle.primary,
-                custom_id=f"mural:gen:{session_id}:{version}",
-            )
+class _VersionButton:
+    """What the version buttons share: a `mural:<action>:<session>:<version>` custom_id, parsed back on press."""
+
+    action: ClassVar[str]
+    label: ClassVar[str]
+    emoji: ClassVar[str]
+    style: ClassVar[discord.ButtonStyle] = discord.ButtonStyle.secondary
+
+    def __init__(self, session_id: int, version: int, *, label: str | None = None) -> None:
+        button = discord.ui.Button(
+            label=label or self.label,
+            emoji=self.emoji,
+            style=self.style,
+            custom_id=f"mural:{self.action}:{session_id}:{version}",
         )
+        super().__init__(button)  # type: ignore[call-arg]
         self.session_id = session_id
         self.version = version
 
     @classmethod
     async def from_custom_id(
         cls, interaction: discord.Interaction, item: discord.ui.Button, match: re.Match[str], /
-    ) -> GenerateButton:
+    ) -> Any:
         return cls(int(match["session"]), int(match["version"]))
+
+
+def _template(action: str) -> str:
+    return rf"mural:{action}:(?P<session>[0-9]+):(?P<version>[0-9]+)"
+
+
+class GenerateButton(_VersionButton, discord.ui.DynamicItem[discord.ui.Button], template=_template("gen")):
+    action, label, emoji, style = "gen", "Generate", "🎨", discord.ButtonStyle.primary
 
     async def callback(self, interaction: discord.Interaction) -> None:
         await _guarded(interaction, generate_pressed(interaction, self.session_id, self.version))
 
 
-class RefineButton(
-    discord.ui.DynamicItem[discord.ui.Button],
-    template=r"mural:refine:(?P<session>[0-9]+):(?P<version>[0-9]+)",
-):
-    def __init__(self, session_id: int, version: int) -> None:
-        super().__init__(
-            discord.ui.Button(
-                label="Refine",
-                emoji="✏️",
-                style=discord.ButtonStyle.secondary,
-                custom_id=f"mural:refine:{session_id}:{version}",
-            )
-        )
-        self.session_id = session_id
-        self.version = version
-
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Button, match: re.Match[str], /
-    ) -> RefineButton:
-        return cls(int(match["session"]), int(match["version"]))
+class RefineButton(_VersionButton, discord.ui.DynamicItem[discord.ui.Button], template=_template("refine")):
+    action, label, emoji = "refine", "Refine", "✏️"
 
     async def callback(self, interaction: discord.Interaction) -> None:
         await _guarded(interaction, refine_pressed(interaction, self.session_id))
 
 
-class CopyButton(
-    discord.ui.DynamicItem[discord.ui.Button], template=r"mural:copy:(?P<session>[0-9]+):(?P<version>[0-9]+)"
-):
-    def __init__(self, session_id: int, version: int) -> None:
-        super().__init__(
-            discord.ui.Button(
-                label="Copy",
-                emoji="📋",
-                style=discord.ButtonStyle.secondary,
-                custom_id=f"mural:copy:{session_id}:{version}",
-            )
-        )
-        self.session_id = session_id
-        self.version = version
-
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Button, match: re.Match[str], /
-    ) -> CopyButton:
-        return cls(int(match["session"]), int(match["version"]))
+class CopyButton(_VersionButton, discord.ui.DynamicItem[discord.ui.Button], template=_template("copy")):
+    action, label, emoji = "copy", "Copy", "📋"
 
     async def callback(self, interaction: discord.Interaction) -> None:
         await _guarded(interaction, copy_pressed(interaction, self.session_id, self.version))
@@ -251,6 +226,12 @@ async def generate_pressed(interaction: discord.Interaction, session_id: int, nu
     bot = _bot(interaction)
     session, version = await load_version(bot, session_id, number)
     ensure_owner(session, interaction.user, "render its versions")
+    if session.thread_id and interaction.channel_id != session.thread_id:
+        # v1 sits in the channel, but a session's pictures belong in its thread; progress stays private.
+        await interaction.response.defer(thinking=True, ephemeral=True)
+        thread = bot.get_partial_messageable(session.thread_id, guild_id=interaction.guild_id)
+        await render_for_interaction(bot, interaction, session, version, post_to=thread)
+        return
     await interaction.response.defer(thinking=True)
     await render_for_interaction(bot, interaction, session, version, with_prompt=session.origin == "imagine")
 
@@ -300,8 +281,13 @@ async def render_for_interaction(
     size: str | None = None,
     quality: str | None = None,
     with_prompt: bool = False,
+    post_to: discord.abc.Messageable | None = None,
 ) -> Render | None:
-    """Render a version for a deferred interaction, showing progress, and post the picture as a file."""
+    """Render a version for a deferred interaction, showing progress, and post the picture as a file.
+
+    The picture replaces the placeholder, or goes to `post_to` (the session's thread) with the
+    placeholder turned into a pointer to it; if that channel refuses, the placeholder gets it after all.
+    """
     progress = ui.ProgressMessage(interaction)
 
     async def on_update(update: JobUpdate) -> None:
@@ -329,13 +315,31 @@ async def render_for_interaction(
         return failed.record
     await progress.stop()
     image = finished.image
-    message = await deliver(
-        bot,
-        interaction,
-        content=ui.render_caption(session, version, image, with_prompt=with_prompt),
-        view=result_view(session.id, version.number),
-        make_file=lambda: _image_file(image, session, version),
-    )
+    caption = ui.render_caption(session, version, image, with_prompt=with_prompt)
+    view = result_view(session.id, version.number)
+    message: discord.Message | None = None
+    if post_to is not None:
+        try:
+            message = await post_to.send(
+                caption, file=_image_file(image, session, version), view=view, allowed_mentions=ui.NO_PINGS
+            )
+        except discord.HTTPException as error:
+            log.info("Could not post render %d in the thread (HTTP %s)", finished.record.id, error.status)
+        else:
+            await deliver(
+                bot,
+                interaction,
+                content=f"🖼️ v{version.number} is in the thread: {message.jump_url}",
+                view=None,
+            )
+    if message is None:
+        message = await deliver(
+            bot,
+            interaction,
+            content=caption,
+            view=view,
+            make_file=lambda: _image_file(image, session, version),
+        )
     await bot.store.set_render_message(finished.record.id, message.id)
     return finished.record
 

@@ -16,7 +16,7 @@ from discord.ext import commands
 from bot import actions, ui
 from bot.config import Settings
 from bot.jobs import RenderQueue
-from bot.openai_client import OpenAIService
+from bot.openai_client import OpenAIService, RetryPolicy
 from bot.render import Renderer, capabilities_for
 from bot.store import Store
 from bot.studio import Studio
@@ -33,7 +33,7 @@ class MuralTree(app_commands.CommandTree):
         await ui.send_error(interaction, error)
 
 
-def build_services(settings: Settings) -> OpenAIService:
+def build_services(settings: Settings, *, retry: RetryPolicy | None = None) -> OpenAIService:
     return OpenAIService(
         api_key=settings.openai_api_key,
         base_url=settings.openai_base_url,
@@ -43,6 +43,7 @@ def build_services(settings: Settings) -> OpenAIService:
         image_model=settings.image_model,
         chat_timeout=settings.chat_timeout,
         image_timeout=settings.image_timeout,
+        retry=retry,
     )
 
 

@@ -65,12 +65,11 @@ def thread_name(idea: str) -> str:
     return clip(name, THREAD_NAME_LIMIT)
 
 
-def version_text(version: Version, *, thread_hint: bool = False) -> str:
+def version_text(version: Version) -> str:
     head = f"**v{version.number}**"
     if version.instruction:
         head += f" · {discord.utils.escape_markdown(clip(one_line(version.instruction), 200))}"
-    tail = "-# Reply in this thread to refine it; press Generate to draw it." if thread_hint else ""
-    return fit_message(head, version.prompt, tail)
+    return fit_message(head, version.prompt)
 
 
 def render_caption(session: Session, version: Version, image: RenderedImage, *, with_prompt: bool) -> str:

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bot.client import MuralBot
+from bot.client import MuralBot, build_services
 from bot.config import Settings, settings_from
-from bot.openai_client import OpenAIService, RetryPolicy
+from bot.openai_client import RetryPolicy
 from bot.store import Store
 from tests.fakes.fake_discord import FakeDiscord
 from tests.fakes.fake_openai import FakeOpenAI
@@ -51,16 +51,7 @@ class Rig:
     async def start_bot(self) -> MuralBot:
         settings = self.settings()
         store = await Store.open(settings.database_path)
-        ai = OpenAIService(
-            api_key=settings.openai_api_key,
-            base_url=settings.openai_base_url,
-            chat_model=settings.chat_model,
-            image_model=settings.image_model,
-            chat_timeout=settings.chat_timeout,
-            image_timeout=settings.image_timeout,
-            retry=FAST_RETRIES,
-        )
-        # The fake sends its one guild at once, so the 2 s wait for more guilds is only dead time here.
+        ai = build_services(settings, retry=FAST_RETRIES)
         try:
             self.bot = MuralBot(settings=settings, store=store, ai=ai, guild_ready_timeout=0.05)
         except BaseException:

@@ -71,21 +71,45 @@ async def test_thread_reply_refines_into_v2(rig: Rig) -> None:
     assert rig.discord.requests_to("POST", rf"/channels/{thread_id}/typing")
 
 
-async def test_generate_uploads_a_png_of_that_version(rig: Rig) -> None:
+async def test_generate_on_v1_uploads_a_png_into_the_thread(rig: Rig) -> None:
     await rig.start_bot()
     alice = rig.discord.add_member("alice")
-    _, message, _ = await start_prompt(rig, alice)
+    _, message, thread = await start_prompt(rig, alice)
     generate = next(cid for cid in custom_ids(message) if cid.startswith("mural:gen:"))
 
     before = len(rig.discord.requests)
     click = await rig.discord.click(alice, int(message["id"]), generate)
-    assert (await click.wait_response())["type"] == DEFERRED
+    response = await click.wait_response()
     request, upload = await rig.wait_for_upload(before)
 
+    assert response["type"] == DEFERRED and click.ephemeral
+    assert request.path == f"/channels/{thread['id']}/messages"
     assert png_size(upload.data) == (64, 64)
-    assert "v1" in request.json["content"]
+    assert "**v1**" in request.json["content"]
     assert rig.openai.image_requests[0].json["prompt"] == V1
-    assert click.original is not None and click.original["attachments"]
+    pointer = await rig.discord.wait_for(
+        lambda: click.original and "in the thread" in click.original["content"]
+    )
+    assert pointer
+
+
+async def test_generate_inside_the_thread_answers_there_with_the_picture(rig: Rig) -> None:
+    await rig.start_bot()
+    alice = rig.discord.add_member("alice")
+    _, _, thread = await start_prompt(rig, alice)
+    thread_id = int(thread["id"])
+    rig.openai.script_chat(V2)
+    await rig.discord.user_message(alice, thread_id, "make it night")
+    v2 = await rig.wait_for_bot_message(thread_id, "**v2**")
+
+    before = len(rig.discord.requests)
+    click = await rig.discord.click(alice, int(v2["id"]), "mural:gen:1:2")
+    assert (await click.wait_response())["type"] == DEFERRED and not click.ephemeral
+    request, upload = await rig.wait_for_upload(before)
+    png_size(upload.data)
+    assert "@original" in request.path
+    assert rig.openai.image_requests[0].json["prompt"] == V2
+    assert click.original["channel_id"] == str(thread_id)
 
 
 async def test_imagine_posts_a_png_and_the_prompt_in_the_channel(rig: Rig) -> None:
@@ -369,3 +393,15 @@ async def test_render_cut_off_by_a_restart_is_reported_with_retry(rig: Rig) -> N
     await rig.discord.click(alice, int(notice["id"]), retry)
     _, upload = await rig.wait_for_upload(before)
     png_size(upload.data)
+
+
+async def test_a_rejected_token_stops_with_one_clear_line(
+    rig: Rig, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bot.__main__ import serve
+
+    rig.overrides["DISCORD_TOKEN"] = "not-the-right-token"
+    assert await serve(rig.settings(), sync_only=False) == 2
+    err = capsys.readouterr().err
+    assert "DISCORD_TOKEN was rejected" in err
+    assert "not-the-right-token" not in err
