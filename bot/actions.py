@@ -6,15 +6,19 @@ the rest from SQLite and checks who pressed, so buttons keep working after a res
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import io
 import logging
 import re
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import discord
 
 from bot import ui
 from bot.errors import MuralError, NotAllowed, ServiceBusy, ServiceTimeout, ServiceUnavailable, SessionGone
+from bot.imaging import FittedImage, fit_to_limit
 from bot.jobs import JobUpdate, RenderFailed
 from bot.studio import MAX_INSTRUCTION_CHARS
 
@@ -131,6 +135,47 @@ def result_view(session_id: int, version: int, *, label: str = "Reroll") -> disc
 # -- versions -----------------------------------------------------------------------------------
 
 
+async def send_to_thread(
+    bot: MuralBot, thread: discord.abc.Messageable, content: str, **kwargs: Any
+) -> discord.Message:
+    """Send into a session thread; unarchive it if needed, else fall back to its parent channel with a note.
+
+    Threads archive themselves after a day of quiet and moderators lock them; Discord refuses
+    messages there (403, or 400 code 50083), but the member still deserves the answer.
+    """
+    try:
+        return await thread.send(content, allowed_mentions=ui.NO_PINGS, **kwargs)
+    except discord.HTTPException as error:
+        if not isinstance(thread, discord.Thread) or error.status not in (400, 403):
+            raise
+        failure = error
+    archived = failure.code == 50083
+    if archived:
+        try:
+            await thread.edit(archived=False)
+            return await thread.send(content, allowed_mentions=ui.NO_PINGS, **kwargs)
+        except discord.HTTPException as error:
+            failure = error
+    reason = (
+        "it is archived and I may not reopen it"
+        if archived
+        else "I'm missing the **Send Messages in Threads** permission there"
+    )
+    log.info(
+        "Thread %d refused a message (HTTP %s, code %s); using its channel",
+        thread.id,
+        failure.status,
+        failure.code,
+    )
+    parent = bot.get_partial_messageable(thread.parent_id, guild_id=thread.guild.id)
+    kwargs.pop("reference", None)
+    return await parent.send(
+        ui.with_notice(f"⚠️ I can't post in {thread.mention}: {reason}. Here it is instead:", content),
+        allowed_mentions=ui.NO_PINGS,
+        **kwargs,
+    )
+
+
 async def post_version(
     bot: MuralBot,
     channel: discord.abc.Messageable,
@@ -139,22 +184,37 @@ async def post_version(
     reply_to: discord.Message | None = None,
 ) -> discord.Message:
     """Post a version with its buttons and remember the message, so the session can be found again."""
-    reference = reply_to.to_reference(fail_if_not_exists=False) if reply_to else None
-    message = await channel.send(
+    message = await send_to_thread(
+        bot,
+        channel,
         ui.version_text(version),
         view=version_view(version.session_id, version.number),
-        reference=reference,
+        reference=reply_to.to_reference(fail_if_not_exists=False) if reply_to else None,
         mention_author=False,
-        allowed_mentions=ui.NO_PINGS,
     )
     await bot.store.set_version_message(version.id, message.id)
     return message
 
 
+@contextlib.asynccontextmanager
+async def typing_if_allowed(channel: discord.abc.Messageable) -> AsyncIterator[None]:
+    """Show typing while the model works; a channel that refuses typing must not stop the work."""
+    indicator = channel.typing()
+    try:
+        await indicator.__aenter__()
+    except discord.HTTPException:
+        yield
+        return
+    try:
+        yield
+    finally:
+        await indicator.__aexit__(None, None, None)
+
+
 async def refine_in_thread(bot: MuralBot, message: discord.Message, session: Session) -> None:
     """A thread reply from the owner becomes the next version, typed-at while the model works."""
     try:
-        async with message.channel.typing():
+        async with typing_if_allowed(message.channel):
             version = await bot.studio.refine(session.id, message.content, author_id=message.author.id)
         await post_version(bot, message.channel, version, reply_to=message)
     except Exception as error:
@@ -164,7 +224,13 @@ async def refine_in_thread(bot: MuralBot, message: discord.Message, session: Ses
         else:
             log.error("Refinement of session %d failed [%s]", session.id, code, exc_info=error)
         try:
-            await message.reply(text, mention_author=False, allowed_mentions=ui.NO_PINGS)
+            await send_to_thread(
+                bot,
+                message.channel,
+                text,
+                reference=message.to_reference(fail_if_not_exists=False),
+                mention_author=False,
+            )
         except discord.HTTPException:
             log.warning("Could not tell the member about failure [%s]", code)
 
@@ -236,40 +302,69 @@ async def generate_pressed(interaction: discord.Interaction, session_id: int, nu
     await render_for_interaction(bot, interaction, session, version, with_prompt=session.origin == "imagine")
 
 
-def _image_file(image: RenderedImage, session: Session, version: Version) -> discord.File:
+def _picture(fitted: FittedImage, session: Session, version: Version) -> discord.File:
     return discord.File(
-        io.BytesIO(image.data),
-        filename=f"mural-{session.id}-v{version.number}.{image.extension}",
+        io.BytesIO(fitted.data),
+        filename=f"mural-{session.id}-v{version.number}.{fitted.extension}",
         description=ui.alt_text(version.prompt),
     )
+
+
+async def send_picture(
+    send: Callable[[str, discord.File], Awaitable[discord.Message]],
+    caption: str,
+    image: RenderedImage,
+    limit: int,
+    session: Session,
+    version: Version,
+) -> discord.Message:
+    """Send the picture within the upload limit; if Discord still says too large (413), shrink once more."""
+    fitted = await asyncio.to_thread(fit_to_limit, image.data, image.extension, image.mime, limit)
+    for attempt in range(2):
+        text = (
+            ui.with_notice(caption, "-# Compressed to fit this server's upload limit.", after=True)
+            if fitted.reencoded
+            else caption
+        )
+        try:
+            return await send(text, _picture(fitted, session, version))
+        except discord.HTTPException as error:
+            if error.status != 413 or attempt:
+                raise
+            log.info("Upload of %d bytes was too large; compressing further", len(fitted.data))
+            fitted = await asyncio.to_thread(
+                fit_to_limit, image.data, image.extension, image.mime, len(fitted.data) // 2
+            )
+    raise AssertionError("unreachable")
 
 
 async def deliver(
     bot: MuralBot,
     interaction: discord.Interaction,
-    *,
     content: str,
-    view: discord.ui.View | None,
-    make_file: Any = None,
+    *,
+    view: discord.ui.View | None = None,
+    file: discord.File | None = None,
 ) -> discord.Message:
     """Replace the interaction's placeholder; once its token has expired, post in the channel instead."""
     if not interaction.is_expired():
         try:
             return await interaction.edit_original_response(
-                content=content,
-                attachments=[make_file()] if make_file else [],
-                view=view,
-                allowed_mentions=ui.NO_PINGS,
+                content=content, attachments=[file] if file else [], view=view, allowed_mentions=ui.NO_PINGS
             )
-        except (discord.NotFound, discord.HTTPException) as error:
-            if isinstance(error, discord.HTTPException) and error.status not in (401, 404):
+        except discord.HTTPException as error:
+            if error.status not in (401, 404):
                 raise
-            log.info("Interaction token no longer valid; posting to the channel instead")
+            log.info(
+                "Interaction token no longer valid (HTTP %s); posting to the channel instead", error.status
+            )
+            if file is not None:
+                file.reset()
     channel = interaction.channel or bot.get_partial_messageable(interaction.channel_id or 0)
-    kwargs: dict[str, Any] = {"view": view} if view else {}
-    if make_file:
-        kwargs["file"] = make_file()
-    return await channel.send(content, allowed_mentions=ui.NO_PINGS, **kwargs)
+    extra: dict[str, Any] = {"view": view} if view else {}
+    if file is not None:
+        extra["file"] = file
+    return await channel.send(content, allowed_mentions=ui.NO_PINGS, **extra)
 
 
 async def render_for_interaction(
@@ -310,36 +405,61 @@ async def render_for_interaction(
         view = (
             result_view(session.id, version.number, label="Retry") if isinstance(error, RETRYABLE) else None
         )
-        text = f"⚠️ Couldn't render **v{version.number}**: {error.user_message} `{error.code}`"
-        await deliver(bot, interaction, content=text, view=view)
+        await deliver(
+            bot,
+            interaction,
+            f"⚠️ Couldn't render **v{version.number}**: {error.user_message} `{error.code}`",
+            view=view,
+        )
         return failed.record
     await progress.stop()
     image = finished.image
     caption = ui.render_caption(session, version, image, with_prompt=with_prompt)
     view = result_view(session.id, version.number)
+    limit = interaction.filesize_limit
     message: discord.Message | None = None
-    if post_to is not None:
-        try:
-            message = await post_to.send(
-                caption, file=_image_file(image, session, version), view=view, allowed_mentions=ui.NO_PINGS
+    try:
+        if post_to is not None:
+            try:
+                message = await send_picture(
+                    lambda text, file: post_to.send(text, file=file, view=view, allowed_mentions=ui.NO_PINGS),
+                    caption,
+                    image,
+                    limit,
+                    session,
+                    version,
+                )
+            except discord.HTTPException as error:
+                log.info("Could not post render %d in the thread (HTTP %s)", finished.record.id, error.status)
+                caption = ui.with_notice(
+                    "⚠️ I couldn't post this in the thread (I need **Send Messages in Threads** and **Attach Files** "
+                    "there), so here it is, just for you:",
+                    caption,
+                )
+            else:
+                with contextlib.suppress(discord.HTTPException):
+                    await interaction.edit_original_response(
+                        content=f"🖼️ v{version.number} is in the thread: {message.jump_url}"
+                    )
+        if message is None:
+            message = await send_picture(
+                lambda text, file: deliver(bot, interaction, text, view=view, file=file),
+                caption,
+                image,
+                limit,
+                session,
+                version,
             )
-        except discord.HTTPException as error:
-            log.info("Could not post render %d in the thread (HTTP %s)", finished.record.id, error.status)
-        else:
-            await deliver(
-                bot,
-                interaction,
-                content=f"🖼️ v{version.number} is in the thread: {message.jump_url}",
-                view=None,
-            )
-    if message is None:
-        message = await deliver(
+    except discord.Forbidden:
+        log.info("Render %d finished but the picture could not be uploaded (403)", finished.record.id)
+        await deliver(
             bot,
             interaction,
-            content=caption,
-            view=view,
-            make_file=lambda: _image_file(image, session, version),
+            f"⚠️ I drew **v{version.number}** but can't upload pictures here: I'm missing the **Attach Files** "
+            "permission. Ask an admin to grant it, then press Retry.",
+            view=result_view(session.id, version.number, label="Retry"),
         )
+        return finished.record
     await bot.store.set_render_message(finished.record.id, message.id)
     return finished.record
 

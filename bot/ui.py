@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import unicodedata
 from typing import TYPE_CHECKING
 
 import discord
@@ -38,7 +39,17 @@ def clip(text: str, limit: int) -> str:
 
 
 def one_line(text: str) -> str:
-    return " ".join(text.split())
+    """A label on one line, without zero-width or direction-override characters that garble the layout."""
+    visible = "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
+    return " ".join(visible.split())
+
+
+def with_notice(first: str, second: str, *, after: bool = False) -> str:
+    """Two texts as one message; the notice is dropped rather than break Discord's limit."""
+    combined = f"{second}\n{first}" if after else f"{first}\n{second}"
+    if len(combined) <= MESSAGE_LIMIT:
+        return combined
+    return second if not after else first
 
 
 def quote_block(text: str) -> str:

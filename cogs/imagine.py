@@ -10,7 +10,7 @@ from discord.ext import commands
 
 from bot import actions
 from bot.render import size_label
-from bot.studio import MAX_IDEA_CHARS
+from bot.studio import MAX_IDEA_CHARS, clean_user_text
 
 if TYPE_CHECKING:
     from bot.client import MuralBot
@@ -40,6 +40,8 @@ def build_imagine_command(bot: MuralBot) -> app_commands.Command:
         size: str | None = None,
         quality: str | None = None,
     ) -> None:
+        # Refused privately before anything is posted: an empty idea is not worth a public message.
+        idea = clean_user_text(idea, limit=MAX_IDEA_CHARS, what="idea")
         await interaction.response.defer(thinking=True)
         session, first = await bot.studio.start_session(
             idea=idea,

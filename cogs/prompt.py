@@ -10,7 +10,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import actions, ui
-from bot.studio import DEFAULT_TARGET, MAX_IDEA_CHARS, STYLES, TARGETS
+from bot.studio import DEFAULT_TARGET, MAX_IDEA_CHARS, STYLES, TARGETS, clean_user_text
 
 if TYPE_CHECKING:
     from bot.client import MuralBot
@@ -44,6 +44,8 @@ class Prompt(commands.Cog):
         target: str | None = None,
         style: str | None = None,
     ) -> None:
+        # Refused privately before anything is posted: an empty idea is not worth a public message.
+        idea = clean_user_text(idea, limit=MAX_IDEA_CHARS, what="idea")
         await interaction.response.defer(thinking=True)
         session, first = await self.bot.studio.start_session(
             idea=idea,

@@ -100,11 +100,11 @@ class Rig:
         return await self.discord.wait_for(found, within, message=f"a bot message containing {needle!r}")
 
     async def wait_for_upload(self, start: int = 0, within: float = 10) -> tuple[Any, Any]:
-        """The first request after index `start` that uploaded a file: (request, file)."""
+        """The first request after index `start` that uploaded a file successfully: (request, file)."""
 
         def upload() -> tuple[Any, Any] | None:
             for request in self.discord.requests[start:]:
-                if request.files:
+                if request.files and 200 <= request.status < 300:
                     return request, request.files[0]
             return None
 

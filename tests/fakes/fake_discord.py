@@ -1697,6 +1697,13 @@ class FakeDiscord:
             if "locked" in body and not perms & Permissions.MANAGE_THREADS:
                 raise _missing_permissions()
             metadata = channel["thread_metadata"]
+            # Only moderators may reopen a locked thread, even the bot that started it.
+            if (
+                metadata.get("locked")
+                and body.get("archived") is False
+                and not perms & Permissions.MANAGE_THREADS
+            ):
+                raise _missing_permissions()
             if "name" in body:
                 channel["name"] = body["name"]
             for key in ("archived", "locked", "auto_archive_duration", "invitable"):

@@ -1,0 +1,347 @@
+"""Faults from OpenAI and from Discord, each through the real bot: what the member sees, what the bot does."""
+
+from __future__ import annotations
+
+import io
+import logging
+import random
+import socket
+import sqlite3
+
+import pytest
+from PIL import Image
+
+import tests.fakes.fake_discord as fake_discord_module
+from tests.fakes.fake_discord import Permissions
+from tests.fakes.fake_openai import (
+    ImageReply,
+    Reply,
+    hang,
+    insufficient_quota,
+    model_not_found,
+    rate_limited,
+    server_error,
+    unauthorized,
+)
+from tests.rig import FAST_RETRIES, OPENAI_KEY, Rig, custom_ids, png_size
+
+pytestmark = pytest.mark.asyncio
+PROMPT = "A red fox on a snowy hill at dawn, soft pink light, long shadows, shallow depth of field."
+ORIGINAL = r"/webhooks/\d+/[^/]+/messages/@original"
+
+
+async def imagine(rig: Rig, member: dict, idea: str = "a fox in the snow"):
+    rig.openai.script_chat(PROMPT)
+    return await rig.discord.slash_command(member, "imagine", {"idea": idea})
+
+
+async def final_text(rig: Rig, interaction, needle: str) -> dict:
+    """The interaction's visible message once it contains `needle`."""
+    return await rig.discord.wait_for(
+        lambda: (
+            interaction.original
+            and needle in (interaction.original.get("content") or "")
+            and interaction.original
+        ),
+        10,
+        message=f"the answer to contain {needle!r}",
+    )
+
+
+def edits_of(rig: Rig, interaction) -> list[str]:
+    return [
+        r.json.get("content") or ""
+        for r in rig.discord.requests_to("PATCH", ORIGINAL)
+        if interaction.token in r.path and isinstance(r.json, dict)
+    ]
+
+
+def render_rows(rig: Rig) -> list[tuple]:
+    with sqlite3.connect(rig.database) as db:
+        return db.execute("SELECT status, error_code FROM renders ORDER BY id").fetchall()
+
+
+# -- OpenAI ------------------------------------------------------------------------------------
+
+
+async def test_rate_limit_shows_retrying_then_fails_with_retry(rig: Rig) -> None:
+    await rig.start_bot()
+    alice = rig.discord.add_member("alice")
+    rig.openai.script_images(*(rate_limited(retry_after=1.0) for _ in range(FAST_RETRIES.attempts)))
+    interaction = await imagine(rig, alice)
+
+    answer = await final_text(rig, interaction, "E-BUSY")
+    assert any("retrying" in text for text in edits_of(rig, interaction))
+    assert rig.openai.calls("/images/generations") == FAST_RETRIES.attempts
+    assert any(cid.startswith("mural:gen:") for cid in custom_ids(answer)), "a Retry button"
+    assert render_rows(rig) == [("failed", "E-BUSY")]
+
+
+async def test_rate_limit_then_success_delivers_the_picture(rig: Rig) -> None:
+    await rig.start_bot()
+    alice = rig.discord.add_member("alice")
+    rig.openai.script_images(rate_limited(retry_after=0.1))
+    before = len(rig.discord.requests)
+    await imagine(rig, alice)
+    _, upload = await rig.wait_for_upload(before)
+    png_size(upload.data)
+    assert rig.openai.calls("/images/generations") == 2
+
+
+async def test_out_of_credit_is_sent_once_and_logged_once(rig: Rig, caplog: pytest.LogCaptureFixture) -> None:
+    await rig.start_bot()
+    alice = rig.discord.add_member("alice")
+    rig.openai.script_images(insufficient_quota(), insufficient_quota())
+    caplog.set_level(logging.INFO)
+
+    first = await imagine(rig, alice)
+    await final_text(rig, first, "out of OpenAI credit; the admins have been told")
+    second = await imagine(rig, alice, "a second fox")
+    await final_text(rig, second, "E-CREDIT")
+
+    assert rig.openai.calls("/images/generations") == 2, "one request per command, never retried"
+    operator_errors = [
+        r for r in caplog.records if r.levelno >= logging.ERROR and "insufficient_quota" in r.getMessage()
+    ]
+    assert len(operator_errors) == 1
+
+
+@pytest.mark.parametrize("status", [500, 502, 503])
+async def test_server_errors_are_retried_then_fail_with_retry(rig: Rig, status: int) -> None:
+    await rig.start_bot()
+    alice = rig.discord.add_member("alice")
+    rig.openai.script_images(*(server_error(status) for _ in range(FAST_RETRIES.attempts)))
+    interaction = await imagine(rig, alice)
+    answer = await final_text(rig, interaction, "E-DOWN")
+    assert rig.openai.calls("/images/generations") == FAST_RETRIES.attempts
+    assert any(cid.startswith("mural:gen:") for cid in custom_ids(answer))
+
+
+async def test_a_passing_server_error_goes_unnoticed(rig: Rig) -> None:
+    await rig.start_bot()
+    alice = rig.discord.add_member("alice")
+    rig.openai.script_images(server_error(502))
+    before = len(rig.discord.requests)
+    interaction = await imagine(rig, alice)
+    _, upload = await rig.wait_for_upload(before)
+    png_size(upload.data)
+    assert not any("E-" in text for text in edits_of(rig, interaction))
+
+
+async def test_hanging_image_call_times_out_and_marks_the_job_failed(rig: Rig) -> None:
+    rig.overrides["IMAGE_TIMEOUT"] = "1"
+    await rig.start_bot()
+    alice = rig.discord.add_member("alice")
+    rig.openai.script_images(hang())
+    interaction = await imagine(rig, alice)
+    await final_text(rig, interaction, "E-TIMEOUT")
+    assert render_rows(rig) == [("failed", "E-TIMEOUT")]
+
+
+async def test_hanging_chat_call_times_out(rig: Rig) -> None:
+    rig.overrides["CHAT_TIMEOUT"] = "1"
+    await rig.start_bot()
+    alice = rig.discord.add_member("alice")
+    rig.openai.script_chat(hang())
+    interaction = await rig.discord.slash_command(alice, "prompt", {"idea": "a fox"})
+    await final_text(rig, interaction, "E-TIMEOUT")
+
+
+async def test_unreachable_image_service_and_the_bot_keeps_serving(rig: Rig) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        dead = probe.getsockname()[1]
+    rig.overrides.update(
+        {"OPENAI_BASE_URL": f"http://127.0.0.1:{dead}/v1", "CHAT_BASE_URL": rig.openai.base_url}
+    )
+    await rig.start_bot()
+    alice = rig.discord.add_member("alice")
+    interaction = await imagine(rig, alice)
+    await final_text(rig, interaction, "image service cannot be reached")
+
+    rig.openai.script_chat(PROMPT)
+    prompt = await rig.discord.slash_command(alice, "prompt", {"idea": "a fox"})
+    await final_text(rig, prompt, "**v1**")
+
+
+@pytest.mark.parametrize("fault", [unauthorized(), model_not_found("gpt-image-1")], ids=["401", "404-model"])
+async def test_operator_problems_are_explained_and_logged(
+    rig: Rig, caplog: pytest.LogCaptureFixture, fault
+) -> None:
+    await rig.start_bot()
+    alice = rig.discord.add_member("alice")
+    rig.openai.script_images(fault)
+    caplog.set_level(logging.INFO)
+    interaction = await imagine(rig, alice)
+    await final_text(rig, interaction, "misconfigured")
+    await final_text(rig, interaction, "admins have been told")
+
+    [logged] = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert "Operator action needed" in logged
+    if fault.status == 404:
+        assert "gpt-image-2" in logged and "IMAGE_MODEL" in logged
+    assert OPENAI_KEY not in caplog.text
+
+
+# -- Discord -----------------------------------------------------------------------------------
+
+
+async def test_gateway_drop_mid_session_loses_nothing(rig: Rig) -> None:
+    await rig.start_bot()
+    alice = rig.discord.add_member("alice")
+    rig.openai.script_chat(PROMPT)
+    prompt = await rig.discord.slash_command(alice, "prompt", {"idea": "a fox"})
+    message = await final_text(rig, prompt, "**v1**")
+    thread = await rig.discord.wait_for(lambda: next(iter(rig.threads()), None))
+    rig.openai.script_images(ImageReply(delay=1.0))
+    before = len(rig.discord.requests)
+    generate = next(c for c in custom_ids(message) if c.startswith("mural:gen:"))
+    await rig.discord.click(alice, int(message["id"]), generate)
+    await rig.openai.wait_for_calls("/images/generations", 1)
+
+    await rig.discord.drop_gateway()
+    _, upload = await rig.wait_for_upload(before, within=15)
+    png_size(upload.data)
+    await rig.discord.wait_for(lambda: rig.bot.is_ready() and rig.discord.resume_count >= 1, 15)
+
+    rig.openai.script_chat("A fox at night.")
+    await rig.discord.user_message(alice, int(thread["id"]), "make it night")
+    await rig.wait_for_bot_message(int(thread["id"]), "**v2**", within=15)
+    assert render_rows(rig) == [("done", None)]
+
+
+async def test_expired_interaction_token_posts_to_the_channel(rig: Rig) -> None:
+    await rig.start_bot()
+    alice = rig.discord.add_member("alice")
+    rig.discord.fail_next("PATCH", ORIGINAL, 404, code=10015, message="Unknown Webhook", times=50)
+    before = len(rig.discord.requests)
+    await imagine(rig, alice)
+    request, upload = await rig.wait_for_upload(before)
+    png_size(upload.data)
+    assert request.method == "POST" and request.path == f"/channels/{rig.discord.channel_id}/messages"
+
+
+def revoke(rig: Rig, permission: int) -> None:
+    """Take a permission from the bot (its role and @everyone); members keep theirs through their own role."""
+    rig.discord.set_everyone_permissions(Permissions.EVERYONE_DEFAULT & ~permission)
+    rig.discord.set_bot_permissions(Permissions.BOT_DEFAULT & ~permission)
+
+
+async def test_no_thread_posting_permission_falls_back_to_the_channel(rig: Rig) -> None:
+    await rig.start_bot()
+    alice = rig.discord.add_member("alice", permissions=Permissions.EVERYONE_DEFAULT)
+    rig.openai.script_chat(PROMPT)
+    prompt = await rig.discord.slash_command(alice, "prompt", {"idea": "a fox"})
+    await final_text(rig, prompt, "**v1**")
+    thread = await rig.discord.wait_for(lambda: next(iter(rig.threads()), None))
+    revoke(rig, Permissions.SEND_MESSAGES_IN_THREADS)
+
+    rig.openai.script_chat("A fox at night.")
+    await rig.discord.user_message(alice, int(thread["id"]), "make it night")
+    fallback = await rig.wait_for_bot_message(rig.discord.channel_id, "**v2**")
+    assert "Send Messages in Threads" in fallback["content"]
+    assert any(cid.endswith(":2") for cid in custom_ids(fallback))
+
+
+async def test_no_attach_permission_in_the_thread_is_explained(rig: Rig) -> None:
+    await rig.start_bot()
+    alice = rig.discord.add_member("alice", permissions=Permissions.EVERYONE_DEFAULT)
+    rig.openai.script_chat(PROMPT)
+    prompt = await rig.discord.slash_command(alice, "prompt", {"idea": "a fox"})
+    message = await final_text(rig, prompt, "**v1**")
+    await rig.discord.wait_for(lambda: rig.threads())
+    revoke(rig, Permissions.ATTACH_FILES)
+
+    generate = next(c for c in custom_ids(message) if c.startswith("mural:gen:"))
+    click = await rig.discord.click(alice, int(message["id"]), generate)
+    answer = await final_text(rig, click, "Attach Files")
+    assert answer["attachments"], "the picture still reaches its owner, privately"
+    assert click.ephemeral
+
+
+def _noisy_png(width: int = 400, height: int = 400) -> bytes:
+    rng = random.Random(7)
+    picture = Image.frombytes(
+        "RGB", (width, height), bytes(rng.getrandbits(8) for _ in range(width * height * 3))
+    )
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+async def test_picture_over_the_upload_limit_is_recompressed(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(fake_discord_module, "ATTACHMENT_SIZE_LIMIT", 150_000)
+    await rig.start_bot()
+    alice = rig.discord.add_member("alice")
+    big = _noisy_png()
+    assert len(big) > 150_000
+    rig.openai.script_images(ImageReply(png=big))
+    before = len(rig.discord.requests)
+    await imagine(rig, alice)
+    request, upload = await rig.wait_for_upload(before)
+    assert len(upload.data) <= 150_000
+    assert upload.filename.endswith((".webp", ".jpg"))
+    assert "Compressed" in request.json["content"]
+
+
+async def test_413_from_discord_shrinks_and_retries(rig: Rig) -> None:
+    await rig.start_bot()
+    alice = rig.discord.add_member("alice")
+    big = _noisy_png()
+    rig.openai.script_images(ImageReply(png=big, delay=0.5))
+    before = len(rig.discord.requests)
+    interaction = await imagine(rig, alice)
+    await rig.openai.wait_for_calls("/images/generations", 1)
+    # Progress edits are done by now; the next edit of the placeholder is the upload.
+    await rig.discord.wait_for(lambda: any("Rendering" in text for text in edits_of(rig, interaction)))
+    rig.discord.fail_next("PATCH", ORIGINAL + "$", 413, code=40005, message="Request entity too large")
+    await rig.discord.wait_for(lambda: interaction.original and interaction.original.get("attachments"))
+    uploads = [r for r in rig.discord.requests[before:] if r.files]
+    assert [r.status for r in uploads] == [413, 200]
+    assert len(uploads[1].files[0].data) < len(big)
+
+
+async def _session_locked_while_the_model_works(rig: Rig) -> tuple[dict, int]:
+    """A moderator archives and locks the thread between the owner's message and the bot's answer."""
+    alice = rig.discord.add_member("alice")
+    rig.openai.script_chat(PROMPT)
+    prompt = await rig.discord.slash_command(alice, "prompt", {"idea": "a fox"})
+    await final_text(rig, prompt, "**v1**")
+    thread = await rig.discord.wait_for(lambda: next(iter(rig.threads()), None))
+    thread_id = int(thread["id"])
+    rig.openai.script_chat(Reply(content="A fox at night.", delay=0.5))
+    await rig.discord.user_message(alice, thread_id, "make it night")
+    await rig.openai.wait_for_calls("/chat/completions", 2)
+    rig.discord.channels[thread_id]["thread_metadata"].update(archived=True, locked=True)
+    return alice, thread_id
+
+
+async def test_locked_thread_is_reopened_when_the_bot_may(rig: Rig) -> None:
+    await rig.start_bot()
+    _, thread_id = await _session_locked_while_the_model_works(rig)
+    await rig.wait_for_bot_message(thread_id, "**v2**")
+    assert rig.discord.channels[thread_id]["thread_metadata"]["archived"] is False
+
+
+async def test_locked_thread_is_answered_in_the_channel_when_the_bot_may_not_reopen(rig: Rig) -> None:
+    await rig.start_bot()
+    rig.discord.set_bot_permissions(Permissions.BOT_DEFAULT & ~Permissions.MANAGE_THREADS)
+    _, thread_id = await _session_locked_while_the_model_works(rig)
+    answer = await rig.wait_for_bot_message(rig.discord.channel_id, "**v2**")
+    assert "archived" in answer["content"]
+    assert rig.discord.channels[thread_id]["thread_metadata"]["archived"] is True
+
+
+async def test_archived_thread_reopens_when_the_owner_writes(rig: Rig) -> None:
+    await rig.start_bot()
+    alice = rig.discord.add_member("alice")
+    rig.openai.script_chat(PROMPT)
+    prompt = await rig.discord.slash_command(alice, "prompt", {"idea": "a fox"})
+    await final_text(rig, prompt, "**v1**")
+    thread_id = int((await rig.discord.wait_for(lambda: next(iter(rig.threads()), None)))["id"])
+    rig.discord.channels[thread_id]["thread_metadata"]["archived"] = True
+    rig.openai.script_chat("A fox at night.")
+    await rig.discord.user_message(alice, thread_id, "make it night")
+    await rig.wait_for_bot_message(thread_id, "**v2**")
