@@ -165,14 +165,18 @@ def fit_prompt(prompt: str, limit: int) -> str:
     return cut[:space] if space > limit * 0.8 else cut
 
 
-def image_request(model: str, prompt: str, *, size: str, quality: str, requester_id: int) -> dict[str, Any]:
-    """Keyword arguments for `images.generate`, in the dialect the model speaks."""
-    capabilities = capabilities_for(model)
+def check_options(capabilities: ImageModelCapabilities, size: str, quality: str) -> None:
     problem = size_problem(capabilities, size)
     if problem:
         raise InvalidRequest(f"Size {size} {problem}.")
     if quality not in quality_choices(capabilities):
         raise InvalidRequest(f"Quality {quality} is not one of {', '.join(quality_choices(capabilities))}.")
+
+
+def image_request(model: str, prompt: str, *, size: str, quality: str, requester_id: int) -> dict[str, Any]:
+    """Keyword arguments for `images.generate`, in the dialect the model speaks."""
+    capabilities = capabilities_for(model)
+    check_options(capabilities, size, quality)
     request: dict[str, Any] = {
         "model": model,
         "prompt": fit_prompt(prompt, capabilities.max_prompt_chars),
@@ -241,6 +245,10 @@ class Renderer:
     @property
     def quality_choices(self) -> tuple[str, ...]:
         return quality_choices(self.capabilities)
+
+    def check_options(self, size: str | None, quality: str | None) -> None:
+        """Refuse a size or quality the model lacks before anything is queued."""
+        check_options(self.capabilities, size or self.default_size, quality or self.default_quality)
 
     async def render(
         self,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import unicodedata
 import weakref
 from dataclasses import dataclass
 
@@ -153,7 +154,7 @@ def parse_prompt(answer: str) -> str:
 def clean_user_text(text: str, *, limit: int, what: str) -> str:
     """Trimmed text from a member, refused with a clear message when empty or too long."""
     text = text.strip()
-    if not text:
+    if not any(ch.isprintable() and not ch.isspace() and unicodedata.category(ch) != "Cf" for ch in text):
         raise InvalidRequest(f"The {what} is empty. Describe what you want to see.")
     if len(text) > limit:
         raise InvalidRequest(f"The {what} is {len(text):,} characters; keep it under {limit:,}.")
@@ -177,12 +178,17 @@ class Studio:
             self._locks[session_id] = lock
         return lock
 
-    async def write_prompt(self, idea: str, *, target: str, style: str | None, requester_id: int) -> str:
-        idea = clean_user_text(idea, limit=MAX_IDEA_CHARS, what="idea")
+    @staticmethod
+    def check_options(target: str, style: str | None) -> None:
+        """Refuse options this studio does not offer (a stale command definition can still send them)."""
         if target not in TARGETS:
             raise InvalidRequest(f"Unknown target {target!r}; choose one of {', '.join(TARGETS)}.")
         if style is not None and style not in STYLES:
             raise InvalidRequest(f"Unknown style {style!r}; choose one of {', '.join(STYLES)}.")
+
+    async def write_prompt(self, idea: str, *, target: str, style: str | None, requester_id: int) -> str:
+        idea = clean_user_text(idea, limit=MAX_IDEA_CHARS, what="idea")
+        self.check_options(target, style)
         answer = await self._ai.chat(
             expansion_messages(idea, target, style), user_hash=safety_identifier(requester_id)
         )

@@ -42,6 +42,7 @@ def build_imagine_command(bot: MuralBot) -> app_commands.Command:
     ) -> None:
         # Refused privately before anything is posted: an empty idea is not worth a public message.
         idea = clean_user_text(idea, limit=MAX_IDEA_CHARS, what="idea")
+        bot.renderer.check_options(size, quality)
         await interaction.response.defer(thinking=True)
         session, first = await bot.studio.start_session(
             idea=idea,

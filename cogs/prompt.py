@@ -46,6 +46,7 @@ class Prompt(commands.Cog):
     ) -> None:
         # Refused privately before anything is posted: an empty idea is not worth a public message.
         idea = clean_user_text(idea, limit=MAX_IDEA_CHARS, what="idea")
+        self.bot.studio.check_options(target or DEFAULT_TARGET, style)
         await interaction.response.defer(thinking=True)
         session, first = await self.bot.studio.start_session(
             idea=idea,

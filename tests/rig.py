@@ -90,6 +90,12 @@ class Rig:
     def threads(self) -> list[dict[str, Any]]:
         return [c for c in self.discord.channels.values() if c.get("type") in (10, 11, 12)]
 
+    async def settled_thread(self) -> dict[str, Any]:
+        """The session thread, once the bot has stored it (it posts its hint after that)."""
+        thread = await self.discord.wait_for(lambda: next(iter(self.threads()), None), message="a thread")
+        await self.wait_for_bot_message(int(thread["id"]), "Reply here")
+        return thread
+
     async def wait_for_bot_message(self, channel_id: int, needle: str, within: float = 10) -> dict[str, Any]:
         def found() -> dict[str, Any] | None:
             for message in self.bot_messages_in(channel_id):

@@ -21,7 +21,7 @@ async def start_prompt(rig: Rig, member: dict, idea: str = "a beach at sunset", 
     rig.openai.script_chat(prompt)
     interaction = await rig.discord.slash_command(member, "prompt", {"idea": idea})
     await interaction.wait_response()
-    thread = await rig.discord.wait_for(lambda: next(iter(rig.threads()), None), message="a thread")
+    thread = await rig.settled_thread()
     await rig.discord.wait_for(lambda: interaction.original and interaction.original.get("content"))
     return interaction, interaction.original, thread
 
