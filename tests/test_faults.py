@@ -19,6 +19,7 @@ from tests.fakes.fake_openai import (
     hang,
     insufficient_quota,
     model_not_found,
+    permission_denied,
     rate_limited,
     server_error,
     unauthorized,
@@ -164,7 +165,11 @@ async def test_unreachable_image_service_and_the_bot_keeps_serving(rig: Rig) -> 
     await final_text(rig, prompt, "**v1**")
 
 
-@pytest.mark.parametrize("fault", [unauthorized(), model_not_found("gpt-image-1")], ids=["401", "404-model"])
+@pytest.mark.parametrize(
+    "fault",
+    [unauthorized(), permission_denied(), model_not_found("gpt-image-1")],
+    ids=["401", "403", "404-model"],
+)
 async def test_operator_problems_are_explained_and_logged(
     rig: Rig, caplog: pytest.LogCaptureFixture, fault
 ) -> None:
@@ -210,10 +215,13 @@ async def test_gateway_drop_mid_session_loses_nothing(rig: Rig) -> None:
     assert render_rows(rig) == [("done", None)]
 
 
-async def test_expired_interaction_token_posts_to_the_channel(rig: Rig) -> None:
+@pytest.mark.parametrize(
+    ("status", "code"), [(404, 10015), (401, 50027)], ids=["unknown-webhook", "invalid-token"]
+)
+async def test_expired_interaction_token_posts_to_the_channel(rig: Rig, status: int, code: int) -> None:
     await rig.start_bot()
     alice = rig.discord.add_member("alice")
-    rig.discord.fail_next("PATCH", ORIGINAL, 404, code=10015, message="Unknown Webhook", times=50)
+    rig.discord.fail_next("PATCH", ORIGINAL, status, code=code, message="Unknown Webhook", times=50)
     before = len(rig.discord.requests)
     await imagine(rig, alice)
     request, upload = await rig.wait_for_upload(before)
