@@ -60,6 +60,51 @@ class RenderQueue:
     def renderer(self) -> Renderer:
         return self._renderer
 
+    async def _run_in_slot(
+        self, record: Render, prompt: str, notify: Callable[[JobUpdate], Awaitable[None]]
+    ) -> RenderedImage:
+        """Wait for one of the render slots (saying how many are ahead), render, and record the outcome."""
+        self._waiting.append(record.id)
+        try:
+            if self._slots.locked():
+                await notify(JobUpdate("queued", ahead=self._waiting.index(record.id)))
+            await self._slots.acquire()
+        finally:
+            self._waiting.remove(record.id)
+        try:
+            await self._store.mark_render_running(record.id)
+            await notify(JobUpdate("rendering"))
+
+            async def on_retry(error: MuralError, wait: float) -> None:
+                await notify(JobUpdate("retrying", retry_in=wait))
+
+            try:
+                image = await self._renderer.render(
+                    prompt,
+                    requester_id=record.requester_id,
+                    size=record.size,
+                    quality=record.quality,
+                    on_retry=on_retry,
+                )
+            except MuralError as error:
+                await self._store.fail_render(record.id, code=error.code, error=error.detail)
+                raise RenderFailed(record, error) from error
+            except Exception as exc:
+                error = MuralError(f"unexpected {type(exc).__name__}")
+                await self._store.fail_render(record.id, code=error.code, error=error.detail)
+                log.exception("Render %d failed unexpectedly", record.id)
+                raise RenderFailed(record, error) from exc
+            await self._store.finish_render(
+                record.id,
+                revised_prompt=image.revised_prompt,
+                input_tokens=image.input_tokens,
+                output_tokens=image.output_tokens,
+                cost_usd=image.cost_usd,
+            )
+            return image
+        finally:
+            self._slots.release()
+
     async def shutdown(self, grace: float = 3.0) -> None:
         """Stop renders still running; their records stay unfinished, so the next start reports them."""
         tasks = [task for task in self._active if not task.done()]
@@ -109,53 +154,15 @@ class RenderQueue:
                 log.warning("Progress update for render %d failed", record.id, exc_info=True)
 
         member_lock = self._member_lock(requester_id)
-        self._waiting.append(record.id)
         current = asyncio.current_task()
         if current is not None:
             self._active.add(current)
         try:
-            if member_lock.locked() or self._slots.locked():
-                await notify(
-                    JobUpdate(
-                        "queued",
-                        ahead=self._waiting.index(record.id),
-                        own_render_running=member_lock.locked(),
-                    )
-                )
-            async with member_lock, self._slots:
-                self._waiting.remove(record.id)
-                await self._store.mark_render_running(record.id)
-                await notify(JobUpdate("rendering"))
-
-                async def on_retry(error: MuralError, wait: float) -> None:
-                    await notify(JobUpdate("retrying", retry_in=wait))
-
-                try:
-                    image = await renderer.render(
-                        prompt,
-                        requester_id=requester_id,
-                        size=record.size,
-                        quality=record.quality,
-                        on_retry=on_retry,
-                    )
-                except MuralError as error:
-                    await self._store.fail_render(record.id, code=error.code, error=error.detail)
-                    raise RenderFailed(record, error) from error
-                except Exception as exc:
-                    error = MuralError(f"unexpected {type(exc).__name__}")
-                    await self._store.fail_render(record.id, code=error.code, error=error.detail)
-                    log.exception("Render %d failed unexpectedly", record.id)
-                    raise RenderFailed(record, error) from exc
-                await self._store.finish_render(
-                    record.id,
-                    revised_prompt=image.revised_prompt,
-                    input_tokens=image.input_tokens,
-                    output_tokens=image.output_tokens,
-                    cost_usd=image.cost_usd,
-                )
+            if member_lock.locked():
+                await notify(JobUpdate("queued", own_render_running=True))
+            async with member_lock:
+                image = await self._run_in_slot(record, prompt, notify)
         finally:
             self._active.discard(current)
-            if record.id in self._waiting:
-                self._waiting.remove(record.id)
         done = await self._store.get_render(record.id)
         return FinishedRender(record=done or record, image=image)
