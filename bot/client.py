@@ -82,7 +82,7 @@ class MuralBot(commands.Bot):
         )
         self.jobs = RenderQueue(store, self.renderer, concurrency=settings.render_concurrency)
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._resources_closed = False
+        self._closing: asyncio.Future[None] | None = None
         self.synced_commands = False
 
     # -- start-up -----------------------------------------------------------------------------
@@ -164,16 +164,21 @@ class MuralBot(commands.Bot):
         )
 
     async def close(self) -> None:
-        """Stop renders in flight, then the gateway and background work, then the HTTP clients and the database."""
-        first_call = not self._resources_closed
-        self._resources_closed = True
-        if first_call:
-            await self.jobs.shutdown()
+        """Stop renders in flight, then the gateway and background work, then the HTTP clients and the database.
+
+        Every caller (the signal handler, `async with`, `serve`'s cleanup) waits for the same single
+        shutdown, so nobody reports "stopped" while the database is still closing.
+        """
+        if self._closing is None:
+            self._closing = asyncio.ensure_future(self._close_once())
+        await asyncio.shield(self._closing)
+
+    async def _close_once(self) -> None:
+        await self.jobs.shutdown()
         try:
             await super().close()
         finally:
-            if first_call:
-                await self._close_resources()
+            await self._close_resources()
 
     async def _close_resources(self) -> None:
         for task in list(self._tasks):
