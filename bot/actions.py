@@ -25,7 +25,7 @@ from bot.studio import MAX_INSTRUCTION_CHARS
 if TYPE_CHECKING:
     from bot.client import MuralBot
     from bot.render import RenderedImage
-    from bot.store import Render, Session, Version
+    from bot.store import Refinement, Render, Session, Version
 
 log = logging.getLogger(__name__)
 
@@ -215,7 +215,9 @@ async def refine_in_thread(bot: MuralBot, message: discord.Message, session: Ses
     """A thread reply from the owner becomes the next version, typed-at while the model works."""
     try:
         async with typing_if_allowed(message.channel):
-            version = await bot.studio.refine(session.id, message.content, author_id=message.author.id)
+            version = await bot.studio.refine(
+                session.id, message.content, author_id=message.author.id, channel_id=message.channel.id
+            )
         await post_version(bot, message.channel, version, reply_to=message)
     except Exception as error:
         text, code = ui.describe_failure(error)
@@ -251,7 +253,10 @@ class RefineModal(discord.ui.Modal):
         bot = _bot(interaction)
         await interaction.response.defer(thinking=True)
         version = await bot.studio.refine(
-            self.session.id, self.instruction.value, author_id=interaction.user.id
+            self.session.id,
+            self.instruction.value,
+            author_id=interaction.user.id,
+            channel_id=interaction.channel_id or self.session.channel_id,
         )
         message = await interaction.edit_original_response(
             content=ui.version_text(version),
@@ -462,6 +467,25 @@ async def render_for_interaction(
         return finished.record
     await bot.store.set_render_message(finished.record.id, message.id)
     return finished.record
+
+
+async def report_interrupted_refinements(bot: MuralBot, refinements: list[Refinement]) -> None:
+    """Tell each author that a restart cut off their instruction; the session is as it was before it."""
+    for refinement in refinements:
+        session = await bot.store.get_session(refinement.session_id)
+        if session is None:
+            continue
+        channel = bot.get_partial_messageable(refinement.channel_id)
+        quoted = discord.utils.escape_markdown(ui.clip(ui.one_line(refinement.instruction), 200))
+        try:
+            await channel.send(
+                f"⚠️ <@{refinement.author_id}>, I restarted while working on “{quoted}”, so it was not applied. "
+                f"The prompt is still at **v{session.head_version}**: send it again, or press Refine.",
+                view=version_view(session.id, session.head_version),
+                allowed_mentions=ui.NO_PINGS,
+            )
+        except discord.HTTPException:
+            log.warning("Could not report interrupted refinement %d", refinement.id, exc_info=True)
 
 
 async def report_interrupted(bot: MuralBot, renders: list[Render]) -> None:

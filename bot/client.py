@@ -102,6 +102,14 @@ class MuralBot(commands.Bot):
         if self.sync_only:
             await self.sync_commands(force=True)
             return
+        cut_off = await self.store.interrupt_pending_refinements()
+        if cut_off:
+            log.warning(
+                "%d refinement(s) were interrupted by the last stop; telling their authors", len(cut_off)
+            )
+            self.spawn(
+                actions.report_interrupted_refinements(self, cut_off), name="report-interrupted-refinements"
+            )
         interrupted = await self.store.interrupt_unfinished_renders()
         if interrupted:
             log.warning(
@@ -174,7 +182,7 @@ class MuralBot(commands.Bot):
         await asyncio.shield(self._closing)
 
     async def _close_once(self) -> None:
-        await self.jobs.shutdown()
+        await asyncio.gather(self.jobs.shutdown(), self.studio.shutdown())
         try:
             await super().close()
         finally:

@@ -79,6 +79,20 @@ MIGRATIONS: tuple[str, ...] = (
         value TEXT NOT NULL
     );
     """,
+    """
+    CREATE TABLE refinements (
+        id          INTEGER PRIMARY KEY,
+        session_id  INTEGER NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+        author_id   INTEGER NOT NULL,
+        channel_id  INTEGER NOT NULL,
+        instruction TEXT NOT NULL,
+        status      TEXT NOT NULL DEFAULT 'pending'
+                    CHECK (status IN ('pending', 'done', 'failed', 'interrupted')),
+        version     INTEGER,
+        created_at  TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+    );
+    CREATE INDEX refinements_by_status ON refinements (status);
+    """,
 )
 
 _NOW = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
@@ -108,6 +122,17 @@ class Version:
     instruction: str | None
     author_id: int
     message_id: int | None
+
+
+@dataclass(frozen=True)
+class Refinement:
+    id: int
+    session_id: int
+    author_id: int
+    channel_id: int
+    instruction: str
+    status: str
+    version: int | None
 
 
 @dataclass(frozen=True)
@@ -311,9 +336,19 @@ class Store:
         return [_row(Version, row) for row in rows]
 
     async def add_version(
-        self, session_id: int, *, parent: int, prompt: str, instruction: str, author_id: int
+        self,
+        session_id: int,
+        *,
+        parent: int,
+        prompt: str,
+        instruction: str,
+        author_id: int,
+        refinement_id: int | None = None,
     ) -> Version:
-        """Store the next version (numbers only grow, even after an undo) and make it the head."""
+        """Store the next version (numbers only grow, even after an undo) and make it the head.
+
+        The refinement that asked for it, if any, is marked done in the same transaction.
+        """
         async with self._transaction() as db:
             async with db.execute(
                 "SELECT COALESCE(MAX(number), 0) + 1 FROM versions WHERE session_id = ?", (session_id,)
@@ -328,8 +363,40 @@ class Store:
                 f"UPDATE sessions SET head_version = ?, updated_at = {_NOW} WHERE id = ?",
                 (number, session_id),
             )
+            if refinement_id is not None:
+                await db.execute(
+                    "UPDATE refinements SET status = 'done', version = ? WHERE id = ?",
+                    (number, refinement_id),
+                )
             version = await self._fetch_version(db, session_id, number)
         return version
+
+    # -- refinements in progress ----------------------------------------------------------
+
+    async def start_refinement(
+        self, *, session_id: int, author_id: int, channel_id: int, instruction: str
+    ) -> Refinement:
+        """Record an instruction before the model is asked, so a crash mid-way can be reported."""
+        async with self._transaction() as db:
+            cursor = await db.execute(
+                "INSERT INTO refinements (session_id, author_id, channel_id, instruction) VALUES (?, ?, ?, ?)",
+                (session_id, author_id, channel_id, instruction),
+            )
+            async with db.execute("SELECT * FROM refinements WHERE id = ?", (cursor.lastrowid,)) as rows:
+                return _row(Refinement, await rows.fetchone())
+
+    async def fail_refinement(self, refinement_id: int) -> None:
+        await self._write(
+            "UPDATE refinements SET status = 'failed' WHERE id = ? AND status = 'pending'", (refinement_id,)
+        )
+
+    async def interrupt_pending_refinements(self) -> list[Refinement]:
+        """Mark instructions a stop cut off as interrupted, and return them so their authors can be told."""
+        async with self._transaction() as db:
+            async with db.execute("SELECT * FROM refinements WHERE status = 'pending' ORDER BY id") as cursor:
+                rows = list(await cursor.fetchall())
+            await db.execute("UPDATE refinements SET status = 'interrupted' WHERE status = 'pending'")
+        return [replace(_row(Refinement, row), status="interrupted") for row in rows]
 
     async def set_version_message(self, version_id: int, message_id: int) -> None:
         await self._write("UPDATE versions SET message_id = ? WHERE id = ?", (message_id, version_id))

@@ -169,6 +169,15 @@ class Studio:
         self._ai = ai
         self._history_window = history_window
         self._locks: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._refining: set[asyncio.Task[object]] = set()
+
+    async def shutdown(self, grace: float = 3.0) -> None:
+        """Stop refinements in flight; they stay recorded as pending, so the next start reports them."""
+        tasks = [task for task in self._refining if not task.done()]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=grace)
 
     def lock_for(self, session_id: int) -> asyncio.Lock:
         """One lock per session, so two quick instructions never both become the same version."""
@@ -221,8 +230,11 @@ class Studio:
             first_prompt=prompt,
         )
 
-    async def refine(self, session_id: int, instruction: str, *, author_id: int) -> Version:
-        """Apply an instruction to the session's head version and store the result as the new head."""
+    async def refine(self, session_id: int, instruction: str, *, author_id: int, channel_id: int) -> Version:
+        """Apply an instruction to the session's head version and store the result as the new head.
+
+        The instruction is recorded first, so one cut off by a crash is reported after the restart.
+        """
         instruction = clean_user_text(instruction, limit=MAX_INSTRUCTION_CHARS, what="instruction")
         async with self.lock_for(session_id):
             session = await self._store.get_session(session_id)
@@ -231,14 +243,27 @@ class Studio:
             lineage = await self._store.lineage(session.id, session.head_version, self._history_window + 1)
             if not lineage:
                 raise SessionGone(f"session {session_id} has no version {session.head_version}")
-            answer = await self._ai.chat(
-                refinement_messages(session, lineage, instruction), user_hash=safety_identifier(author_id)
+            pending = await self._store.start_refinement(
+                session_id=session.id, author_id=author_id, channel_id=channel_id, instruction=instruction
             )
-            prompt = parse_prompt(answer.text)
+            current = asyncio.current_task()
+            if current is not None:
+                self._refining.add(current)
+            try:
+                answer = await self._ai.chat(
+                    refinement_messages(session, lineage, instruction), user_hash=safety_identifier(author_id)
+                )
+                prompt = parse_prompt(answer.text)
+            except Exception:
+                await self._store.fail_refinement(pending.id)
+                raise
+            finally:
+                self._refining.discard(current)
             return await self._store.add_version(
                 session.id,
                 parent=session.head_version,
                 prompt=prompt,
                 instruction=instruction,
                 author_id=author_id,
+                refinement_id=pending.id,
             )

@@ -368,6 +368,23 @@ async def test_refinement_continues_in_the_thread_after_a_sigkill(world: World) 
     assert world.read_database("SELECT number FROM versions ORDER BY number") == [(1,), (2,)]
 
 
+async def test_refinement_cut_off_by_sigkill_is_reported_to_its_author(world: World) -> None:
+    """The instruction was recorded before the model was asked, so the restart can say it was not applied."""
+    bot = await world.start_bot()
+    alice = world.discord.add_member("alice")
+    _, thread = await world.start_prompt(alice)
+    thread_id = int(thread["id"])
+    await refinement_hanging_at_openai(world, alice, thread_id)
+    await world.crash(bot)
+
+    await world.start_bot()
+    notice = await world.wait_for_bot_message([thread_id], "I restarted while working on")
+
+    assert f"<@{alice['id']}>" in notice["content"] and "**v1**" in notice["content"]
+    assert any(cid.startswith("mural:refine:") for cid in custom_ids(notice))
+    assert world.read_database("SELECT status FROM refinements") == [("interrupted",)]
+
+
 # -- SIGTERM and SIGINT --------------------------------------------------------------------------------
 
 

@@ -405,3 +405,20 @@ async def test_a_rejected_token_stops_with_one_clear_line(
     err = capsys.readouterr().err
     assert "DISCORD_TOKEN was rejected" in err
     assert "not-the-right-token" not in err
+
+
+async def test_refinement_in_flight_at_a_clean_stop_is_reported_after_the_restart(rig: Rig) -> None:
+    await rig.start_bot()
+    alice = rig.discord.add_member("alice")
+    _, _, thread = await start_prompt(rig, alice)
+    thread_id = int(thread["id"])
+    rig.openai.script_chat(hang())
+    await rig.discord.user_message(alice, thread_id, "make it night")
+    await rig.openai.wait_for_calls("/chat/completions", 2)
+
+    await rig.restart()
+    notice = await rig.wait_for_bot_message(thread_id, "I restarted while working on")
+    assert "make it night" in notice["content"]
+    rig.openai.script_chat(V2)
+    await rig.discord.user_message(alice, thread_id, "make it night")
+    await rig.wait_for_bot_message(thread_id, "**v2**")

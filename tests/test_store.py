@@ -185,3 +185,27 @@ async def test_meta_round_trip(store: Store) -> None:
     await store.set_meta("k", "one")
     await store.set_meta("k", "two")
     assert await store.get_meta("k") == "two"
+
+
+async def test_refinement_is_marked_done_with_its_version(store: Store) -> None:
+    session, _ = await _session(store)
+    pending = await store.start_refinement(
+        session_id=session.id, author_id=1, channel_id=5, instruction="night"
+    )
+    assert pending.status == "pending"
+    await store.add_version(
+        session.id, parent=1, prompt="p2", instruction="night", author_id=1, refinement_id=pending.id
+    )
+    assert await store.interrupt_pending_refinements() == []
+
+
+async def test_pending_refinements_become_interrupted_once(store: Store) -> None:
+    session, _ = await _session(store)
+    cut_off = await store.start_refinement(
+        session_id=session.id, author_id=1, channel_id=5, instruction="night"
+    )
+    failed = await store.start_refinement(session_id=session.id, author_id=1, channel_id=5, instruction="fox")
+    await store.fail_refinement(failed.id)
+    interrupted = await store.interrupt_pending_refinements()
+    assert [(r.id, r.status, r.instruction) for r in interrupted] == [(cut_off.id, "interrupted", "night")]
+    assert await store.interrupt_pending_refinements() == []
