@@ -90,6 +90,15 @@ class Rig:
     def threads(self) -> list[dict[str, Any]]:
         return [c for c in self.discord.channels.values() if c.get("type") in (10, 11, 12)]
 
+    async def answer_containing(self, interaction: Any, needle: str, within: float = 10) -> dict[str, Any]:
+        """The interaction's visible message, once its text contains `needle`."""
+
+        def answer() -> dict[str, Any] | None:
+            message = interaction.original
+            return message if message and needle in (message.get("content") or "") else None
+
+        return await self.discord.wait_for(answer, within, message=f"the answer to contain {needle!r}")
+
     async def settled_thread(self) -> dict[str, Any]:
         """The session thread, once the bot has stored it (it posts its hint after that)."""
         thread = await self.discord.wait_for(lambda: next(iter(self.threads()), None), message="a thread")

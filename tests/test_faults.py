@@ -36,19 +36,6 @@ async def imagine(rig: Rig, member: dict, idea: str = "a fox in the snow"):
     return await rig.discord.slash_command(member, "imagine", {"idea": idea})
 
 
-async def final_text(rig: Rig, interaction, needle: str) -> dict:
-    """The interaction's visible message once it contains `needle`."""
-    return await rig.discord.wait_for(
-        lambda: (
-            interaction.original
-            and needle in (interaction.original.get("content") or "")
-            and interaction.original
-        ),
-        10,
-        message=f"the answer to contain {needle!r}",
-    )
-
-
 def edits_of(rig: Rig, interaction) -> list[str]:
     return [
         r.json.get("content") or ""
@@ -71,7 +58,7 @@ async def test_rate_limit_shows_retrying_then_fails_with_retry(rig: Rig) -> None
     rig.openai.script_images(*(rate_limited(retry_after=1.0) for _ in range(FAST_RETRIES.attempts)))
     interaction = await imagine(rig, alice)
 
-    answer = await final_text(rig, interaction, "E-BUSY")
+    answer = await rig.answer_containing(interaction, "E-BUSY")
     assert any("retrying" in text for text in edits_of(rig, interaction))
     assert rig.openai.calls("/images/generations") == FAST_RETRIES.attempts
     assert any(cid.startswith("mural:gen:") for cid in custom_ids(answer)), "a Retry button"
@@ -96,9 +83,9 @@ async def test_out_of_credit_is_sent_once_and_logged_once(rig: Rig, caplog: pyte
     caplog.set_level(logging.INFO)
 
     first = await imagine(rig, alice)
-    await final_text(rig, first, "out of OpenAI credit; the admins have been told")
+    await rig.answer_containing(first, "out of OpenAI credit; the admins have been told")
     second = await imagine(rig, alice, "a second fox")
-    await final_text(rig, second, "E-CREDIT")
+    await rig.answer_containing(second, "E-CREDIT")
 
     assert rig.openai.calls("/images/generations") == 2, "one request per command, never retried"
     operator_errors = [
@@ -113,7 +100,7 @@ async def test_server_errors_are_retried_then_fail_with_retry(rig: Rig, status: 
     alice = rig.discord.add_member("alice")
     rig.openai.script_images(*(server_error(status) for _ in range(FAST_RETRIES.attempts)))
     interaction = await imagine(rig, alice)
-    answer = await final_text(rig, interaction, "E-DOWN")
+    answer = await rig.answer_containing(interaction, "E-DOWN")
     assert rig.openai.calls("/images/generations") == FAST_RETRIES.attempts
     assert any(cid.startswith("mural:gen:") for cid in custom_ids(answer))
 
@@ -135,7 +122,7 @@ async def test_hanging_image_call_times_out_and_marks_the_job_failed(rig: Rig) -
     alice = rig.discord.add_member("alice")
     rig.openai.script_images(hang())
     interaction = await imagine(rig, alice)
-    await final_text(rig, interaction, "E-TIMEOUT")
+    await rig.answer_containing(interaction, "E-TIMEOUT")
     assert render_rows(rig) == [("failed", "E-TIMEOUT")]
 
 
@@ -145,7 +132,7 @@ async def test_hanging_chat_call_times_out(rig: Rig) -> None:
     alice = rig.discord.add_member("alice")
     rig.openai.script_chat(hang())
     interaction = await rig.discord.slash_command(alice, "prompt", {"idea": "a fox"})
-    await final_text(rig, interaction, "E-TIMEOUT")
+    await rig.answer_containing(interaction, "E-TIMEOUT")
 
 
 async def test_unreachable_image_service_and_the_bot_keeps_serving(rig: Rig) -> None:
@@ -158,11 +145,11 @@ async def test_unreachable_image_service_and_the_bot_keeps_serving(rig: Rig) -> 
     await rig.start_bot()
     alice = rig.discord.add_member("alice")
     interaction = await imagine(rig, alice)
-    await final_text(rig, interaction, "image service cannot be reached")
+    await rig.answer_containing(interaction, "image service cannot be reached")
 
     rig.openai.script_chat(PROMPT)
     prompt = await rig.discord.slash_command(alice, "prompt", {"idea": "a fox"})
-    await final_text(rig, prompt, "**v1**")
+    await rig.answer_containing(prompt, "**v1**")
 
 
 @pytest.mark.parametrize(
@@ -178,8 +165,8 @@ async def test_operator_problems_are_explained_and_logged(
     rig.openai.script_images(fault)
     caplog.set_level(logging.INFO)
     interaction = await imagine(rig, alice)
-    await final_text(rig, interaction, "misconfigured")
-    await final_text(rig, interaction, "admins have been told")
+    await rig.answer_containing(interaction, "misconfigured")
+    await rig.answer_containing(interaction, "admins have been told")
 
     [logged] = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert "Operator action needed" in logged
@@ -196,7 +183,7 @@ async def test_gateway_drop_mid_session_loses_nothing(rig: Rig) -> None:
     alice = rig.discord.add_member("alice")
     rig.openai.script_chat(PROMPT)
     prompt = await rig.discord.slash_command(alice, "prompt", {"idea": "a fox"})
-    message = await final_text(rig, prompt, "**v1**")
+    message = await rig.answer_containing(prompt, "**v1**")
     thread = await rig.settled_thread()
     rig.openai.script_images(ImageReply(delay=1.0))
     before = len(rig.discord.requests)
@@ -240,7 +227,7 @@ async def test_no_thread_posting_permission_falls_back_to_the_channel(rig: Rig) 
     alice = rig.discord.add_member("alice", permissions=Permissions.EVERYONE_DEFAULT)
     rig.openai.script_chat(PROMPT)
     prompt = await rig.discord.slash_command(alice, "prompt", {"idea": "a fox"})
-    await final_text(rig, prompt, "**v1**")
+    await rig.answer_containing(prompt, "**v1**")
     thread = await rig.settled_thread()
     revoke(rig, Permissions.SEND_MESSAGES_IN_THREADS)
 
@@ -256,13 +243,13 @@ async def test_no_attach_permission_in_the_thread_is_explained(rig: Rig) -> None
     alice = rig.discord.add_member("alice", permissions=Permissions.EVERYONE_DEFAULT)
     rig.openai.script_chat(PROMPT)
     prompt = await rig.discord.slash_command(alice, "prompt", {"idea": "a fox"})
-    message = await final_text(rig, prompt, "**v1**")
+    message = await rig.answer_containing(prompt, "**v1**")
     await rig.settled_thread()
     revoke(rig, Permissions.ATTACH_FILES)
 
     generate = next(c for c in custom_ids(message) if c.startswith("mural:gen:"))
     click = await rig.discord.click(alice, int(message["id"]), generate)
-    answer = await final_text(rig, click, "Attach Files")
+    answer = await rig.answer_containing(click, "Attach Files")
     assert answer["attachments"], "the picture still reaches its owner, privately"
     assert click.ephemeral
 
@@ -316,7 +303,7 @@ async def _session_locked_while_the_model_works(rig: Rig) -> tuple[dict, int]:
     alice = rig.discord.add_member("alice")
     rig.openai.script_chat(PROMPT)
     prompt = await rig.discord.slash_command(alice, "prompt", {"idea": "a fox"})
-    await final_text(rig, prompt, "**v1**")
+    await rig.answer_containing(prompt, "**v1**")
     thread = await rig.settled_thread()
     thread_id = int(thread["id"])
     rig.openai.script_chat(Reply(content="A fox at night.", delay=0.5))
@@ -347,7 +334,7 @@ async def test_archived_thread_reopens_when_the_owner_writes(rig: Rig) -> None:
     alice = rig.discord.add_member("alice")
     rig.openai.script_chat(PROMPT)
     prompt = await rig.discord.slash_command(alice, "prompt", {"idea": "a fox"})
-    await final_text(rig, prompt, "**v1**")
+    await rig.answer_containing(prompt, "**v1**")
     thread_id = int((await rig.settled_thread())["id"])
     rig.discord.channels[thread_id]["thread_metadata"]["archived"] = True
     rig.openai.script_chat("A fox at night.")

@@ -73,13 +73,7 @@ async def test_odd_ideas_still_get_a_prompt_that_fits(rig: Rig, idea: str) -> No
     alice = rig.discord.add_member("alice")
     rig.openai.script_chat(PROMPT + " " + idea)
     interaction = await rig.discord.slash_command(alice, "prompt", {"idea": idea})
-    message = await rig.discord.wait_for(
-        lambda: (
-            interaction.original
-            and (interaction.original.get("content") or "").startswith("**v1**")
-            and interaction.original
-        )
-    )
+    message = await rig.answer_containing(interaction, "**v1**")
     thread = await rig.settled_thread()
 
     assert len(message["content"]) <= 2000
@@ -140,13 +134,7 @@ async def test_unknown_target_is_refused(rig: Rig) -> None:
 async def _session(rig: Rig, member: dict) -> tuple[dict, int]:
     rig.openai.script_chat(PROMPT)
     interaction = await rig.discord.slash_command(member, "prompt", {"idea": "a lighthouse"})
-    message = await rig.discord.wait_for(
-        lambda: (
-            interaction.original
-            and (interaction.original.get("content") or "").startswith("**v1**")
-            and interaction.original
-        )
-    )
+    message = await rig.answer_containing(interaction, "**v1**")
     thread = await rig.settled_thread()
     return message, int(thread["id"])
 
