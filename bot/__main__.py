@@ -75,7 +75,11 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         return fail(f"configuration error: {error}")
     setup_logging(settings.log_level, settings.secrets)
-    return asyncio.run(serve(settings, sync_only=command == "sync"))
+    try:
+        return asyncio.run(serve(settings, sync_only=command == "sync"))
+    except KeyboardInterrupt:
+        # Ctrl-C before the signal handlers are installed (while logging in): still no traceback.
+        return 130
 
 
 if __name__ == "__main__":
