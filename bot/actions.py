@@ -488,7 +488,7 @@ async def report_interrupted_refinements(bot: MuralBot, refinements: list[Refine
             log.warning("Could not report interrupted refinement %d", refinement.id, exc_info=True)
 
 
-async def report_interrupted(bot: MuralBot, renders: list[Render]) -> None:
+async def report_interrupted_renders(bot: MuralBot, renders: list[Render]) -> None:
     """Tell each owner that a restart cut their render off, with a button to try again."""
     for render in renders:
         channel = bot.get_partial_messageable(render.channel_id)

@@ -115,7 +115,9 @@ class MuralBot(commands.Bot):
             log.warning(
                 "%d render(s) were interrupted by the last stop; telling their owners", len(interrupted)
             )
-            self.spawn(actions.report_interrupted(self, interrupted), name="report-interrupted-renders")
+            self.spawn(
+                actions.report_interrupted_renders(self, interrupted), name="report-interrupted-renders"
+            )
         await self.sync_commands()
 
     def command_fingerprint(self, guild: discord.abc.Snowflake | None) -> str:

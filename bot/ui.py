@@ -84,26 +84,22 @@ def version_text(version: Version) -> str:
 
 
 def render_caption(session: Session, version: Version, image: RenderedImage, *, with_prompt: bool) -> str:
+    """The text under a picture: who and what (with the prompt for /imagine), and any revised prompt."""
     details = f"{size_label(image.size)} · {image.quality} · {image.model}"
-    head = f"**v{version.number}** for <@{session.owner_id}> · {details}"
+    notes = []
     if with_prompt:
-        head = (
-            f"**{discord.utils.escape_markdown(clip(one_line(session.idea), 200))}** — <@{session.owner_id}>"
-        )
-        tail = f"-# v{version.number} · {details}"
-        body = version.prompt
+        idea = discord.utils.escape_markdown(clip(one_line(session.idea), 200))
+        head = f"**{idea}** — <@{session.owner_id}>"
+        notes.append(f"-# v{version.number} · {details}")
     else:
-        tail = ""
-        body = ""
+        head = f"**v{version.number}** for <@{session.owner_id}> · {details}"
     if image.revised_prompt:
-        tail = (
-            (tail + "\n" if tail else "")
-            + "-# The model revised the prompt to: "
-            + clip(one_line(discord.utils.escape_markdown(image.revised_prompt)), 600)
-        )
-    if not body:
-        return "\n".join(part for part in (head, tail) if part)[:MESSAGE_LIMIT]
-    return fit_message(head, body, tail)
+        revised = clip(one_line(discord.utils.escape_markdown(image.revised_prompt)), 600)
+        notes.append(f"-# The model revised the prompt to: {revised}")
+    tail = "\n".join(notes)
+    if with_prompt:
+        return fit_message(head, version.prompt, tail)
+    return "\n".join(part for part in (head, tail) if part)[:MESSAGE_LIMIT]
 
 
 def alt_text(prompt: str) -> str:
