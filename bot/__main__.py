@@ -8,6 +8,7 @@ import signal
 import sqlite3
 import sys
 
+import aiohttp
 import discord
 
 from bot.client import MuralBot, build_services
@@ -47,6 +48,12 @@ async def serve(settings: Settings, *, sync_only: bool) -> int:
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(signum, lambda: shutdown.append(loop.create_task(bot.close())))
             await bot.start(settings.discord_token)
+    except (aiohttp.ClientConnectionError, TimeoutError) as error:
+        print(
+            f"mural: cannot reach Discord ({type(error).__name__}); check the network and try again",
+            file=sys.stderr,
+        )
+        return 1
     except discord.LoginFailure:
         return fail(
             "DISCORD_TOKEN was rejected by Discord; copy the bot token again from the Developer Portal"

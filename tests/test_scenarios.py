@@ -412,3 +412,21 @@ async def test_refinement_in_flight_at_a_clean_stop_is_reported_after_the_restar
     rig.openai.script_chat(V2)
     await rig.discord.user_message(alice, thread_id, "make it night")
     await rig.wait_for_bot_message(thread_id, "**v2**")
+
+
+async def test_unreachable_discord_stops_with_one_clear_line(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import socket
+
+    import discord.http
+
+    from bot.__main__ import serve
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        dead = probe.getsockname()[1]
+    monkeypatch.setattr(discord.http.Route, "BASE", f"http://127.0.0.1:{dead}/api/v10")
+    assert await serve(rig.settings(), sync_only=False) == 1
+    err = capsys.readouterr().err
+    assert "cannot reach Discord" in err and "Traceback" not in err
