@@ -47,6 +47,11 @@ def build_services(settings: Settings, *, retry: RetryPolicy | None = None) -> O
     )
 
 
+# Mural never joins voice; without this, every start warns about missing voice libraries.
+discord.VoiceClient.warn_nacl = False
+discord.VoiceClient.warn_dave = False
+
+
 class MuralBot(commands.Bot):
     def __init__(
         self,
