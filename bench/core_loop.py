@@ -16,7 +16,7 @@ from pathlib import Path
 
 from tests.fakes.fake_discord import FakeDiscord
 from tests.fakes.fake_openai import FakeOpenAI
-from tests.rig import DISCORD_TOKEN, Rig, custom_ids
+from tests.rig import DISCORD_TOKEN, Rig, button
 
 
 def summary(name: str, samples: list[float]) -> str:
@@ -67,7 +67,7 @@ async def run(rounds: int, model_latency: float) -> None:
                 await rig.wait_for_bot_message(thread_id, "**v2**", within=30)
                 to_v2.append(time.monotonic() - begin)
 
-                generate = next(c for c in custom_ids(message) if c.startswith("mural:gen:"))
+                generate = button(message, "gen")
                 before = len(discord_server.requests)
                 begin = time.monotonic()
                 click = await discord_server.click(member, int(message["id"]), generate)

@@ -40,7 +40,6 @@ def build_services(settings: Settings, *, retry: RetryPolicy | None = None) -> O
         chat_model=settings.chat_model,
         chat_api_key=settings.chat_api_key,
         chat_base_url=settings.chat_base_url,
-        image_model=settings.image_model,
         chat_timeout=settings.chat_timeout,
         image_timeout=settings.image_timeout,
         retry=retry,

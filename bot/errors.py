@@ -29,11 +29,8 @@ class InvalidRequest(MuralError):
         super().__init__(detail, user_message=detail)
 
 
-class NotAllowed(MuralError):
+class NotAllowed(InvalidRequest):
     code = "E-NOT-YOURS"
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail, user_message=detail)
 
 
 class SessionGone(MuralError):

@@ -56,10 +56,6 @@ class RenderQueue:
         self._active: set[asyncio.Task[object]] = set()
         self._member_locks: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()
 
-    @property
-    def renderer(self) -> Renderer:
-        return self._renderer
-
     async def _run_in_slot(
         self, record: Render, prompt: str, notify: Callable[[JobUpdate], Awaitable[None]]
     ) -> RenderedImage:
@@ -164,5 +160,4 @@ class RenderQueue:
                 image = await self._run_in_slot(record, prompt, notify)
         finally:
             self._active.discard(current)
-        done = await self._store.get_render(record.id)
-        return FinishedRender(record=done or record, image=image)
+        return FinishedRender(record=record, image=image)

@@ -124,13 +124,11 @@ class OpenAIService:
         chat_model: str,
         chat_api_key: str | None = None,
         chat_base_url: str | None = None,
-        image_model: str,
         chat_timeout: float = 60.0,
         image_timeout: float = 180.0,
         retry: RetryPolicy | None = None,
     ) -> None:
         self.chat_model = chat_model
-        self.image_model = image_model
         self.retry = retry or RetryPolicy()
         self._images = AsyncOpenAI(api_key=api_key, base_url=base_url, timeout=image_timeout, max_retries=0)
         self._chat = AsyncOpenAI(
@@ -173,7 +171,7 @@ class OpenAIService:
             return await self._images.images.generate(**request)
 
         return await self._with_retries(
-            call, service="image", model=self.image_model, setting="IMAGE_MODEL", on_retry=on_retry
+            call, service="image", model=request["model"], setting="IMAGE_MODEL", on_retry=on_retry
         )
 
     async def _with_retries(

@@ -11,7 +11,7 @@ import base64
 import binascii
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
@@ -46,14 +46,7 @@ _GPT_IMAGE_2 = ImageModelCapabilities(
     any_size=True,
     partial_previews=True,
 )
-_GPT_IMAGE_2_5 = ImageModelCapabilities(
-    family="gpt-image",
-    sizes=STANDARD_SIZES,
-    qualities=(*QUALITY_CHOICES, "xhigh", "max"),
-    max_prompt_chars=32_000,
-    any_size=True,
-    partial_previews=True,
-)
+_GPT_IMAGE_2_5 = replace(_GPT_IMAGE_2, qualities=(*QUALITY_CHOICES, "xhigh", "max"))
 
 
 def _retired_gpt_image(on: date) -> ImageModelCapabilities:

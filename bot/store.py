@@ -401,10 +401,6 @@ class Store:
     async def set_version_message(self, version_id: int, message_id: int) -> None:
         await self._write("UPDATE versions SET message_id = ? WHERE id = ?", (message_id, version_id))
 
-    async def count_versions(self, session_id: int) -> int:
-        row = await self._one("SELECT COUNT(*) FROM versions WHERE session_id = ?", (session_id,))
-        return int(row[0])
-
     # -- renders --------------------------------------------------------------------------
 
     async def create_render(

@@ -195,9 +195,7 @@ class Studio:
         if style is not None and style not in STYLES:
             raise InvalidRequest(f"Unknown style {style!r}; choose one of {', '.join(STYLES)}.")
 
-    async def write_prompt(self, idea: str, *, target: str, style: str | None, requester_id: int) -> str:
-        idea = clean_user_text(idea, limit=MAX_IDEA_CHARS, what="idea")
-        self.check_options(target, style)
+    async def _expand(self, idea: str, *, target: str, style: str | None, requester_id: int) -> str:
         answer = await self._ai.chat(
             expansion_messages(idea, target, style), user_hash=safety_identifier(requester_id)
         )
@@ -213,12 +211,11 @@ class Studio:
         origin: str = "prompt",
         target: str = DEFAULT_TARGET,
         style: str | None = None,
-        prompt: str | None = None,
     ) -> tuple[Session, Version]:
-        """Expand the idea (unless a prompt is given) and store it as v1 of a new session."""
+        """Expand the idea into a prompt and store it as v1 of a new session."""
         idea = clean_user_text(idea, limit=MAX_IDEA_CHARS, what="idea")
-        if prompt is None:
-            prompt = await self.write_prompt(idea, target=target, style=style, requester_id=owner_id)
+        self.check_options(target, style)
+        prompt = await self._expand(idea, target=target, style=style, requester_id=owner_id)
         return await self._store.create_session(
             guild_id=guild_id,
             channel_id=channel_id,

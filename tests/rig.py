@@ -140,6 +140,11 @@ def custom_ids(message: dict[str, Any]) -> list[str]:
     return found
 
 
+def button(message: dict[str, Any], action: str) -> str:
+    """The custom_id of the message's `mural:<action>:…` button."""
+    return next(cid for cid in custom_ids(message) if cid.startswith(f"mural:{action}:"))
+
+
 def png_size(data: bytes) -> tuple[int, int]:
     assert data.startswith(PNG_SIGNATURE), "not a PNG"
     return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")

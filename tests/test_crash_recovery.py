@@ -32,7 +32,7 @@ from bot.store import Store
 from tests.fakes.fake_discord import API_PREFIX, FakeDiscord
 from tests.fakes.fake_openai import FakeOpenAI, hang
 from tests.launch_bot import API_VARIABLE, GATEWAY_VARIABLE
-from tests.rig import DISCORD_TOKEN, OPENAI_KEY, PNG_SIGNATURE, custom_ids
+from tests.rig import DISCORD_TOKEN, OPENAI_KEY, PNG_SIGNATURE, button, custom_ids
 
 pytestmark = pytest.mark.asyncio
 
@@ -220,7 +220,7 @@ class World:
     async def render_hanging_at_openai(self, member: dict[str, Any], v1: dict[str, Any]) -> None:
         """Press Generate on v1 and return once the image request is hanging at the fake OpenAI."""
         self.openai.script_images(hang())
-        generate = next(cid for cid in custom_ids(v1) if cid.startswith("mural:gen:"))
+        generate = button(v1, "gen")
         click = await self.discord.click(member, int(v1["id"]), generate)
         await click.wait_response(timeout=STEP_WITHIN)
         await self.openai.wait_for_calls("/images/generations", 1, wait_s=STEP_WITHIN)
@@ -299,7 +299,7 @@ async def test_render_cut_off_by_sigkill_is_reported_with_a_retry_that_renders(w
     await world.start_bot()
     notice = await world.wait_for_bot_message([world.discord.channel_id, int(thread["id"])], "interrupted")
     assert f"<@{alice['id']}>" in notice["content"] and "**v1**" in notice["content"]
-    retry = next(cid for cid in custom_ids(notice) if cid.startswith("mural:gen:"))
+    retry = button(notice, "gen")
     assert world.read_database("SELECT status FROM renders") == [("interrupted",)]
 
     before = len(world.discord.requests)
@@ -318,7 +318,7 @@ async def test_buttons_on_messages_from_before_a_sigkill_still_work(world: World
     await world.crash(bot)
     await world.start_bot()
 
-    copy = next(cid for cid in custom_ids(v1) if cid.startswith("mural:copy:"))
+    copy = button(v1, "copy")
     click = await world.discord.click(alice, int(v1["id"]), copy)
     response = await click.wait_response(timeout=STEP_WITHIN)
 
@@ -336,13 +336,18 @@ async def refinement_hanging_at_openai(world: World, member: dict[str, Any], thr
     await world.openai.wait_for_calls("/chat/completions", chats + 1, wait_s=STEP_WITHIN)
 
 
-async def test_sigkill_during_a_refinement_keeps_v1_and_no_half_written_v2(world: World) -> None:
+async def crash_during_a_refinement(world: World) -> tuple[dict[str, Any], dict[str, Any], int]:
+    """Alice's /prompt reaches v1; her thread reply hangs at the model; the bot is killed. (alice, v1, thread id)"""
     bot = await world.start_bot()
     alice = world.discord.add_member("alice")
     v1, thread = await world.start_prompt(alice)
     await refinement_hanging_at_openai(world, alice, int(thread["id"]))
-
     await world.crash(bot)
+    return alice, v1, int(thread["id"])
+
+
+async def test_sigkill_during_a_refinement_keeps_v1_and_no_half_written_v2(world: World) -> None:
+    _, v1, _ = await crash_during_a_refinement(world)
 
     assert world.integrity() == "ok"
     assert world.read_database("SELECT head_version FROM sessions") == [(1,)]
@@ -350,12 +355,7 @@ async def test_sigkill_during_a_refinement_keeps_v1_and_no_half_written_v2(world
 
 
 async def test_refinement_continues_in_the_thread_after_a_sigkill(world: World) -> None:
-    bot = await world.start_bot()
-    alice = world.discord.add_member("alice")
-    _, thread = await world.start_prompt(alice)
-    thread_id = int(thread["id"])
-    await refinement_hanging_at_openai(world, alice, thread_id)
-    await world.crash(bot)
+    alice, _, thread_id = await crash_during_a_refinement(world)
 
     await world.start_bot()
     world.openai.script_chat(V2)
@@ -370,12 +370,7 @@ async def test_refinement_continues_in_the_thread_after_a_sigkill(world: World) 
 
 async def test_refinement_cut_off_by_sigkill_is_reported_to_its_author(world: World) -> None:
     """The instruction was recorded before the model was asked, so the restart can say it was not applied."""
-    bot = await world.start_bot()
-    alice = world.discord.add_member("alice")
-    _, thread = await world.start_prompt(alice)
-    thread_id = int(thread["id"])
-    await refinement_hanging_at_openai(world, alice, thread_id)
-    await world.crash(bot)
+    alice, _, thread_id = await crash_during_a_refinement(world)
 
     await world.start_bot()
     notice = await world.wait_for_bot_message([thread_id], "I restarted while working on")

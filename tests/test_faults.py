@@ -24,7 +24,7 @@ from tests.fakes.fake_openai import (
     server_error,
     unauthorized,
 )
-from tests.rig import FAST_RETRIES, OPENAI_KEY, Rig, custom_ids, png_size
+from tests.rig import FAST_RETRIES, OPENAI_KEY, Rig, button, custom_ids, png_size
 
 pytestmark = pytest.mark.asyncio
 PROMPT = "A red fox on a snowy hill at dawn, soft pink light, long shadows, shallow depth of field."
@@ -187,7 +187,7 @@ async def test_gateway_drop_mid_session_loses_nothing(rig: Rig) -> None:
     thread = await rig.settled_thread()
     rig.openai.script_images(ImageReply(delay=1.0))
     before = len(rig.discord.requests)
-    generate = next(c for c in custom_ids(message) if c.startswith("mural:gen:"))
+    generate = button(message, "gen")
     await rig.discord.click(alice, int(message["id"]), generate)
     await rig.openai.wait_for_calls("/images/generations", 1)
 
@@ -247,7 +247,7 @@ async def test_no_attach_permission_in_the_thread_is_explained(rig: Rig) -> None
     await rig.settled_thread()
     revoke(rig, Permissions.ATTACH_FILES)
 
-    generate = next(c for c in custom_ids(message) if c.startswith("mural:gen:"))
+    generate = button(message, "gen")
     click = await rig.discord.click(alice, int(message["id"]), generate)
     answer = await rig.answer_containing(click, "Attach Files")
     assert answer["attachments"], "the picture still reaches its owner, privately"

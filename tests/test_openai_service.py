@@ -50,7 +50,6 @@ def _service(base_url: str, **kwargs) -> OpenAIService:
         api_key="sk-test-key-123456",
         base_url=base_url,
         chat_model="gpt-5.4-mini",
-        image_model="gpt-image-2",
         chat_timeout=5,
         image_timeout=5,
         retry=FAST_RETRIES,
@@ -197,7 +196,7 @@ async def test_renderer_decodes_png_and_prices_it(fake: FakeOpenAI, service: Ope
 
 
 async def test_renderer_shows_legacy_revised_prompt(fake: FakeOpenAI) -> None:
-    ai = _service(fake.base_url, image_model="dall-e-3")
+    ai = _service(fake.base_url)
     try:
         renderer = Renderer(ai, model="dall-e-3", default_size="1024x1024", default_quality="high")
         image = await renderer.render("a fox", requester_id=7)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.fakes.fake_openai import hang, moderation_blocked, server_error
-from tests.rig import Rig, custom_ids, png_size
+from tests.rig import Rig, button, custom_ids, png_size
 
 pytestmark = pytest.mark.asyncio
 
@@ -75,7 +75,7 @@ async def test_generate_on_v1_uploads_a_png_into_the_thread(rig: Rig) -> None:
     await rig.start_bot()
     alice = rig.discord.add_member("alice")
     _, message, thread = await start_prompt(rig, alice)
-    generate = next(cid for cid in custom_ids(message) if cid.startswith("mural:gen:"))
+    generate = button(message, "gen")
 
     before = len(rig.discord.requests)
     click = await rig.discord.click(alice, int(message["id"]), generate)
@@ -135,7 +135,7 @@ async def test_someone_elses_generate_click_is_refused_privately(rig: Rig) -> No
     await rig.start_bot()
     alice, bob = rig.discord.add_member("alice"), rig.discord.add_member("bob")
     _, message, _ = await start_prompt(rig, alice)
-    generate = next(cid for cid in custom_ids(message) if cid.startswith("mural:gen:"))
+    generate = button(message, "gen")
 
     click = await rig.discord.click(bob, int(message["id"]), generate)
     response = await click.wait_response()
@@ -202,7 +202,7 @@ async def test_restart_continues_the_session_and_old_buttons_work(rig: Rig) -> N
     assert V2 in rig.openai.chat_requests[-1].json["messages"][-1]["content"]
 
     before = len(rig.discord.requests)
-    generate = next(cid for cid in custom_ids(message) if cid.startswith("mural:gen:"))
+    generate = button(message, "gen")
     await rig.discord.click(alice, int(message["id"]), generate)
     _, upload = await rig.wait_for_upload(before)
     png_size(upload.data)
@@ -273,7 +273,7 @@ async def test_a_very_long_prompt_still_fits_discord(rig: Rig) -> None:
     long_prompt = "A beach " + "with ever more detail " * 300
     _, message, _ = await start_prompt(rig, alice, prompt=long_prompt)
     assert len(message["content"]) <= 2000
-    copy = next(cid for cid in custom_ids(message) if cid.startswith("mural:copy:"))
+    copy = button(message, "copy")
     click = await rig.discord.click(alice, int(message["id"]), copy)
     response = await click.wait_response()
     assert response["data"]["flags"] & EPHEMERAL
@@ -283,7 +283,7 @@ async def test_refine_button_opens_a_box_and_posts_the_next_version(rig: Rig) ->
     await rig.start_bot()
     alice = rig.discord.add_member("alice")
     _, message, _ = await start_prompt(rig, alice)
-    refine = next(cid for cid in custom_ids(message) if cid.startswith("mural:refine:"))
+    refine = button(message, "refine")
 
     click = await rig.discord.click(alice, int(message["id"]), refine)
     assert (await click.wait_response())["type"] == 9
@@ -306,7 +306,7 @@ async def test_copy_shows_the_bare_prompt_privately(rig: Rig) -> None:
     await rig.start_bot()
     alice, bob = rig.discord.add_member("alice"), rig.discord.add_member("bob")
     _, message, _ = await start_prompt(rig, alice)
-    copy = next(cid for cid in custom_ids(message) if cid.startswith("mural:copy:"))
+    copy = button(message, "copy")
     click = await rig.discord.click(bob, int(message["id"]), copy)
     response = await click.wait_response()
     assert response["data"]["flags"] & EPHEMERAL
@@ -377,7 +377,7 @@ async def test_render_cut_off_by_a_restart_is_reported_with_retry(rig: Rig) -> N
 
     await rig.restart()
     notice = await rig.wait_for_bot_message(rig.discord.channel_id, "interrupted")
-    retry = next(cid for cid in custom_ids(notice) if cid.startswith("mural:gen:"))
+    retry = button(notice, "gen")
 
     before = len(rig.discord.requests)
     await rig.discord.click(alice, int(notice["id"]), retry)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.fakes.fake_openai import hang, model_not_found, moderation_blocked, server_error, unauthorized
-from tests.rig import DISCORD_TOKEN, OPENAI_KEY, Rig, custom_ids
+from tests.rig import DISCORD_TOKEN, OPENAI_KEY, Rig, button
 
 ROOT = Path(__file__).resolve().parent.parent
 PROMPT = "A quiet harbour at dawn, fishing boats, mist, soft pastel light."
@@ -43,7 +43,7 @@ async def test_failure_paths_leak_neither_token_nor_key(rig: Rig, caplog: pytest
         lambda: prompt.original and prompt.original.get("content") and prompt.original
     )
     thread_id = int((await rig.settled_thread())["id"])
-    generate = next(c for c in custom_ids(message) if c.startswith("mural:gen:"))
+    generate = button(message, "gen")
 
     for fault in (
         unauthorized(),
