@@ -11,10 +11,9 @@ import sys
 import aiohttp
 import discord
 
-from bot.client import MuralBot, build_services
+from bot.app import build_bot
 from bot.config import ConfigError, Settings, load_settings
 from bot.logs import setup_logging
-from bot.store import Store
 
 log = logging.getLogger("bot")
 
@@ -28,15 +27,9 @@ def fail(message: str) -> int:
 
 async def serve(settings: Settings, *, sync_only: bool) -> int:
     try:
-        store = await Store.open(settings.database_path)
+        bot = await build_bot(settings, sync_only=sync_only)
     except (sqlite3.Error, OSError, RuntimeError) as error:
         return fail(f"DATABASE_PATH: cannot open the database ({error})")
-    try:
-        bot = MuralBot(settings=settings, store=store, ai=build_services(settings), sync_only=sync_only)
-    except BaseException:
-        # The store's worker thread would keep the process alive.
-        await store.close()
-        raise
     try:
         async with bot:
             if sync_only:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
-from bot.render import QUALITY_CHOICES, capabilities_for, size_problem
+from bot.core.images import QUALITY_CHOICES, capabilities_for, size_problem
 
 DEFAULT_CHAT_MODEL = "gpt-5.4-mini"
 DEFAULT_IMAGE_MODEL = "gpt-image-2"

@@ -12,10 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bot.client import MuralBot, build_services
+from bot.app import MuralBot, build_bot
 from bot.config import Settings, settings_from
-from bot.openai_client import RetryPolicy
-from bot.store import Store
+from bot.core.ai import RetryPolicy
 from tests.fakes.fake_discord import FakeDiscord
 from tests.fakes.fake_openai import FakeOpenAI
 
@@ -49,16 +48,7 @@ class Rig:
         )
 
     async def start_bot(self) -> MuralBot:
-        settings = self.settings()
-        store = await Store.open(settings.database_path)
-        ai = build_services(settings, retry=FAST_RETRIES)
-        try:
-            self.bot = MuralBot(settings=settings, store=store, ai=ai, guild_ready_timeout=0.05)
-        except BaseException:
-            # An open database keeps a non-daemon thread alive: never leave one behind.
-            await ai.close()
-            await store.close()
-            raise
+        self.bot = await build_bot(self.settings(), retry=FAST_RETRIES, guild_ready_timeout=0.05)
         self._task = asyncio.create_task(self.bot.start(DISCORD_TOKEN), name="bot-under-test")
         bot, task = self.bot, self._task
         await self.discord.wait_for(

@@ -25,9 +25,9 @@ import pytest_asyncio
 from aiohttp import web
 
 import bot.__main__ as bot_main
-from bot.client import build_services
+import bot.app
 from bot.config import Settings, settings_from
-from bot.openai_client import OpenAIService
+from bot.core.ai import OpenAIService, RetryPolicy
 from bot.store import Store
 from tests.fakes.fake_discord import API_PREFIX, FakeDiscord
 from tests.fakes.fake_openai import FakeOpenAI, hang
@@ -457,8 +457,10 @@ async def test_serve_returns_only_after_the_database_and_http_clients_are_closed
             await super().close()
             closed.append("database")
 
-    def recording_services(settings: Settings) -> OpenAIService:
-        service = build_services(settings)
+    build_ai = bot.app.build_ai
+
+    def recording_services(settings: Settings, *, retry: RetryPolicy | None = None) -> OpenAIService:
+        service = build_ai(settings, retry=retry)
         close = service.close
 
         async def recording_close() -> None:
@@ -468,8 +470,8 @@ async def test_serve_returns_only_after_the_database_and_http_clients_are_closed
         service.close = recording_close  # type: ignore[method-assign]
         return service
 
-    monkeypatch.setattr(bot_main, "Store", RecordingStore)
-    monkeypatch.setattr(bot_main, "build_services", recording_services)
+    monkeypatch.setattr(bot.app, "Store", RecordingStore)
+    monkeypatch.setattr(bot.app, "build_ai", recording_services)
     world.discord.patch(monkeypatch)
     settings = settings_from(world.environment())
     # Should serve() ever stop taking SIGTERM over, the signal must not end the test run.

@@ -21,6 +21,7 @@ import discord.webhook.async_
 import pytest
 import pytest_asyncio
 import yarl
+from discord import app_commands
 from discord.ext import commands
 
 from tests.fakes.fake_discord import FakeDiscord, Permissions
@@ -29,6 +30,7 @@ pytestmark = pytest.mark.asyncio
 
 TOKEN = "test-token"
 PNG = b"\x89PNG\r\n\x1a\n" + b"not really an image, but bytes we can compare"
+STYLES = ["noir", "nocturne", "pastel", "watercolour"]
 
 
 class Reroll(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"reroll:(?P<prompt_id>\d+)"):
@@ -79,6 +81,7 @@ class FixtureBot(commands.Bot):
         super().__init__(command_prefix="!", intents=intents, guild_ready_timeout=0.05)
         self.seen: list[discord.Message] = []
         self.errors: list[discord.HTTPException] = []
+        self.autocompleted: list[dict[str, Any]] = []  # what each autocomplete callback was given
 
     async def setup_hook(self) -> None:
         self.add_dynamic_items(Reroll)
@@ -103,6 +106,43 @@ class FixtureBot(commands.Bot):
         async def describe(interaction: discord.Interaction) -> None:
             await interaction.response.send_modal(IdeaModal(custom_id="idea-modal"))
 
+        async def suggest_style(
+            interaction: discord.Interaction, current: str
+        ) -> list[app_commands.Choice[str]]:
+            self.record_autocomplete(interaction, current)
+            if current == "misbehave":  # answers Discord refuses; discord.py sends them unchanged
+                many = [app_commands.Choice(name=f"style {n}", value=f"s{n}") for n in range(26)]
+                attempts: list[list[app_commands.Choice[str]]] = [
+                    many,
+                    [app_commands.Choice(name="", value="blank")],
+                    [app_commands.Choice(name="x" * 101, value="long-name")],
+                    [app_commands.Choice(name="long value", value="x" * 101)],
+                ]
+                for choices in attempts:
+                    try:
+                        await interaction.response.autocomplete(choices)
+                    except discord.HTTPException as exc:
+                        self.errors.append(exc)
+                try:
+                    await interaction.response.send_message("not a valid answer to autocomplete")
+                except discord.HTTPException as exc:
+                    self.errors.append(exc)
+                return [app_commands.Choice(name="fallback", value="fallback")]
+            return [app_commands.Choice(name=s.title(), value=s) for s in STYLES if s.startswith(current)]
+
+        async def suggest_count(
+            interaction: discord.Interaction, current: str
+        ) -> list[app_commands.Choice[int]]:
+            self.record_autocomplete(interaction, current)
+            return [app_commands.Choice(name=f"{n} images", value=n) for n in range(1, 5)]
+
+        @self.tree.command(name="style", description="Render an idea in a style")
+        @app_commands.autocomplete(style=suggest_style, count=suggest_count)
+        async def style(
+            interaction: discord.Interaction, idea: str, style: str, count: app_commands.Range[int, 1, 4] = 1
+        ) -> None:
+            await interaction.response.send_message(f"{idea} in {style} x{count}")
+
         @self.tree.command(name="misbehave", description="Make mistakes the fake must reject")
         async def misbehave(interaction: discord.Interaction, mode: str) -> None:
             try:
@@ -110,9 +150,25 @@ class FixtureBot(commands.Bot):
                     await interaction.followup.send("followup before any response")
                 elif mode == "too-long":
                     await interaction.response.send_message("x" * 2001)
+                elif mode == "choices":  # type 8 is only for autocomplete; discord.py would refuse locally
+                    adapter = discord.webhook.async_.async_context.get()
+                    params = discord.webhook.async_.interaction_response_params(type=8, data={"choices": []})
+                    await adapter.create_interaction_response(
+                        interaction.id, interaction.token, session=interaction._session, params=params
+                    )
             except discord.HTTPException as exc:
                 self.errors.append(exc)
                 await interaction.response.send_message(f"recovered from {exc.code}")
+
+    def record_autocomplete(self, interaction: discord.Interaction, current: str) -> None:
+        self.autocompleted.append(
+            {
+                "type": interaction.type,
+                "current": current,
+                "namespace": dict(iter(interaction.namespace)),  # Namespace iterates (name, value)
+                "options": (interaction.data or {}).get("options"),
+            }
+        )
 
     async def on_message(self, message: discord.Message) -> None:
         if message.author != self.user:
@@ -186,7 +242,7 @@ async def test_bot_logs_in_and_caches_guild(fake: FakeDiscord, bot: FixtureBot) 
 
 async def test_tree_sync_registers_commands_per_scope(fake: FakeDiscord, bot: FixtureBot) -> None:
     names = sorted(c["name"] for c in fake.registered_commands[None])
-    assert names == ["describe", "misbehave", "ping", "render", "secret"]
+    assert names == ["describe", "misbehave", "ping", "render", "secret", "style"]
     render = next(c for c in fake.registered_commands[None] if c["name"] == "render")
     assert [(o["name"], o["type"], o.get("required", False)) for o in render["options"]] == [
         ("idea", 3, True),
@@ -356,6 +412,113 @@ async def test_interaction_mistakes_are_rejected_like_discord(
             assert response.status == 401
     assert [r.status for r in fake.requests_to("GET", r"^/no/such/route$")] == [404]
     assert len(long.responses) == 1
+
+
+async def test_autocomplete_choices_reach_the_user(
+    fake: FakeDiscord, bot: FixtureBot, alice: dict[str, Any]
+) -> None:
+    style = next(c for c in fake.registered_commands[None] if c["name"] == "style")
+    assert [(o["name"], o.get("autocomplete", False)) for o in style["options"]] == [
+        ("idea", False),
+        ("style", True),
+        ("count", True),
+    ]
+    inter = await fake.autocomplete(alice, "style", {"idea": "a beach", "style": "no"}, focused="style")
+    body = await inter.wait_response()
+    assert body["type"] == 8 and inter.payload["type"] == 4
+    choices = inter.choices
+    assert choices == [{"name": "Noir", "value": "noir"}, {"name": "Nocturne", "value": "nocturne"}]
+    assert inter.focused == {"name": "style", "type": 3, "value": "no", "focused": True}
+    assert "resolved" not in inter.data
+    (seen,) = bot.autocompleted
+    assert seen["type"] is discord.InteractionType.autocomplete
+    assert seen["current"] == "no" and seen["namespace"] == {"idea": "a beach", "style": "no"}
+    assert seen["options"] == [
+        {"name": "idea", "type": 3, "value": "a beach"},
+        {"name": "style", "type": 3, "value": "no", "focused": True},
+    ]
+    assert fake.messages_in(fake.channel_id) == []  # suggestions are not messages
+
+    # The user picks a suggestion and sends the command; that is an ordinary slash command.
+    run = await fake.slash_command(alice, "style", {"idea": "a beach", "style": choices[0]["value"]})
+    assert (await run.wait_response())["data"]["content"] == "a beach in noir x1"
+    assert run.choices is None
+
+
+async def test_autocomplete_sends_the_partial_text_unvalidated(
+    fake: FakeDiscord, bot: FixtureBot, alice: dict[str, Any]
+) -> None:
+    # An integer option being typed arrives as the raw text, even past max_value, and without the
+    # required "idea" the user has not filled in yet.
+    inter = await fake.autocomplete(alice, "style", {"style": "noir", "count": "9"}, focused="count")
+    await inter.wait_response()
+    assert inter.choices == [{"name": f"{n} images", "value": n} for n in range(1, 5)]
+    (seen,) = bot.autocompleted
+    assert seen["current"] == "9" and seen["namespace"] == {"style": "noir", "count": "9"}
+    assert seen["options"] == [
+        {"name": "style", "type": 3, "value": "noir"},
+        {"name": "count", "type": 4, "value": "9", "focused": True},
+    ]
+
+    empty = await fake.autocomplete(alice, "style", focused="style")  # focused but nothing typed yet
+    await empty.wait_response()
+    assert bot.autocompleted[-1]["current"] == "" and len(empty.choices or []) == len(STYLES)
+
+
+async def test_autocomplete_is_only_sent_for_autocomplete_options(
+    fake: FakeDiscord, bot: FixtureBot, alice: dict[str, Any]
+) -> None:
+    with pytest.raises(ValueError, match="no autocomplete"):
+        await fake.autocomplete(alice, "style", {"idea": "a be"}, focused="idea")
+    with pytest.raises(ValueError, match="no autocomplete"):
+        await fake.autocomplete(alice, "render", {"idea": "a be"}, focused="idea")
+    with pytest.raises(ValueError, match="no option 'mood'"):
+        await fake.autocomplete(alice, "style", {"mood": "calm"}, focused="mood")
+    with pytest.raises(TypeError, match="partially typed text"):
+        await fake.autocomplete(alice, "style", {"count": 3}, focused="count")
+    with pytest.raises(ValueError, match="max_value"):  # options already filled in are still checked
+        await fake.autocomplete(alice, "style", {"count": 9, "style": "n"}, focused="style")
+    with pytest.raises(LookupError, match="not a synced command"):
+        await fake.autocomplete(alice, "imagine", {"idea": "x"}, focused="idea")
+    assert fake.interactions == [] and bot.autocompleted == []
+
+
+async def test_autocomplete_answers_are_limited_like_discord(
+    fake: FakeDiscord, bot: FixtureBot, alice: dict[str, Any]
+) -> None:
+    inter = await fake.autocomplete(alice, "style", {"style": "misbehave"}, focused="style")
+    await inter.wait_response()
+    assert inter.choices == [{"name": "fallback", "value": "fallback"}]
+    assert [(e.status, e.code) for e in bot.errors] == [(400, 50035)] * 4 + [(400, 40043)]
+    too_many, blank, long_name, long_value, message = (str(e) for e in bot.errors)
+    assert "In data.choices: Must be 25 or fewer in length." in too_many
+    assert "In data.choices.0.name: Must be between 1 and 100 in length." in blank
+    assert "In data.choices.0.name: Must be between 1 and 100 in length." in long_name
+    assert "In data.choices.0.value: Must be 100 or fewer in length." in long_value
+    assert "not valid for this interaction" in message
+    callbacks = fake.requests_to("POST", rf"^/interactions/{inter.id}/")
+    assert [r.status for r in callbacks] == [400, 400, 400, 400, 400, 200]
+    assert callbacks[0].json == {
+        "type": 8,
+        "data": {"choices": [{"name": f"style {n}", "value": f"s{n}"} for n in range(26)]},
+    }
+    assert len(inter.responses) == 1 and fake.messages_in(fake.channel_id) == []
+
+    webhook = f"{fake.http_url}/api/v10/webhooks/{fake.application_id}/{inter.token}"
+    callback = f"{fake.http_url}/api/v10/interactions/{inter.id}/{inter.token}/callback"
+    async with aiohttp.ClientSession() as session:
+        async with session.post(webhook, json={"content": "followup"}) as response:
+            assert response.status == 404 and (await response.json())["code"] == 10015
+        async with session.post(callback, json={"type": 8, "data": {"choices": []}}) as response:
+            assert response.status == 400 and (await response.json())["code"] == 40060
+
+
+async def test_autocomplete_result_only_answers_autocomplete(
+    fake: FakeDiscord, bot: FixtureBot, alice: dict[str, Any]
+) -> None:
+    inter = await fake.slash_command(alice, "misbehave", {"mode": "choices"})
+    assert (await inter.wait_response())["data"]["content"] == "recovered from 40043"
+    assert inter.choices is None and inter.focused is None
 
 
 async def test_drop_gateway_resumes_and_replays(

@@ -151,6 +151,15 @@ async def test_scripted_chat_is_consumed_in_order_then_defaults_resume(
     assert fake.pending() == {"chat": 0, "images": 0}
 
 
+async def test_chat_answer_can_omit_usage_like_some_compatible_servers(
+    fake: FakeOpenAI, client: openai.AsyncOpenAI
+) -> None:
+    fake.script_chat(Reply(content="no usage here", omit_usage=True))
+    completion = await client.chat.completions.create(model="llama3", messages=USER)
+    assert completion.choices[0].message.content == "no usage here"
+    assert completion.usage is None
+
+
 async def test_chat_handler_answers_dynamically_sync_or_async(
     fake: FakeOpenAI, client: openai.AsyncOpenAI
 ) -> None:

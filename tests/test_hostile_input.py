@@ -144,7 +144,9 @@ async def test_message_in_a_thread_whose_session_was_deleted_is_ignored(rig: Rig
     alice = rig.discord.add_member("alice")
     message, thread_id = await _session(rig, alice)
     session_id = int(custom_ids(message)[0].split(":")[2])
-    await rig.bot.store.delete_session(session_id)
+    with sqlite3.connect(rig.database) as db:
+        db.execute("PRAGMA foreign_keys = ON")
+        db.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
     before = snapshot(rig)
     bot_messages = len(rig.bot_messages_in(thread_id))
     chats = len(rig.openai.chat_requests)

@@ -7,7 +7,8 @@ import socket
 import pytest
 import pytest_asyncio
 
-from bot.errors import (
+from bot.core.ai import OpenAIService, RetryPolicy
+from bot.core.errors import (
     ChatRefused,
     InvalidRequest,
     Misconfigured,
@@ -17,8 +18,7 @@ from bot.errors import (
     ServiceTimeout,
     ServiceUnavailable,
 )
-from bot.openai_client import OpenAIService, RetryPolicy
-from bot.render import Renderer
+from bot.core.images import ImageOptions, ImageService
 from tests.fakes.fake_openai import (
     FakeOpenAI,
     ImageReply,
@@ -185,9 +185,13 @@ async def test_chat_can_live_on_another_server(fake: FakeOpenAI) -> None:
     assert fake.calls("/images/generations") == 1
 
 
-async def test_renderer_decodes_png_and_prices_it(fake: FakeOpenAI, service: OpenAIService) -> None:
-    renderer = Renderer(service, model="gpt-image-2", default_size="1024x1024", default_quality="medium")
-    image = await renderer.render("a fox", requester_id=7)
+def _images(service: OpenAIService, model: str = "gpt-image-2", quality: str = "medium") -> ImageService:
+    return ImageService(service, defaults=ImageOptions(model=model, size="1024x1024", quality=quality))
+
+
+async def test_image_service_decodes_png_and_prices_it(fake: FakeOpenAI, service: OpenAIService) -> None:
+    images = _images(service)
+    image = await images.render("a fox", images.options(), requester_id=7)
     assert image.data.startswith(b"\x89PNG\r\n\x1a\n")
     assert (image.extension, image.mime) == ("png", "image/png")
     assert image.cost_usd is not None and image.cost_usd > 0
@@ -195,11 +199,18 @@ async def test_renderer_decodes_png_and_prices_it(fake: FakeOpenAI, service: Ope
     assert (sent["size"], sent["quality"], sent["output_format"]) == ("1024x1024", "medium", "png")
 
 
-async def test_renderer_shows_legacy_revised_prompt(fake: FakeOpenAI) -> None:
+async def test_image_model_is_chosen_per_call(fake: FakeOpenAI, service: OpenAIService) -> None:
+    images = _images(service)
+    await images.render("a fox", images.options(model="gpt-image-2.5-flare", quality="xhigh"), requester_id=7)
+    sent = fake.image_requests[0].json
+    assert (sent["model"], sent["quality"]) == ("gpt-image-2.5-flare", "xhigh")
+
+
+async def test_image_service_shows_legacy_revised_prompt(fake: FakeOpenAI) -> None:
     ai = _service(fake.base_url)
     try:
-        renderer = Renderer(ai, model="dall-e-3", default_size="1024x1024", default_quality="high")
-        image = await renderer.render("a fox", requester_id=7)
+        images = _images(ai, model="dall-e-3", quality="high")
+        image = await images.render("a fox", images.options(), requester_id=7)
     finally:
         await ai.close()
     assert image.revised_prompt
@@ -208,14 +219,32 @@ async def test_renderer_shows_legacy_revised_prompt(fake: FakeOpenAI) -> None:
     assert image.cost_usd == pytest.approx(0.08)
 
 
-async def test_renderer_rejects_a_non_image_answer(fake: FakeOpenAI, service: OpenAIService) -> None:
+async def test_image_service_rejects_a_non_image_answer(fake: FakeOpenAI, service: OpenAIService) -> None:
     fake.script_images(ImageReply(png=b"<html>not an image</html>"))
-    renderer = Renderer(service, model="gpt-image-2", default_size="1024x1024", default_quality="low")
+    images = _images(service, quality="low")
     with pytest.raises(Exception, match="not a picture"):
-        await renderer.render("a fox", requester_id=7)
+        await images.render("a fox", images.options(), requester_id=7)
 
 
-async def test_renderer_refuses_options_the_model_lacks(service: OpenAIService) -> None:
-    renderer = Renderer(service, model="gpt-image-2", default_size="1024x1024", default_quality="low")
+async def test_image_service_refuses_options_the_model_lacks(
+    fake: FakeOpenAI, service: OpenAIService
+) -> None:
+    images = _images(service, quality="low")
     with pytest.raises(InvalidRequest):
-        await renderer.render("a fox", requester_id=7, quality="hd")
+        images.options(quality="hd")
+    with pytest.raises(InvalidRequest):
+        images.options(model="dall-e-3", size="1536x1024")
+    assert fake.calls("/images/generations") == 0
+
+
+async def test_chat_usage_comes_from_the_answer_or_is_estimated(
+    fake: FakeOpenAI, service: OpenAIService
+) -> None:
+    fake.script_chat(
+        Reply(content="A fox.", usage={"prompt_tokens": 40, "completion_tokens": 3, "total_tokens": 43})
+    )
+    reported = await service.chat(MESSAGES, user_hash="u")
+    assert (reported.input_tokens, reported.output_tokens, reported.estimated) == (40, 3, False)
+    fake.script_chat(Reply(content="A fox in the snow, at dusk.", omit_usage=True))
+    estimated = await service.chat(MESSAGES, user_hash="u")
+    assert estimated.estimated and estimated.input_tokens > 0 and estimated.output_tokens > 0

@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from bot.client import EXTENSIONS, MuralBot, build_services
+from bot.app import EXTENSIONS, MuralBot, build_bot
 from bot.config import settings_from
-from bot.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
-GLUE = {"client.py", "ui.py", "actions.py", "__main__.py"}
-CORE = sorted(p for p in (ROOT / "bot").glob("*.py") if p.name not in GLUE)
+PROJECT = sorted([*(ROOT / "bot").rglob("*.py"), *(ROOT / "cogs").rglob("*.py")])
+CORE = sorted((ROOT / "bot" / "core").rglob("*.py"))
+STORE = ROOT / "bot" / "store"
 SQL = re.compile(
     r"\b(SELECT\s+\S|INSERT\s+INTO|UPDATE\s+\w+\s+SET|DELETE\s+FROM|CREATE\s+(TABLE|INDEX))", re.I
 )
@@ -39,41 +39,91 @@ def test_ruff_format_is_clean() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def _imports(path: Path) -> set[str]:
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imported_modules(path: Path) -> set[str]:
+    """Every module `path` imports, at run time or for type checking alike."""
     names: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
-            names.update(alias.name.split(".")[0] for alias in node.names)
+            names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module:
-            names.add(node.module.split(".")[0])
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
     return names
 
 
-@pytest.mark.parametrize("path", CORE, ids=lambda p: p.name)
+def _relative(path: Path) -> str:
+    return str(path.relative_to(ROOT))
+
+
+@pytest.mark.parametrize("path", CORE, ids=_relative)
 def test_core_never_imports_discord(path: Path) -> None:
-    assert "discord" not in _imports(path)
+    assert not any(name == "discord" or name.startswith("discord.") for name in _imported_modules(path))
 
 
-@pytest.mark.parametrize(
-    "path",
-    [
-        p
-        for p in sorted((ROOT / "bot").glob("*.py")) + sorted((ROOT / "cogs").glob("*.py"))
-        if p.name != "store.py"
-    ],
-    ids=lambda p: p.name,
-)
+def test_only_the_ai_module_imports_openai() -> None:
+    importers = {
+        _relative(path)
+        for path in PROJECT
+        if any(name == "openai" or name.startswith("openai.") for name in _imported_modules(path))
+    }
+    assert importers == {"bot/core/ai.py"}
+
+
+@pytest.mark.parametrize("path", [p for p in PROJECT if STORE not in p.parents], ids=_relative)
 def test_sql_lives_only_in_the_store(path: Path) -> None:
     assert not SQL.search(path.read_text())
+
+
+def test_the_bot_package_never_imports_a_cog() -> None:
+    offenders = [
+        _relative(path)
+        for path in (ROOT / "bot").rglob("*.py")
+        if any(name == "cogs" or name.startswith("cogs.") for name in _imported_modules(path))
+    ]
+    assert offenders == []
+
+
+def test_no_import_circles_among_the_projects_modules() -> None:
+    modules = {_module_name(path): path for path in PROJECT}
+    graph = {
+        name: {imported for imported in _imported_modules(path) if imported in modules and imported != name}
+        for name, path in modules.items()
+    }
+    # A package's __init__ re-exporting its own parts is not a circle of design.
+    for name in graph:
+        graph[name] = {other for other in graph[name] if not name.startswith(other + ".")}
+    done: set[str] = set()
+
+    def visit(name: str, trail: list[str]) -> None:
+        if name in trail:
+            cycle = [*trail[trail.index(name) :], name]
+            raise AssertionError("import circle: " + " -> ".join(cycle))
+        if name in done:
+            return
+        for imported in sorted(graph[name]):
+            visit(imported, [*trail, name])
+        done.add(name)
+
+    for name in sorted(graph):
+        visit(name, [])
 
 
 @pytest_asyncio.fixture
 async def offline_bot(tmp_path: Path):
     settings = settings_from(
-        {"DISCORD_TOKEN": "token", "OPENAI_API_KEY": "key", "OPENAI_BASE_URL": "http://127.0.0.1:9"}
+        {
+            "DISCORD_TOKEN": "token",
+            "OPENAI_API_KEY": "key",
+            "OPENAI_BASE_URL": "http://127.0.0.1:9",
+            "DATABASE_PATH": str(tmp_path / "mural.db"),
+        }
     )
-    store = await Store.open(tmp_path / "mural.db")
-    bot = MuralBot(settings=settings, store=store, ai=build_services(settings))
+    bot = await build_bot(settings)
     yield bot
     await bot.close()
 
@@ -84,6 +134,7 @@ async def test_every_extension_loads_and_command_names_are_unique(offline_bot: M
         await offline_bot.load_extension(extension)
     names = [command.name for command in offline_bot.tree.get_commands()]
     assert {"prompt", "imagine"} <= set(names)
+    assert len(offline_bot.cogs) == len(EXTENSIONS)
     assert len(names) == len(set(names))
     for command in offline_bot.tree.get_commands():
         assert command.to_dict(offline_bot.tree)["description"]

@@ -10,14 +10,26 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from bot.store import MIGRATIONS, Store
+from bot.store import Store
+from bot.store.database import migration_files
+
+MIGRATIONS = migration_files()
 
 pytestmark = pytest.mark.asyncio
 
 
+def _query(path: Path, sql: str, params: tuple = ()) -> list[tuple]:
+    """Read the database file as an operator would, beside the store."""
+    with sqlite3.connect(path) as raw:
+        return raw.execute(sql, params).fetchall()
+
+
+DATABASE = "mural.db"
+
+
 @pytest_asyncio.fixture
 async def store(tmp_path: Path):
-    opened = await Store.open(tmp_path / "mural.db")
+    opened = await Store.open(tmp_path / DATABASE)
     yield opened
     await opened.close()
 
@@ -38,11 +50,9 @@ async def _session(store: Store, owner: int = 1):
 async def test_new_database_is_migrated_private_and_in_wal(tmp_path: Path) -> None:
     path = tmp_path / "sub" / "mural.db"
     store = await Store.open(path)
-    try:
-        assert await store.schema_version() == len(MIGRATIONS)
-        assert await store.integrity_ok()
-    finally:
-        await store.close()
+    await store.close()
+    assert _query(path, "PRAGMA user_version") == [(len(MIGRATIONS),)]
+    assert _query(path, "PRAGMA integrity_check") == [("ok",)]
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     with sqlite3.connect(path) as raw:
         assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -56,9 +66,9 @@ async def test_reopening_keeps_data_and_does_not_migrate_again(tmp_path: Path) -
     second = await Store.open(path)
     try:
         assert (await second.get_session(session.id)).idea == "a beach at sunset"
-        assert await second.schema_version() == len(MIGRATIONS)
     finally:
         await second.close()
+    assert _query(path, "PRAGMA user_version") == [(len(MIGRATIONS),)]
 
 
 async def test_newer_schema_is_refused(tmp_path: Path) -> None:
@@ -117,7 +127,15 @@ async def test_thread_lookup(store: Store) -> None:
     assert (await store.session_for_thread(555)).id == session.id
 
 
-async def test_render_lifecycle(store: Store) -> None:
+def _render_row(tmp_path: Path, render_id: int) -> tuple:
+    return _query(
+        tmp_path / DATABASE,
+        "SELECT status, output_tokens, message_id FROM renders WHERE id = ?",
+        (render_id,),
+    )[0]
+
+
+async def test_render_lifecycle(store: Store, tmp_path: Path) -> None:
     session, _ = await _session(store)
     render = await store.create_render(
         session_id=session.id,
@@ -130,16 +148,15 @@ async def test_render_lifecycle(store: Store) -> None:
     )
     assert render.status == "queued"
     await store.mark_render_running(render.id)
-    assert (await store.get_render(render.id)).status == "running"
+    assert _render_row(tmp_path, render.id)[0] == "running"
     await store.finish_render(
         render.id, revised_prompt=None, input_tokens=10, output_tokens=100, cost_usd=0.003
     )
     await store.set_render_message(render.id, 999)
-    done = await store.get_render(render.id)
-    assert (done.status, done.output_tokens, done.message_id) == ("done", 100, 999)
+    assert _render_row(tmp_path, render.id) == ("done", 100, 999)
 
 
-async def test_unfinished_renders_become_interrupted(store: Store) -> None:
+async def test_unfinished_renders_become_interrupted(store: Store, tmp_path: Path) -> None:
     session, _ = await _session(store)
     kwargs = dict(
         session_id=session.id, version=1, requester_id=1, channel_id=20, model="m", size="auto", quality="low"
@@ -151,18 +168,74 @@ async def test_unfinished_renders_become_interrupted(store: Store) -> None:
     await store.fail_render(finished.id, code="E-SAFETY", error="refused")
     interrupted = await store.interrupt_unfinished_renders()
     assert sorted(r.id for r in interrupted) == [queued.id, running.id]
-    assert {r.status for r in await store.renders_for_session(session.id)} == {"interrupted", "failed"}
+    statuses = _query(tmp_path / DATABASE, "SELECT status FROM renders WHERE session_id = ?", (session.id,))
+    assert sorted(status for (status,) in statuses) == ["failed", "interrupted", "interrupted"]
     assert await store.interrupt_unfinished_renders() == []
 
 
-async def test_deleting_a_session_removes_its_versions_and_renders(store: Store) -> None:
-    session, _ = await _session(store)
-    await store.create_render(
-        session_id=session.id, version=1, requester_id=1, channel_id=20, model="m", size="auto", quality="low"
+async def test_migrations_are_numbered_files_each_in_its_own_transaction() -> None:
+    assert [path.name[:4] for path in MIGRATIONS] == [f"{n:04d}" for n in range(1, len(MIGRATIONS) + 1)]
+    for number, path in enumerate(MIGRATIONS, start=1):
+        script = path.read_text().strip()
+        assert script.startswith("BEGIN;") and script.endswith("COMMIT;"), path.name
+        assert f"PRAGMA user_version = {number};" in script, path.name
+
+
+async def test_a_database_from_before_chat_usage_is_upgraded_in_place(tmp_path: Path) -> None:
+    path = tmp_path / DATABASE
+    with sqlite3.connect(path) as raw:
+        for script in MIGRATIONS[:2]:
+            raw.executescript(script.read_text())
+        raw.execute(
+            "INSERT INTO sessions (channel_id, owner_id, origin, idea, target) VALUES (1, 2, 'prompt', 'a fox', 'openai')"
+        )
+    store = await Store.open(path)
+    try:
+        assert (await store.get_session(1)).idea == "a fox"
+        await store.record_chat_usage(
+            session_id=1,
+            guild_id=None,
+            user_id=2,
+            purpose="refine",
+            model="m",
+            input_tokens=1,
+            output_tokens=1,
+            estimated=True,
+            cost_usd=None,
+        )
+    finally:
+        await store.close()
+    assert _query(path, "PRAGMA user_version") == [(len(MIGRATIONS),)]
+    assert _query(path, "SELECT session_id, estimated FROM chat_usage") == [(1, 1)]
+
+
+async def test_chat_usage_of_v1_is_linked_to_its_new_session(store: Store, tmp_path: Path) -> None:
+    usage_id = await store.record_chat_usage(
+        session_id=None,
+        guild_id=10,
+        user_id=1,
+        purpose="expand",
+        model="gpt-5.4-mini",
+        input_tokens=120,
+        output_tokens=80,
+        estimated=False,
+        cost_usd=0.0004,
     )
-    await store.delete_session(session.id)
-    assert await store.get_version(session.id, 1) is None
-    assert await store.renders_for_session(session.id) == []
+    session, _ = await store.create_session(
+        guild_id=10,
+        channel_id=20,
+        owner_id=1,
+        origin="prompt",
+        idea="a fox",
+        target="openai",
+        style=None,
+        first_prompt="p",
+        chat_usage_id=usage_id,
+    )
+    rows = _query(
+        tmp_path / DATABASE, "SELECT session_id, input_tokens, output_tokens, cost_usd FROM chat_usage"
+    )
+    assert rows == [(session.id, 120, 80, 0.0004)]
 
 
 async def test_hostile_text_is_stored_verbatim(store: Store) -> None:

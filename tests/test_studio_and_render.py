@@ -4,19 +4,25 @@ from __future__ import annotations
 
 import pytest
 
-from bot import ui
-from bot.errors import BadAnswer, ChatRefused, InvalidRequest
-from bot.pricing import legacy_cost, token_cost
-from bot.render import capabilities_for, fit_prompt, image_request, size_problem, sniff_image
-from bot.store import Session, Version
-from bot.studio import (
-    MAX_PROMPT_CHARS,
+from bot.core.errors import BadAnswer, ChatRefused, InvalidRequest
+from bot.core.images import (
+    ImageOptions,
+    capabilities_for,
+    fit_prompt,
+    image_request,
+    size_problem,
+    sniff_image,
+)
+from bot.core.pricing import chat_cost, legacy_cost, token_cost
+from bot.core.studio import (
     TARGETS,
     clean_user_text,
     parse_prompt,
     refinement_messages,
     system_prompt,
 )
+from bot.models import Session, Version
+from bot.ui import layouts as ui
 
 SESSION = Session(
     id=1,
@@ -75,10 +81,12 @@ def test_refusal_in_words_is_reported_as_refusal(answer: str) -> None:
         parse_prompt(answer)
 
 
-def test_overlong_answer_is_cut_at_a_word() -> None:
-    prompt = parse_prompt("word " * 1000)
-    assert len(prompt) <= MAX_PROMPT_CHARS
-    assert prompt.endswith("word")
+def test_long_answer_is_kept_whole() -> None:
+    """Discord's limits are the layout's business: the core keeps (and renders) every word."""
+    answer = "Positive: " + "word, " * 600 + "\nNegative: blur, watermark"
+    prompt = parse_prompt(answer)
+    assert len(prompt) > 3_000
+    assert prompt.endswith("Negative: blur, watermark")
 
 
 @pytest.mark.parametrize(
@@ -116,7 +124,7 @@ def test_refinement_request_has_idea_window_current_prompt_and_instruction() -> 
 
 
 def test_gpt_image_request_uses_current_parameters() -> None:
-    request = image_request("gpt-image-2", "a fox", size="1536x1024", quality="high", requester_id=42)
+    request = image_request("a fox", ImageOptions("gpt-image-2", "1536x1024", "high"), requester_id=42)
     assert request["model"] == "gpt-image-2"
     assert request["quality"] == "high"
     assert request["output_format"] == "png"
@@ -134,37 +142,37 @@ def test_gpt_image_request_uses_current_parameters() -> None:
     ],
 )
 def test_legacy_request_maps_quality_and_asks_for_base64(model: str, quality: str, sent: str | None) -> None:
-    request = image_request(model, "a fox", size="1024x1024", quality=quality, requester_id=1)
+    request = image_request("a fox", ImageOptions(model, "1024x1024", quality), requester_id=1)
     assert request["response_format"] == "b64_json"
     assert request.get("quality") == sent
     assert "output_format" not in request
 
 
 def test_legacy_prompt_is_fitted_to_the_model_limit() -> None:
-    request = image_request("dall-e-2", "word " * 500, size="1024x1024", quality="low", requester_id=1)
+    request = image_request("word " * 500, ImageOptions("dall-e-2", "1024x1024", "low"), requester_id=1)
     assert len(request["prompt"]) <= 1000
 
 
 def test_unsupported_option_is_a_clear_error() -> None:
     with pytest.raises(InvalidRequest, match="Size 1000x1000"):
-        image_request("gpt-image-2", "a fox", size="1000x1000", quality="low", requester_id=1)
+        image_request("a fox", ImageOptions("gpt-image-2", "1000x1000", "low"), requester_id=1)
     with pytest.raises(InvalidRequest, match="Quality max"):
-        image_request("gpt-image-2", "a fox", size="auto", quality="max", requester_id=1)
+        image_request("a fox", ImageOptions("gpt-image-2", "auto", "max"), requester_id=1)
 
 
 @pytest.mark.parametrize(
-    ("model", "family", "legacy"),
+    ("model", "legacy", "max_prompt_chars"),
     [
-        ("gpt-image-2", "gpt-image", False),
-        ("gpt-image-2-2026-04-21", "gpt-image", False),
-        ("gpt-image-2.5-flare-2026-09-08", "gpt-image", False),
-        ("dall-e-3", "dall-e", True),
-        ("some-local-model", "gpt-image", False),
+        ("gpt-image-2", False, 32_000),
+        ("gpt-image-2-2026-04-21", False, 32_000),
+        ("gpt-image-2.5-flare-2026-09-08", False, 32_000),
+        ("dall-e-3", True, 4_000),
+        ("some-local-model", False, 32_000),
     ],
 )
-def test_capabilities_by_model_id(model: str, family: str, legacy: bool) -> None:
+def test_capabilities_by_model_id(model: str, legacy: bool, max_prompt_chars: int) -> None:
     capabilities = capabilities_for(model)
-    assert (capabilities.family, capabilities.legacy) == (family, legacy)
+    assert (capabilities.legacy, capabilities.max_prompt_chars) == (legacy, max_prompt_chars)
 
 
 def test_xhigh_only_on_models_that_have_it() -> None:
@@ -211,6 +219,17 @@ def test_version_text_always_fits_discord(length: int) -> None:
     text = ui.version_text(version)
     assert len(text) <= ui.MESSAGE_LIMIT
     assert text.startswith("**v2**")
+    assert (ui.SHORTENED_NOTE in text) == (length > 1_900)
+
+
+def test_a_prompt_too_long_for_a_message_is_copied_as_a_file() -> None:
+    assert ui.copy_text(_version(1, None, "a fox " * 10)) is not None
+    assert ui.copy_text(_version(1, None, "a fox " * 600)) is None
+
+
+def test_chat_cost_from_the_price_table() -> None:
+    assert chat_cost("gpt-5.4-mini", input_tokens=1_000_000, output_tokens=1_000_000) == pytest.approx(5.25)
+    assert chat_cost("llama3", input_tokens=100, output_tokens=100) is None
 
 
 def test_version_text_escapes_markdown_from_the_model() -> None:

@@ -45,10 +45,13 @@ World building
     ``create_thread(user, channel_id, name, *, message_id=None) -> thread dict`` (user-made thread).
 Driving the bot (each dispatches on the gateway and returns immediately)
     ``await slash_command(user, "name [group] [sub]", {option: value}, channel_id=None)``;
+    ``await autocomplete(user, "name [group] [sub]", {option: value}, focused="option",
+    channel_id=None)`` (type 4: the user is typing ``options[focused]``, a str, default ``""``;
+    read the bot's answer with ``await inter.wait_response()`` then ``inter.choices``);
     ``await click(user, message_id, custom_id, *, values=None)``;
     ``await submit_modal(user, custom_id, {field_custom_id: value}, channel_id=None, message_id=None)``;
     ``await user_message(user, channel_id, content, *, files=None, reply_to=None) -> message dict``.
-    The first three return a :class:`FakeInteraction`.
+    All but the last return a :class:`FakeInteraction`.
 Gateway control
     ``await wait_until_ready(timeout=10)`` (a live session got READY + GUILD_CREATE or RESUMED);
     ``await drop_gateway(code=4000, resumable=True)`` -- events dispatched while the client is away
@@ -88,6 +91,12 @@ Strictness (each is something real Discord does and a real bug would trip over)
     * slash commands must be synced first (``require_synced_commands``) and their options are
       validated against the synced definition; clicks need an existing enabled component; modal
       submits need a modal the bot actually opened, with required fields filled.
+    * autocomplete needs a synced option marked ``autocomplete: true``; the focused value is sent
+      unvalidated as a string, other options are validated, required ones may be missing, and
+      ``resolved`` is never sent (entity options arrive as bare ids, as on Discord).  Its only
+      valid callback is type 8 with at most 25 choices, names 1-100 characters, string values at
+      most 100 (else 400/50035); any other callback type -> 400/40043, as is type 8 for any other
+      interaction; autocomplete tokens have no webhook (followups -> 404/10015).
     * after a deferred (type 5) response the first followup *replaces* the loading message and
       keeps the deferral's ephemerality, as Discord does.
 
@@ -99,7 +108,7 @@ REST routes (under ``/api/v10``; anything else is a recorded 404 ``{"message", "
     ``GET|PATCH|DELETE /channels/{id}/messages/{id}``; ``POST .../messages/{id}/threads``;
     ``POST /channels/{id}/threads``; ``GET .../threads/archived/public``; ``PUT .../thread-members/
     {@me|id}``; ``PUT .../reactions/{emoji}/@me``; ``POST /channels/{id}/typing`` (204);
-    ``POST /interactions/{id}/{token}/callback`` (types 1, 4, 5, 6, 7, 9; JSON or multipart; with
+    ``POST /interactions/{id}/{token}/callback`` (types 1, 4, 5, 6, 7, 8, 9; JSON or multipart; with
     ``with_response=1`` it answers ``{"interaction": {...}, "resource": {"type", "message"?}}``);
     ``POST /webhooks/{app}/{token}`` (``wait``, ``thread_id``) and ``GET|PATCH|DELETE
     /webhooks/{app}/{token}/messages/{@original|id}``.  Uploads (``payload_json`` + ``files[N]``)
@@ -111,11 +120,11 @@ UPDATE / DELETE (non-ephemeral only, with ``guild_id`` and ``member``), THREAD_C
 GUILD_ROLE_* and CHANNEL_CREATE from the world-building helpers.  Events are filtered by the
 identified intents (GUILDS, GUILD_MESSAGES, GUILD_MEMBERS).
 
-Limitations: one guild and no channel permission overwrites; no voice, DMs, forums, autocomplete,
+Limitations: one guild and no channel permission overwrites; no voice, DMs, forums,
 context-menu commands, sharding, zlib compression, presences, webhooks other than interaction
 webhooks, or token expiry; reactions are only recorded on the message; attachments have no
-width/height; only one bot application; ``GET /attachments/...`` (the CDN) is not recorded in
-``requests``; 5xx injected with ``fail_next`` are retried by discord.py with 1 s+ sleeps.
+width/height; only one bot application; autocomplete choice values are not checked against
+the focused option's type; ``GET /attachments/...`` (the CDN) is not recorded in ``requests``; 5xx injected with ``fail_next`` are retried by discord.py with 1 s+ sleeps.
 """
 
 from __future__ import annotations
@@ -383,7 +392,8 @@ class FakeInteraction:
 
     ``responses`` holds the raw callback bodies (``{"type": ..., "data": ...}``), ``followups`` the
     message payloads created through the interaction webhook, ``original`` the "original response"
-    message (for component interactions answered with type 6/7 that is the clicked message).
+    message (for component interactions answered with type 6/7 that is the clicked message),
+    ``choices`` the suggestions an autocomplete interaction was answered with (type 8).
     """
 
     def __init__(self, fake: FakeDiscord, payload: dict[str, Any], user: dict[str, Any]) -> None:
@@ -424,6 +434,24 @@ class FakeInteraction:
     @property
     def response_type(self) -> int | None:
         return self.responses[0]["type"] if self.responses else None
+
+    @property
+    def choices(self) -> list[dict[str, Any]] | None:
+        """The ``{"name", "value"}`` choices of a type 8 answer (None before it or for other answers)."""
+        if self.response_type != CB_AUTOCOMPLETE:
+            return None
+        return copy.deepcopy((self.responses[0].get("data") or {}).get("choices") or [])
+
+    @property
+    def focused(self) -> dict[str, Any] | None:
+        """The option marked ``focused`` in an autocomplete interaction's data (None otherwise)."""
+        options = self.data.get("options") or []
+        while options:
+            hit = next((o for o in options if o.get("focused")), None)
+            if hit is not None:
+                return hit
+            options = next((o.get("options") or [] for o in options if o.get("type") in (1, 2)), [])
+        return None
 
     @property
     def response_latency(self) -> float | None:
@@ -2317,6 +2345,9 @@ class FakeDiscord:
             raise _form_error("type", "BASE_TYPE_REQUIRED", "This field is required")
         cb_type = body["type"]
         data: dict[str, Any] = body.get("data") or {}
+        if (inter.type == AUTOCOMPLETE) != (cb_type == CB_AUTOCOMPLETE):
+            # Autocomplete interactions take only type 8, and type 8 answers only them.
+            raise _ApiError(400, 40043, "Interaction callback type is not valid for this interaction")
         message: dict[str, Any] | None = None
         ephemeral = bool(int(data.get("flags") or 0) & FLAG_EPHEMERAL)
         channel = self.channels.get(inter.channel_id)
@@ -2359,6 +2390,8 @@ class FakeDiscord:
             modal["components"] = self._with_component_ids(modal["components"])
             inter.modal = modal
             self._opened_modals.append((inter, modal))
+        elif cb_type == CB_AUTOCOMPLETE:
+            self._validate_autocomplete_result(body.get("data"))
         elif cb_type == CB_PONG and inter.type == PING:
             pass
         else:
@@ -2378,6 +2411,31 @@ class FakeDiscord:
         if message is not None and cb_type in (CB_MESSAGE, CB_UPDATE):
             resource["message"] = message
         return self._json({"interaction": interaction_info, "resource": resource})
+
+    @staticmethod
+    def _validate_autocomplete_result(data: Any) -> None:
+        """Discord's limits on a type 8 answer: 0-25 choices, names 1-100, string values up to 100."""
+        if not isinstance(data, dict) or "choices" not in data:
+            raise _form_error("data.choices", "BASE_TYPE_REQUIRED", "This field is required")
+        choices = data["choices"]
+        if not isinstance(choices, list):
+            raise _form_error("data.choices", "LIST_TYPE_CONVERT", "Must be a list.")
+        if len(choices) > 25:
+            raise _form_error("data.choices", "BASE_TYPE_MAX_LENGTH", "Must be 25 or fewer in length.")
+        for index, choice in enumerate(choices):
+            where = f"data.choices.{index}"
+            if not isinstance(choice, dict):
+                raise _form_error(where, "DICT_TYPE_CONVERT", "Only dictionaries may be used in a DictType")
+            name = choice.get("name")
+            if not isinstance(name, str) or not 1 <= len(name) <= 100:
+                raise _form_error(
+                    f"{where}.name", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length."
+                )
+            value = choice.get("value")
+            if value is None or isinstance(value, bool) or not isinstance(value, str | int | float):
+                raise _form_error(f"{where}.value", "BASE_TYPE_REQUIRED", "This field is required")
+            if isinstance(value, str) and len(value) > 100:
+                raise _form_error(f"{where}.value", "BASE_TYPE_MAX_LENGTH", "Must be 100 or fewer in length.")
 
     def _validate_modal(self, data: Mapping[str, Any]) -> None:
         custom_id = data.get("custom_id")
@@ -2428,6 +2486,8 @@ class FakeDiscord:
     def _webhook_interaction(self, app_id: str, token: str) -> FakeInteraction:
         inter = self._interactions_by_token.get(token)
         if int(app_id) != self.application_id or inter is None or not inter.responses:
+            raise _unknown("Webhook", 10015)
+        if inter.type == AUTOCOMPLETE:  # its answer is the choices; there is no message to follow up
             raise _unknown("Webhook", 10015)
         return inter
 
@@ -2618,13 +2678,25 @@ class FakeDiscord:
         resolved: dict[str, dict[str, Any]],
         channel_id: int,
         command_path: str,
+        *,
+        focused: str | None = None,
     ) -> list[dict[str, Any]]:
+        """Encode ``values`` as interaction options, checked against ``definitions`` when known.
+
+        With ``focused`` (an autocomplete interaction) that option is sent as the raw string the
+        user is typing, unchecked and flagged ``"focused": true``, and required options may be missing.
+        """
         by_name = {d["name"]: d for d in definitions or []}
         options: list[dict[str, Any]] = []
+        if focused is not None and focused not in values:
+            values = {**values, focused: ""}  # the user focused an empty field
         for name, value in values.items():
             definition = by_name.get(name)
             if definitions is not None and definition is None:
                 raise ValueError(f"/{command_path} has no option {name!r} (has {sorted(by_name)})")
+            if name == focused:
+                options.append(self._focused_option(command_path, name, definition, value))
+                continue
             opt_type, encoded = self._option_value(
                 name, value, definition["type"] if definition else None, resolved, channel_id
             )
@@ -2636,9 +2708,26 @@ class FakeDiscord:
                     raise ValueError(f"/{command_path} option {name!r}: {encoded!r} is not one of {allowed}")
             options.append({"name": name, "type": opt_type, "value": encoded})
         for definition in definitions or []:
-            if definition.get("required") and definition["name"] not in values:
+            if focused is None and definition.get("required") and definition["name"] not in values:
                 raise ValueError(f"/{command_path} requires option {definition['name']!r}")
         return options
+
+    @staticmethod
+    def _focused_option(
+        command_path: str, name: str, definition: Mapping[str, Any] | None, value: Any
+    ) -> dict[str, Any]:
+        """The option being typed in an autocomplete interaction: always a string, never validated."""
+        if definition is None or not definition.get("autocomplete"):
+            raise ValueError(
+                f"/{command_path} option {name!r} has no autocomplete, so Discord never sends "
+                "autocomplete interactions for it"
+            )
+        if not isinstance(value, str):
+            raise TypeError(
+                f"/{command_path} option {name!r} is focused: pass the partially typed text as a str, "
+                f"not {value!r}"
+            )
+        return {"name": name, "type": definition["type"], "value": value, "focused": True}
 
     @staticmethod
     def _check_option_limits(command_path: str, name: str, definition: Mapping[str, Any], value: Any) -> None:
@@ -2654,6 +2743,59 @@ class FakeDiscord:
             if definition.get("max_value") is not None and value > definition["max_value"]:
                 raise ValueError(f"{where}: {value} > max_value {definition['max_value']}")
 
+    def _command_payload(
+        self,
+        user: Mapping[str, Any],
+        name: str,
+        options: Mapping[str, Any],
+        channel_id: int | None,
+        locale: str,
+        *,
+        focused: str | None = None,
+    ) -> dict[str, Any]:
+        """A chat-input command interaction for ``/name`` (``"group sub"`` for subcommands).
+
+        With ``focused`` it is an autocomplete interaction (type 4): the focused option is flagged
+        and ``resolved`` is left out, since Discord never resolves entities while the user types.
+        """
+        parts = name.split()
+        command, scope = self._find_command(parts[0])
+        if command is None and (self.require_synced_commands or focused is not None):
+            known = sorted({c["name"] for cmds in self.registered_commands.values() for c in cmds})
+            raise LookupError(
+                f"/{parts[0]} is not a synced command (synced: {known}); call bot.tree.sync() first"
+            )
+        channel = self._channel_or_404(channel_id or self.channel_id)
+        kind = APPLICATION_COMMAND if focused is None else AUTOCOMPLETE
+        payload = self._interaction_base(kind, user, channel, locale=locale)
+        resolved: dict[str, dict[str, Any]] = {}
+        definitions: list[dict[str, Any]] | None = command.get("options", []) if command else None
+        chain: list[tuple[str, int]] = []
+        for sub in parts[1:]:
+            if definitions is not None:
+                match = next((d for d in definitions if d["name"] == sub and d["type"] in (1, 2)), None)
+                if match is None:
+                    raise LookupError(f"/{name}: {sub!r} is not a subcommand")
+                chain.append((sub, match["type"]))
+                definitions = match.get("options", [])
+            else:
+                chain.append((sub, 1 if sub == parts[-1] else 2))
+        leaf = self._build_options(definitions, options, resolved, int(channel["id"]), name, focused=focused)
+        for sub, sub_type in reversed(chain):
+            leaf = [{"name": sub, "type": sub_type, "options": leaf}]
+        data: dict[str, Any] = {
+            "id": command["id"] if command else str(self._ids.next()),
+            "name": parts[0],
+            "type": 1,
+            "options": leaf,
+        }
+        if scope is not None:
+            data["guild_id"] = str(scope)
+        if resolved and focused is None:
+            data["resolved"] = resolved
+        payload["data"] = data
+        return payload
+
     async def slash_command(
         self,
         user: Mapping[str, Any],
@@ -2668,41 +2810,29 @@ class FakeDiscord:
         Option types come from the synced definition when there is one (and are checked against
         it), else are inferred: str 3, int 4, bool 5, float 10, user dict 6, ``(filename, bytes)`` 11.
         """
-        parts = name.split()
-        command, scope = self._find_command(parts[0])
-        if command is None and self.require_synced_commands:
-            known = sorted({c["name"] for cmds in self.registered_commands.values() for c in cmds})
-            raise LookupError(
-                f"/{parts[0]} is not a synced command (synced: {known}); call bot.tree.sync() first"
-            )
-        channel = self._channel_or_404(channel_id or self.channel_id)
-        payload = self._interaction_base(APPLICATION_COMMAND, user, channel, locale=locale)
-        resolved: dict[str, dict[str, Any]] = {}
-        definitions: list[dict[str, Any]] | None = command.get("options", []) if command else None
-        chain: list[tuple[str, int]] = []
-        for sub in parts[1:]:
-            if definitions is not None:
-                match = next((d for d in definitions if d["name"] == sub and d["type"] in (1, 2)), None)
-                if match is None:
-                    raise LookupError(f"/{name}: {sub!r} is not a subcommand")
-                chain.append((sub, match["type"]))
-                definitions = match.get("options", [])
-            else:
-                chain.append((sub, 1 if sub == parts[-1] else 2))
-        leaf = self._build_options(definitions, options or {}, resolved, int(channel["id"]), name)
-        for sub, kind in reversed(chain):
-            leaf = [{"name": sub, "type": kind, "options": leaf}]
-        data: dict[str, Any] = {
-            "id": command["id"] if command else str(self._ids.next()),
-            "name": parts[0],
-            "type": 1,
-            "options": leaf,
-        }
-        if scope is not None:
-            data["guild_id"] = str(scope)
-        if resolved:
-            data["resolved"] = resolved
-        payload["data"] = data
+        payload = self._command_payload(user, name, options or {}, channel_id, locale)
+        return await self._dispatch_interaction(payload, user)
+
+    async def autocomplete(
+        self,
+        user: Mapping[str, Any],
+        name: str,
+        options: Mapping[str, Any] | None = None,
+        *,
+        focused: str,
+        channel_id: int | None = None,
+        locale: str = "en-US",
+    ) -> FakeInteraction:
+        """A member is typing option ``focused`` of ``/name`` (``"group sub"`` for subcommands).
+
+        Sends an APPLICATION_COMMAND_AUTOCOMPLETE interaction (type 4).  ``options[focused]`` is the
+        partially typed text and must be a str whatever the option's type (``""`` if absent); it is
+        not checked against min/max/choices.  The other ``options`` are what the user already
+        filled in and are checked like :meth:`slash_command`'s, except that required ones may be
+        missing.  The focused option must be synced with ``autocomplete: true`` (else ValueError).
+        The bot's suggestions: ``await inter.wait_response()``, then ``inter.choices``.
+        """
+        payload = self._command_payload(user, name, options or {}, channel_id, locale, focused=focused)
         return await self._dispatch_interaction(payload, user)
 
     @staticmethod

@@ -211,6 +211,7 @@ class Reply:
     refusal: str | None = None
     tool_calls: list[dict[str, Any]] | None = None  # [{"id", "type": "function", "function": {...}}]
     usage: dict[str, Any] | None = None  # replaces the computed usage
+    omit_usage: bool = False  # answer without `usage`, as some OpenAI-compatible servers do
     model: str | None = None  # replaces the echoed model
     chunks: list[str] | None = None  # stream: explicit content pieces (default: split on words)
     chunk_delay: float = 0.0  # stream: pause between chunks
@@ -822,6 +823,8 @@ class FakeOpenAI:
             "usage": usage,
             "system_fingerprint": "fp_fake",
         }
+        if reply.omit_usage:
+            del body["usage"]
         return self._json(body, headers=reply.headers)
 
     async def _chat_stream(

@@ -1,4 +1,9 @@
-"""The `commands.Bot` subclass: wires the services, loads the cogs, owns errors and command sync."""
+"""The `commands.Bot` subclass and the one function that builds it, for `python -m bot`, tests and benchmarks.
+
+The bot holds typed services that cogs reach through it (never module globals); `setup_hook` loads
+the extensions (each registers its own buttons); background work is owned and tracked; one shutdown
+closes the render queue, the gateway, the HTTP clients and the database, in that order.
+"""
 
 from __future__ import annotations
 
@@ -13,27 +18,29 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot import actions, ui
 from bot.config import Settings
-from bot.jobs import RenderQueue
-from bot.openai_client import OpenAIService, RetryPolicy
-from bot.render import Renderer, capabilities_for
+from bot.core.ai import OpenAIService, RetryPolicy
+from bot.core.images import ImageOptions, ImageService, capabilities_for
+from bot.core.queue import RenderQueue
+from bot.core.studio import Studio
+from bot.core.tasks import TaskOwner
 from bot.store import Store
-from bot.studio import Studio
+from bot.ui.errors import send_error
+from bot.ui.layouts import NO_PINGS
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.prompt", "cogs.imagine")
+EXTENSIONS = ("cogs.studio",)
 
 
 class MuralTree(app_commands.CommandTree):
-    """The one owner of slash-command errors: every failure becomes a private, non-pinging answer."""
+    """Slash-command errors go to the one error owner: a private, non-pinging answer with a code."""
 
     async def on_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
-        await ui.send_error(interaction, error)
+        await send_error(interaction, error)
 
 
-def build_services(settings: Settings, *, retry: RetryPolicy | None = None) -> OpenAIService:
+def build_ai(settings: Settings, *, retry: RetryPolicy | None = None) -> OpenAIService:
     return OpenAIService(
         api_key=settings.openai_api_key,
         base_url=settings.openai_base_url,
@@ -44,6 +51,21 @@ def build_services(settings: Settings, *, retry: RetryPolicy | None = None) -> O
         image_timeout=settings.image_timeout,
         retry=retry,
     )
+
+
+async def build_bot(
+    settings: Settings, *, retry: RetryPolicy | None = None, sync_only: bool = False, **client_options: Any
+) -> MuralBot:
+    """Open the store and wire every service into a bot that is ready to `start`."""
+    store = await Store.open(settings.database_path)
+    ai = build_ai(settings, retry=retry)
+    try:
+        return MuralBot(settings=settings, store=store, ai=ai, sync_only=sync_only, **client_options)
+    except BaseException:
+        # The store's worker thread would keep the process alive.
+        await ai.close()
+        await store.close()
+        raise
 
 
 # Mural never joins voice; without this, every start warns about missing voice libraries.
@@ -68,7 +90,7 @@ class MuralBot(commands.Bot):
             command_prefix=commands.when_mentioned,
             intents=intents,
             tree_cls=MuralTree,
-            allowed_mentions=ui.NO_PINGS,
+            allowed_mentions=NO_PINGS,
             help_command=None,
             **client_options,
         )
@@ -78,14 +100,14 @@ class MuralBot(commands.Bot):
         # `python -m bot sync` registers commands and leaves other state alone: a live instance may own it.
         self.sync_only = sync_only
         self.studio = Studio(store, ai)
-        self.renderer = Renderer(
+        self.images = ImageService(
             ai,
-            model=settings.image_model,
-            default_size=settings.image_size,
-            default_quality=settings.image_quality,
+            defaults=ImageOptions(
+                model=settings.image_model, size=settings.image_size, quality=settings.image_quality
+            ),
         )
-        self.jobs = RenderQueue(store, self.renderer, concurrency=settings.render_concurrency)
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self.jobs = RenderQueue(store, self.images, concurrency=settings.render_concurrency)
+        self.background = TaskOwner("bot")
         self._closing: asyncio.Future[None] | None = None
         self.synced_commands = False
 
@@ -100,29 +122,9 @@ class MuralBot(commands.Bot):
                 self.settings.image_model,
                 retired_on.isoformat(),
             )
-        self.add_dynamic_items(*actions.DYNAMIC_ITEMS)
         for extension in EXTENSIONS:
             await self.load_extension(extension)
-        if self.sync_only:
-            await self.sync_commands(force=True)
-            return
-        cut_off = await self.store.interrupt_pending_refinements()
-        if cut_off:
-            log.warning(
-                "%d refinement(s) were interrupted by the last stop; telling their authors", len(cut_off)
-            )
-            self.spawn(
-                actions.report_interrupted_refinements(self, cut_off), name="report-interrupted-refinements"
-            )
-        interrupted = await self.store.interrupt_unfinished_renders()
-        if interrupted:
-            log.warning(
-                "%d render(s) were interrupted by the last stop; telling their owners", len(interrupted)
-            )
-            self.spawn(
-                actions.report_interrupted_renders(self, interrupted), name="report-interrupted-renders"
-            )
-        await self.sync_commands()
+        await self.sync_commands(force=self.sync_only)
 
     def command_fingerprint(self, guild: discord.abc.Snowflake | None) -> str:
         payload = [command.to_dict(self.tree) for command in self.tree.get_commands(guild=guild)]
@@ -159,15 +161,7 @@ class MuralBot(commands.Bot):
 
     def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str) -> asyncio.Task[Any]:
         """Start background work that is kept, named, and whose failure is logged."""
-        task = asyncio.create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-        return task
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("Background task %s failed", task.get_name(), exc_info=task.exception())
+        return self.background.spawn(coro, name=name)
 
     async def on_ready(self) -> None:
         log.info(
@@ -178,7 +172,7 @@ class MuralBot(commands.Bot):
         )
 
     async def close(self) -> None:
-        """Stop renders in flight, then the gateway and background work, then the HTTP clients and the database.
+        """Stop jobs in flight, then the gateway and background work, then the HTTP clients and the database.
 
         Every caller (the signal handler, `async with`, `serve`'s cleanup) waits for the same single
         shutdown, so nobody reports "stopped" while the database is still closing.
@@ -192,12 +186,6 @@ class MuralBot(commands.Bot):
         try:
             await super().close()
         finally:
-            await self._close_resources()
-
-    async def _close_resources(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self.ai.close()
-        await self.store.close()
+            await self.background.shutdown()
+            await self.ai.close()
+            await self.store.close()

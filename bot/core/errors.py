@@ -1,7 +1,7 @@
 """The bot's own errors: each carries a short code and a message that is safe to show a member.
 
-The OpenAI layer and the core raise these; the Discord glue shows `user_message` privately and
-logs `code` with the details, so a member's report ("it said E-BUSY") leads straight to the log.
+The OpenAI layer and the core raise these; `bot/ui/errors.py` shows `user_message` to the member
+and logs `code` with the details, so a member's report ("it said E-BUSY") leads straight to the log.
 """
 
 from __future__ import annotations
@@ -92,3 +92,12 @@ class BadAnswer(MuralError):
 
     def __init__(self, detail: str | None = None) -> None:
         super().__init__(detail)
+
+
+class ImageTooLarge(MuralError):
+    code = "E-TOO-LARGE"
+    user_message = "The picture is too large for this server's upload limit, even after compressing it."
+
+
+# Failures worth a Retry button: waiting a little may be all it takes.
+RETRYABLE: tuple[type[MuralError], ...] = (ServiceBusy, ServiceUnavailable)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from bot.errors import MuralError
+from bot.core.errors import ImageTooLarge
 
 # (format, quality) tried in order at each scale.
 _ENCODINGS = (("WEBP", 90), ("WEBP", 75), ("JPEG", 85), ("JPEG", 70))
@@ -25,11 +25,6 @@ class FittedImage:
     extension: str
     mime: str
     reencoded: bool
-
-
-class ImageTooLarge(MuralError):
-    code = "E-TOO-LARGE"
-    user_message = "The picture is too large for this server's upload limit, even after compressing it."
 
 
 def fit_to_limit(data: bytes, extension: str, mime: str, limit: int) -> FittedImage:

@@ -1,7 +1,8 @@
 """What OpenAI charges, in one editable table (US dollars).
 
-GPT Image 2.x models bill tokens; the legacy DALL-E models, still served by some OpenAI-compatible
-servers, bill a flat price per picture. Update this file when the price list changes.
+Chat models and GPT Image 2.x models bill tokens; the legacy DALL-E models, still served by some
+OpenAI-compatible servers, bill a flat price per picture. Update this file when the price list
+changes. A model missing here is still used; its calls are recorded with their tokens and no cost.
 """
 
 from __future__ import annotations
@@ -41,6 +42,27 @@ LEGACY_IMAGE_PRICES: dict[tuple[str, str, str], float] = {
     ("dall-e-3", "hd", "1792x1024"): 0.120,
     ("dall-e-3", "hd", "1024x1792"): 0.120,
 }
+
+
+@dataclass(frozen=True)
+class ChatPrices:
+    input: float
+    output: float
+
+
+# Per million tokens, from OpenAI's price list.
+CHAT_PRICES: dict[str, ChatPrices] = {
+    "gpt-5.4-mini": ChatPrices(input=0.75, output=4.50),
+    "gpt-5.4-nano": ChatPrices(input=0.20, output=1.25),
+}
+
+
+def chat_cost(model: str, *, input_tokens: int, output_tokens: int) -> float | None:
+    """Dollar cost of one chat call; None for a model without a price (a local server, say)."""
+    prices = CHAT_PRICES.get(model)
+    if prices is None:
+        return None
+    return (input_tokens * prices.input + output_tokens * prices.output) / PER_MILLION
 
 
 def token_cost(model: str, *, text_input: int, image_input: int, image_output: int) -> float | None:

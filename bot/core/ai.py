@@ -1,4 +1,4 @@
-"""The one place that talks to the `openai` package.
+"""The one place that talks to the `openai` package (the only importer of it).
 
 It owns the clients (chat may live on another OpenAI-compatible server than images), applies the
 bot's own bounded retry policy, and turns the package's exceptions into the bot's errors. The
@@ -17,7 +17,7 @@ from typing import Any
 import openai
 from openai import AsyncOpenAI
 
-from bot.errors import (
+from bot.core.errors import (
     BadAnswer,
     ChatRefused,
     InvalidRequest,
@@ -54,9 +54,18 @@ class RetryPolicy:
 
 @dataclass(frozen=True)
 class ChatAnswer:
+    """The model's text and what it cost in tokens; `estimated` when the server reported no usage."""
+
     text: str
-    input_tokens: int | None
-    output_tokens: int | None
+    model: str
+    input_tokens: int
+    output_tokens: int
+    estimated: bool
+
+
+def estimate_tokens(text: str) -> int:
+    """About four characters a token for English text: OpenAI's own rule of thumb."""
+    return max(1, len(text) // 4)
 
 
 def _error_code(exc: openai.APIStatusError) -> str | None:
@@ -148,19 +157,21 @@ class OpenAIService:
     ) -> ChatAnswer:
         async def call() -> ChatAnswer:
             completion = await self._chat.chat.completions.create(
-                model=self.chat_model, messages=list(messages), safety_identifier=user_hash
+                model=self.chat_model,
+                messages=list(messages),  # type: ignore[arg-type]
+                safety_identifier=user_hash,
             )
             if not completion.choices:
                 raise BadAnswer("chat: no choices in the answer")
             choice = completion.choices[0]
             if getattr(choice.message, "refusal", None) or choice.finish_reason == "content_filter":
                 raise ChatRefused("chat: the model refused")
+            text = choice.message.content or ""
             usage = completion.usage
-            return ChatAnswer(
-                text=choice.message.content or "",
-                input_tokens=usage.prompt_tokens if usage else None,
-                output_tokens=usage.completion_tokens if usage else None,
-            )
+            if usage is not None:
+                return ChatAnswer(text, self.chat_model, usage.prompt_tokens, usage.completion_tokens, False)
+            sent = sum(estimate_tokens(message.get("content", "")) for message in messages)
+            return ChatAnswer(text, self.chat_model, sent, estimate_tokens(text), True)
 
         return await self._with_retries(
             call, service="chat", model=self.chat_model, setting="CHAT_MODEL", on_retry=on_retry

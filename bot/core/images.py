@@ -1,8 +1,9 @@
 """Image rendering: what each image model accepts, option validation, the call, decoding to bytes.
 
 Model ids churn (DALL-E 2/3 and GPT Image 1.x are retired), so the id always comes from
-configuration; this table only says what a family of ids accepts. Unknown ids are treated as a
-current GPT Image model, which is what an OpenAI-compatible server is most likely to imitate.
+configuration and is chosen per call; this table only says what a kind of id accepts. Unknown ids
+are treated as a current GPT Image model, which is what an OpenAI-compatible server is most likely
+to imitate.
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ from dataclasses import dataclass, replace
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
-from bot.errors import BadAnswer, InvalidRequest
-from bot.pricing import legacy_cost, token_cost
+from bot.core.errors import BadAnswer, InvalidRequest
+from bot.core.pricing import legacy_cost, token_cost
 
 if TYPE_CHECKING:
-    from bot.openai_client import OpenAIService, RetryNotice
+    from bot.core.ai import OpenAIService, RetryNotice
 
 # What a member may pick; each model maps these onto what its API takes.
 QUALITY_CHOICES = ("low", "medium", "high", "auto")
@@ -28,35 +29,26 @@ STANDARD_SIZES = ("1024x1024", "1536x1024", "1024x1536", "auto")
 
 @dataclass(frozen=True)
 class ImageModelCapabilities:
-    family: str
     sizes: tuple[str, ...]
     qualities: tuple[str, ...]
     max_prompt_chars: int
     any_size: bool = False
     legacy: bool = False
-    partial_previews: bool = False
     retired_on: date | None = None
 
 
 _GPT_IMAGE_2 = ImageModelCapabilities(
-    family="gpt-image",
     sizes=STANDARD_SIZES,
     qualities=QUALITY_CHOICES,
     max_prompt_chars=32_000,
     any_size=True,
-    partial_previews=True,
 )
 _GPT_IMAGE_2_5 = replace(_GPT_IMAGE_2, qualities=(*QUALITY_CHOICES, "xhigh", "max"))
 
 
 def _retired_gpt_image(on: date) -> ImageModelCapabilities:
     return ImageModelCapabilities(
-        family="gpt-image",
-        sizes=STANDARD_SIZES,
-        qualities=QUALITY_CHOICES,
-        max_prompt_chars=32_000,
-        partial_previews=True,
-        retired_on=on,
+        sizes=STANDARD_SIZES, qualities=QUALITY_CHOICES, max_prompt_chars=32_000, retired_on=on
     )
 
 
@@ -72,7 +64,6 @@ MODEL_CAPABILITIES: dict[str, ImageModelCapabilities] = {
     "gpt-image-1.5": _retired_gpt_image(date(2026, 12, 1)),
     "chatgpt-image-latest": _retired_gpt_image(date(2026, 12, 1)),
     "dall-e-2": ImageModelCapabilities(
-        family="dall-e",
         sizes=("256x256", "512x512", "1024x1024"),
         qualities=("standard",),
         max_prompt_chars=1_000,
@@ -80,7 +71,6 @@ MODEL_CAPABILITIES: dict[str, ImageModelCapabilities] = {
         retired_on=date(2026, 5, 12),
     ),
     "dall-e-3": ImageModelCapabilities(
-        family="dall-e",
         sizes=("1024x1024", "1792x1024", "1024x1792"),
         qualities=("standard", "hd"),
         max_prompt_chars=4_000,
@@ -88,9 +78,7 @@ MODEL_CAPABILITIES: dict[str, ImageModelCapabilities] = {
         retired_on=date(2026, 5, 12),
     ),
 }
-_FALLBACK = ImageModelCapabilities(
-    family="gpt-image", sizes=STANDARD_SIZES, qualities=QUALITY_CHOICES, max_prompt_chars=32_000
-)
+_FALLBACK = ImageModelCapabilities(sizes=STANDARD_SIZES, qualities=QUALITY_CHOICES, max_prompt_chars=32_000)
 
 _SIZE = re.compile(r"^([0-9]{2,5})x([0-9]{2,5})$")
 
@@ -158,25 +146,37 @@ def fit_prompt(prompt: str, limit: int) -> str:
     return cut[:space] if space > limit * 0.8 else cut
 
 
-def check_options(capabilities: ImageModelCapabilities, size: str, quality: str) -> None:
-    problem = size_problem(capabilities, size)
+@dataclass(frozen=True)
+class ImageOptions:
+    """What one render asks for: the model is chosen per call, so a server can pick its own later."""
+
+    model: str
+    size: str
+    quality: str
+
+
+def check_options(options: ImageOptions) -> None:
+    """Refuse a size or quality the model lacks, before anything is queued or spent."""
+    capabilities = capabilities_for(options.model)
+    problem = size_problem(capabilities, options.size)
     if problem:
-        raise InvalidRequest(f"Size {size} {problem}.")
-    if quality not in quality_choices(capabilities):
-        raise InvalidRequest(f"Quality {quality} is not one of {', '.join(quality_choices(capabilities))}.")
+        raise InvalidRequest(f"Size {options.size} {problem}.")
+    offered = quality_choices(capabilities)
+    if options.quality not in offered:
+        raise InvalidRequest(f"Quality {options.quality} is not one of {', '.join(offered)}.")
 
 
-def image_request(model: str, prompt: str, *, size: str, quality: str, requester_id: int) -> dict[str, Any]:
+def image_request(prompt: str, options: ImageOptions, *, requester_id: int) -> dict[str, Any]:
     """Keyword arguments for `images.generate`, in the dialect the model speaks."""
-    capabilities = capabilities_for(model)
-    check_options(capabilities, size, quality)
+    check_options(options)
+    capabilities = capabilities_for(options.model)
     request: dict[str, Any] = {
-        "model": model,
+        "model": options.model,
         "prompt": fit_prompt(prompt, capabilities.max_prompt_chars),
-        "size": size,
+        "size": options.size,
         "n": 1,
     }
-    sent_quality = api_quality(capabilities, quality)
+    sent_quality = api_quality(capabilities, options.quality)
     if sent_quality is not None:
         request["quality"] = sent_quality
     if capabilities.legacy:
@@ -211,50 +211,36 @@ class RenderedImage:
     data: bytes
     extension: str
     mime: str
-    model: str
-    size: str
-    quality: str
-    prompt_sent: str
+    options: ImageOptions
     revised_prompt: str | None
     input_tokens: int | None
     output_tokens: int | None
     cost_usd: float | None
 
 
-class Renderer:
-    """Turns a prompt into picture bytes with the configured image model."""
+class ImageService:
+    """Turns a prompt into picture bytes with whichever image model the call names."""
 
-    def __init__(self, ai: OpenAIService, *, model: str, default_size: str, default_quality: str) -> None:
+    def __init__(self, ai: OpenAIService, *, defaults: ImageOptions) -> None:
         self._ai = ai
-        self.model = model
-        self.capabilities = capabilities_for(model)
-        self.default_size = default_size
-        self.default_quality = default_quality
+        self.defaults = defaults
 
-    @property
-    def size_choices(self) -> tuple[str, ...]:
-        return self.capabilities.sizes
-
-    @property
-    def quality_choices(self) -> tuple[str, ...]:
-        return quality_choices(self.capabilities)
-
-    def check_options(self, size: str | None, quality: str | None) -> None:
-        """Refuse a size or quality the model lacks before anything is queued."""
-        check_options(self.capabilities, size or self.default_size, quality or self.default_quality)
+    def options(
+        self, *, model: str | None = None, size: str | None = None, quality: str | None = None
+    ) -> ImageOptions:
+        """The options for one render: what the call asks for over the defaults, checked for that model."""
+        chosen = ImageOptions(
+            model=model or self.defaults.model,
+            size=size or self.defaults.size,
+            quality=quality or self.defaults.quality,
+        )
+        check_options(chosen)
+        return chosen
 
     async def render(
-        self,
-        prompt: str,
-        *,
-        requester_id: int,
-        size: str | None = None,
-        quality: str | None = None,
-        on_retry: RetryNotice | None = None,
+        self, prompt: str, options: ImageOptions, *, requester_id: int, on_retry: RetryNotice | None = None
     ) -> RenderedImage:
-        size = size or self.default_size
-        quality = quality or self.default_quality
-        request = image_request(self.model, prompt, size=size, quality=quality, requester_id=requester_id)
+        request = image_request(prompt, options, requester_id=requester_id)
         response = await self._ai.generate_image(request, on_retry=on_retry)
         images = response.data or []
         if not images or not images[0].b64_json:
@@ -268,21 +254,18 @@ class Renderer:
         if usage is not None:
             details = usage.input_tokens_details
             cost = token_cost(
-                self.model,
+                options.model,
                 text_input=details.text_tokens if details else usage.input_tokens,
                 image_input=details.image_tokens if details else 0,
                 image_output=usage.output_tokens,
             )
         else:
-            cost = legacy_cost(self.model, request.get("quality", "standard"), size)
+            cost = legacy_cost(options.model, request.get("quality", "standard"), options.size)
         return RenderedImage(
             data=data,
             extension=extension,
             mime=mime,
-            model=self.model,
-            size=size,
-            quality=quality,
-            prompt_sent=request["prompt"],
+            options=options,
             revised_prompt=getattr(images[0], "revised_prompt", None) or None,
             input_tokens=usage.input_tokens if usage else None,
             output_tokens=usage.output_tokens if usage else None,

@@ -1,0 +1,134 @@
+"""The store's connection: one aiosqlite connection, transactions, and migrations from numbered files.
+
+One connection in autocommit mode; every method holds `_lock` so that a multi-statement transaction
+of one coroutine never interleaves with a statement of another on the shared connection. Schema
+changes are the numbered `.sql` files in `migrations/`, applied in order and tracked by
+`PRAGMA user_version`; each file carries its own BEGIN/COMMIT, because `executescript()` commits any
+open transaction first, so an outer transaction would not make a migration atomic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, Self, TypeVar
+
+import aiosqlite
+
+MIGRATIONS_FOLDER = Path(__file__).with_name("migrations")
+NOW = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
+
+T = TypeVar("T")
+
+
+def migration_files() -> list[Path]:
+    """The migration scripts in order; their numbers must run 1, 2, 3… without gaps."""
+    files = sorted(MIGRATIONS_FOLDER.glob("*.sql"))
+    for expected, path in enumerate(files, start=1):
+        match = re.match(r"([0-9]{4})_", path.name)
+        if match is None or int(match[1]) != expected:
+            raise RuntimeError(f"migration {path.name} is out of sequence (expected number {expected})")
+    return files
+
+
+def record(cls: type[T], row: aiosqlite.Row | None) -> T | None:
+    """A row as the dataclass of the same field names, or None."""
+    if row is None:
+        return None
+    return cls(**{name: row[name] for name in cls.__dataclass_fields__})  # type: ignore[attr-defined]
+
+
+def records(cls: type[T], rows: list[aiosqlite.Row]) -> list[T]:
+    return [cls(**{name: row[name] for name in cls.__dataclass_fields__}) for row in rows]  # type: ignore[attr-defined]
+
+
+def _create_private_file(path: Path) -> None:
+    """Create the database owner-readable only: it holds members' prompts."""
+    if str(path) == ":memory:" or path.exists():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+    os.close(fd)
+
+
+class Database:
+    def __init__(self, connection: aiosqlite.Connection) -> None:
+        self._db = connection
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, path: str | os.PathLike[str]) -> Self:
+        path = Path(path)
+        _create_private_file(path)
+        connection = await aiosqlite.connect(path, isolation_level=None)
+        connection.row_factory = aiosqlite.Row
+        try:
+            await connection.execute("PRAGMA journal_mode = WAL")
+            await connection.execute("PRAGMA foreign_keys = ON")
+            await connection.execute("PRAGMA busy_timeout = 5000")
+            await connection.execute("PRAGMA synchronous = NORMAL")
+            store = cls(connection)
+            await store._migrate()
+        except BaseException:
+            await connection.close()
+            raise
+        return store
+
+    async def close(self) -> None:
+        async with self._lock:
+            await self._db.close()
+
+    async def _migrate(self) -> None:
+        files = migration_files()
+        async with self._db.execute("PRAGMA user_version") as cursor:
+            row = await cursor.fetchone()
+        current = int(row[0]) if row else 0
+        if current > len(files):
+            raise RuntimeError(
+                f"The database schema is version {current}, newer than this Mural ({len(files)}); "
+                "upgrade Mural or use another DATABASE_PATH."
+            )
+        for number, path in enumerate(files[current:], start=current + 1):
+            script = path.read_text(encoding="utf-8")
+            await self._db.executescript(script)
+            async with self._db.execute("PRAGMA user_version") as cursor:
+                row = await cursor.fetchone()
+            if not row or int(row[0]) != number:
+                raise RuntimeError(f"migration {path.name} did not set user_version to {number}")
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        async with self._lock:
+            await self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                await self._db.execute("ROLLBACK")
+                raise
+            await self._db.execute("COMMIT")
+
+    async def _one(self, sql: str, params: tuple[Any, ...]) -> aiosqlite.Row | None:
+        async with self._lock, self._db.execute(sql, params) as cursor:
+            return await cursor.fetchone()
+
+    async def _all(self, sql: str, params: tuple[Any, ...]) -> list[aiosqlite.Row]:
+        async with self._lock, self._db.execute(sql, params) as cursor:
+            return list(await cursor.fetchall())
+
+    async def _write(self, sql: str, params: tuple[Any, ...]) -> int:
+        async with self._lock, self._db.execute(sql, params) as cursor:
+            return cursor.rowcount
+
+    async def get_meta(self, key: str) -> str | None:
+        row = await self._one("SELECT value FROM meta WHERE key = ?", (key,))
+        return None if row is None else row["value"]
+
+    async def set_meta(self, key: str, value: str) -> None:
+        await self._write(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )

@@ -1,0 +1,38 @@
+"""Queries on what was spent: chat calls' tokens and cost (renders keep theirs on the render row)."""
+
+from __future__ import annotations
+
+from bot.store.database import Database
+
+
+class UsageQueries(Database):
+    async def record_chat_usage(
+        self,
+        *,
+        session_id: int | None,
+        guild_id: int | None,
+        user_id: int,
+        purpose: str,
+        model: str,
+        input_tokens: int,
+        output_tokens: int,
+        estimated: bool,
+        cost_usd: float | None,
+    ) -> int:
+        async with self._transaction() as db:
+            cursor = await db.execute(
+                "INSERT INTO chat_usage (session_id, guild_id, user_id, purpose, model, input_tokens,"
+                " output_tokens, estimated, cost_usd) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    session_id,
+                    guild_id,
+                    user_id,
+                    purpose,
+                    model,
+                    input_tokens,
+                    output_tokens,
+                    int(estimated),
+                    cost_usd,
+                ),
+            )
+            return int(cursor.lastrowid or 0)
