@@ -8,24 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import resource
-import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from tests.fakes.fake_discord import FakeDiscord
-from tests.fakes.fake_openai import FakeOpenAI
-from tests.rig import DISCORD_TOKEN, Rig, button
-
-
-def summary(name: str, samples: list[float]) -> str:
-    ordered = sorted(samples)
-    p95 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))]
-    return (
-        f"{name:<28} n={len(samples):<4} p50={statistics.median(ordered) * 1000:7.1f} ms"
-        f"  p95={p95 * 1000:7.1f} ms  max={ordered[-1] * 1000:7.1f} ms"
-    )
+from loopback.fake_discord import FakeDiscord
+from loopback.fake_openai import FakeOpenAI
+from loopback.load import summary
+from loopback.rig import DISCORD_TOKEN, Rig, button
 
 
 async def run(rounds: int, model_latency: float) -> None:

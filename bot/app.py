@@ -36,7 +36,9 @@ EXTENSIONS = ("cogs.studio",)
 class MuralTree(app_commands.CommandTree):
     """Slash-command errors go to the one error owner: a private, non-pinging answer with a code."""
 
-    async def on_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
+    async def on_error(
+        self, interaction: discord.Interaction[Any], error: app_commands.AppCommandError
+    ) -> None:
         await send_error(interaction, error)
 
 

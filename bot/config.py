@@ -11,6 +11,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal, overload
 
 from dotenv import dotenv_values
 
@@ -82,7 +83,21 @@ def _url(env: Mapping[str, str], name: str) -> str | None:
     return value
 
 
-def _number(env: Mapping[str, str], name: str, default: float, *, integer: bool, low: float, high: float):
+@overload
+def _number(
+    env: Mapping[str, str], name: str, default: int, *, integer: Literal[True], low: float, high: float
+) -> int: ...
+
+
+@overload
+def _number(
+    env: Mapping[str, str], name: str, default: float, *, integer: Literal[False], low: float, high: float
+) -> float: ...
+
+
+def _number(
+    env: Mapping[str, str], name: str, default: float, *, integer: bool, low: float, high: float
+) -> float:
     raw = _text(env, name)
     if raw is None:
         return default

@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from tests.fakes.fake_discord import FakeDiscord
-from tests.fakes.fake_openai import FakeOpenAI
-from tests.rig import DISCORD_TOKEN, Rig
+from loopback.fake_discord import FakeDiscord
+from loopback.fake_openai import FakeOpenAI
+from loopback.rig import DISCORD_TOKEN, Rig
 
 
 @pytest_asyncio.fixture

@@ -1,4 +1,4 @@
-"""Crashes and restarts, with real signals: the bot runs as its own process (`python -m tests.launch_bot`).
+"""Crashes and restarts, with real signals: the bot runs as its own process (`python -m loopback.launch_bot`).
 
 The fakes serve from this test's event loop while the child process talks to them over loopback. A
 SIGKILL must lose nothing that was committed and leave SQLite consistent; the next start must tell the
@@ -29,10 +29,10 @@ import bot.app
 from bot.config import Settings, settings_from
 from bot.core.ai import OpenAIService, RetryPolicy
 from bot.store import Store
-from tests.fakes.fake_discord import API_PREFIX, FakeDiscord
-from tests.fakes.fake_openai import FakeOpenAI, hang
-from tests.launch_bot import API_VARIABLE, GATEWAY_VARIABLE
-from tests.rig import DISCORD_TOKEN, OPENAI_KEY, PNG_SIGNATURE, button, custom_ids
+from loopback.fake_discord import API_PREFIX, FakeDiscord
+from loopback.fake_openai import FakeOpenAI, hang
+from loopback.launch_bot import API_VARIABLE, GATEWAY_VARIABLE
+from loopback.rig import DISCORD_TOKEN, OPENAI_KEY, PNG_SIGNATURE, button, custom_ids
 
 pytestmark = pytest.mark.asyncio
 
@@ -118,7 +118,7 @@ class World:
             process = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
-                "tests.launch_bot",
+                "loopback.launch_bot",
                 cwd=self.folder,
                 env=self.environment(),
                 stdin=asyncio.subprocess.DEVNULL,

@@ -1,6 +1,6 @@
 """Tests of the loopback fake Discord itself, driven by a small but real discord.py bot.
 
-Why: every other Mural test trusts ``tests.fakes.fake_discord``; these tests prove that an
+Why: every other Mural test trusts ``loopback.fake_discord``; these tests prove that an
 unmodified ``commands.Bot`` really logs in, syncs, answers interactions, uses threads and files,
 survives a gateway drop and restarts against it, and that the fake rejects what Discord rejects.
 """
@@ -24,7 +24,7 @@ import yarl
 from discord import app_commands
 from discord.ext import commands
 
-from tests.fakes.fake_discord import FakeDiscord, Permissions
+from loopback.fake_discord import FakeDiscord, Permissions
 
 pytestmark = pytest.mark.asyncio
 

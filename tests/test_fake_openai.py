@@ -21,7 +21,7 @@ import pytest
 import pytest_asyncio
 from openai.types import ImageGenCompletedEvent, ImageGenPartialImageEvent
 
-from tests.fakes.fake_openai import (
+from loopback.fake_openai import (
     DEFAULT_CHAT_PREFIX,
     FakeOpenAI,
     Fault,

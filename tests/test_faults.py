@@ -11,9 +11,9 @@ import sqlite3
 import pytest
 from PIL import Image
 
-import tests.fakes.fake_discord as fake_discord_module
-from tests.fakes.fake_discord import Permissions
-from tests.fakes.fake_openai import (
+import loopback.fake_discord as fake_discord_module
+from loopback.fake_discord import Permissions
+from loopback.fake_openai import (
     ImageReply,
     Reply,
     hang,
@@ -24,7 +24,7 @@ from tests.fakes.fake_openai import (
     server_error,
     unauthorized,
 )
-from tests.rig import FAST_RETRIES, OPENAI_KEY, Rig, button, custom_ids, png_size
+from loopback.rig import FAST_RETRIES, OPENAI_KEY, Rig, button, custom_ids, png_size
 
 pytestmark = pytest.mark.asyncio
 PROMPT = "A red fox on a snowy hill at dawn, soft pink light, long shadows, shallow depth of field."

@@ -6,8 +6,8 @@ import sqlite3
 
 import pytest
 
-from tests.fakes.fake_openai import last_user_text
-from tests.rig import DISCORD_TOKEN, OPENAI_KEY, Rig, custom_ids
+from loopback.fake_openai import last_user_text
+from loopback.rig import DISCORD_TOKEN, OPENAI_KEY, Rig, custom_ids
 
 pytestmark = pytest.mark.asyncio
 EPHEMERAL = 64

@@ -5,7 +5,7 @@ every command answered exactly once with its own picture, renders bounded by REN
 the bound reached, so the queue really was used), members with a render in flight told their next one
 is queued, and the database consistent afterwards. The bounds are generous: ~13 s of render time
 (50 pictures of 1 s, 4 at a time) must finish within 45 s even on a slow shared machine.
-`bench/load.py` runs the same load and prints the numbers.
+`bench/load.py` runs the same load (both through `loopback.load`) and prints the numbers.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from collections import Counter
 
 import pytest
 
-from bench.load import Command, TimedImageAPI, dispatch, wait_until_finished
-from tests.rig import PNG_SIGNATURE, Rig
+from loopback.load import Command, TimedImageAPI, dispatch, wait_until_finished
+from loopback.rig import PNG_SIGNATURE, Rig
 
 pytestmark = pytest.mark.asyncio
 

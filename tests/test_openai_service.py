@@ -19,7 +19,7 @@ from bot.core.errors import (
     ServiceUnavailable,
 )
 from bot.core.images import ImageOptions, ImageService
-from tests.fakes.fake_openai import (
+from loopback.fake_openai import (
     FakeOpenAI,
     ImageReply,
     Reply,

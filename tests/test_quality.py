@@ -39,6 +39,22 @@ def test_ruff_format_is_clean() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_type_checker_is_clean() -> None:
+    """basedpyright in pyright's basic mode over bot/ and cogs/, as configured in pyproject.toml.
+
+    `--pythonpath` resolves discord, openai and aiosqlite in the environment running the tests,
+    even where that is not the `.venv` the configuration names for editors and the command line.
+    """
+    result = subprocess.run(
+        [sys.executable, "-m", "basedpyright", "--pythonpath", sys.executable],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def _module_name(path: Path) -> str:
     parts = list(path.relative_to(ROOT).with_suffix("").parts)
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
@@ -86,6 +102,17 @@ def test_the_bot_package_never_imports_a_cog() -> None:
         if any(name == "cogs" or name.startswith("cogs.") for name in _imported_modules(path))
     ]
     assert offenders == []
+
+
+def test_tests_and_benchmarks_share_the_loopback_rig_but_never_import_each_other() -> None:
+    crossings = [
+        f"{_relative(path)} imports {name}"
+        for folder, other in (("tests", "bench"), ("bench", "tests"))
+        for path in sorted((ROOT / folder).rglob("*.py"))
+        for name in _imported_modules(path)
+        if name == other or name.startswith(other + ".")
+    ]
+    assert crossings == []
 
 
 def test_no_import_circles_among_the_projects_modules() -> None:

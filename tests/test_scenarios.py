@@ -6,8 +6,8 @@ import sqlite3
 
 import pytest
 
-from tests.fakes.fake_openai import hang, moderation_blocked, server_error
-from tests.rig import Rig, button, custom_ids, png_size
+from loopback.fake_openai import hang, moderation_blocked, server_error
+from loopback.rig import Rig, button, custom_ids, png_size
 
 pytestmark = pytest.mark.asyncio
 
@@ -36,6 +36,37 @@ async def test_bot_connects_and_registers_its_commands(rig: Rig) -> None:
     options = {o["name"]: o for o in imagine["options"]}
     # Offered by autocomplete from the model a render will use, so they can differ per server later.
     assert options["size"].get("autocomplete") and options["quality"].get("autocomplete")
+
+
+async def test_imagine_offers_the_sizes_and_qualities_of_the_model_it_will_use(rig: Rig) -> None:
+    rig.overrides["IMAGE_MODEL"] = "gpt-image-2.5-flare"
+    await rig.start_bot()
+    alice = rig.discord.add_member("alice")
+
+    sizes = await rig.discord.autocomplete(alice, "imagine", {"idea": "a fox", "size": ""}, focused="size")
+    await sizes.wait_response()
+    assert [c["value"] for c in sizes.choices] == ["1024x1024", "1536x1024", "1024x1536", "auto"]
+    narrowed = await rig.discord.autocomplete(alice, "imagine", {"size": "land"}, focused="size")
+    await narrowed.wait_response()
+    assert [c["value"] for c in narrowed.choices] == ["1536x1024"]
+    qualities = await rig.discord.autocomplete(alice, "imagine", {"quality": ""}, focused="quality")
+    await qualities.wait_response()
+    assert "xhigh" in [c["value"] for c in qualities.choices]
+
+
+async def test_imagine_checks_a_typed_size_against_the_model_at_the_call(rig: Rig) -> None:
+    await rig.start_bot()
+    alice = rig.discord.add_member("alice")
+    refused = await rig.discord.slash_command(alice, "imagine", {"idea": "a fox", "quality": "max"})
+    answer = await refused.wait_response()
+    assert answer["data"]["flags"] & EPHEMERAL and "E-INPUT" in answer["data"]["content"]
+    assert rig.openai.calls("/chat/completions") == 0
+
+    rig.openai.script_chat(V1)
+    custom = await rig.discord.slash_command(alice, "imagine", {"idea": "a fox", "size": "1280x720"})
+    await custom.wait_response()
+    await rig.openai.wait_for_calls("/images/generations")
+    assert rig.openai.image_requests[0].json["size"] == "1280x720"
 
 
 async def test_prompt_is_deferred_then_posts_v1_and_opens_a_thread(rig: Rig) -> None:

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakes.fake_openai import hang, model_not_found, moderation_blocked, server_error, unauthorized
-from tests.rig import DISCORD_TOKEN, OPENAI_KEY, Rig, button
+from loopback.fake_openai import hang, model_not_found, moderation_blocked, server_error, unauthorized
+from loopback.rig import DISCORD_TOKEN, OPENAI_KEY, Rig, button
 
 ROOT = Path(__file__).resolve().parent.parent
 PROMPT = "A quiet harbour at dawn, fishing boats, mist, soft pastel light."

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import openai
 from openai import AsyncOpenAI
+from openai.types.chat import ChatCompletionMessageParam
 
 from bot.core.errors import (
     BadAnswer,
@@ -68,11 +69,28 @@ def estimate_tokens(text: str) -> int:
     return max(1, len(text) // 4)
 
 
+def _chat_messages(messages: Sequence[Mapping[str, str]]) -> list[ChatCompletionMessageParam]:
+    """The bot's plain role/content pairs as the `openai` package's typed chat messages."""
+    converted: list[ChatCompletionMessageParam] = []
+    for message in messages:
+        role, content = message["role"], message["content"]
+        if role == "system":
+            converted.append({"role": "system", "content": content})
+        elif role == "user":
+            converted.append({"role": "user", "content": content})
+        elif role == "assistant":
+            converted.append({"role": "assistant", "content": content})
+        else:
+            raise ValueError(f"chat message with unexpected role {role!r}")
+    return converted
+
+
 def _error_code(exc: openai.APIStatusError) -> str | None:
     if exc.code:
         return exc.code
-    body = exc.body if isinstance(exc.body, dict) else {}
-    inner = body.get("error") if isinstance(body.get("error"), dict) else body
+    body: dict[str, Any] = exc.body if isinstance(exc.body, dict) else {}
+    error = body.get("error")
+    inner: dict[str, Any] = error if isinstance(error, dict) else body
     code = inner.get("code") or inner.get("type")
     return str(code) if code else None
 
@@ -155,10 +173,12 @@ class OpenAIService:
     async def chat(
         self, messages: Sequence[dict[str, str]], *, user_hash: str, on_retry: RetryNotice | None = None
     ) -> ChatAnswer:
+        payload = _chat_messages(messages)
+
         async def call() -> ChatAnswer:
             completion = await self._chat.chat.completions.create(
                 model=self.chat_model,
-                messages=list(messages),  # type: ignore[arg-type]
+                messages=payload,
                 safety_identifier=user_hash,
             )
             if not completion.choices:

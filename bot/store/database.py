@@ -15,14 +15,17 @@ import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 import aiosqlite
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 MIGRATIONS_FOLDER = Path(__file__).with_name("migrations")
 NOW = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
 
-T = TypeVar("T")
+T = TypeVar("T", bound="DataclassInstance")
 
 
 def migration_files() -> list[Path]:
@@ -39,11 +42,11 @@ def record(cls: type[T], row: aiosqlite.Row | None) -> T | None:
     """A row as the dataclass of the same field names, or None."""
     if row is None:
         return None
-    return cls(**{name: row[name] for name in cls.__dataclass_fields__})  # type: ignore[attr-defined]
+    return cls(**{name: row[name] for name in cls.__dataclass_fields__})
 
 
 def records(cls: type[T], rows: list[aiosqlite.Row]) -> list[T]:
-    return [cls(**{name: row[name] for name in cls.__dataclass_fields__}) for row in rows]  # type: ignore[attr-defined]
+    return [cls(**{name: row[name] for name in cls.__dataclass_fields__}) for row in rows]
 
 
 def _create_private_file(path: Path) -> None:

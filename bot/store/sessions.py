@@ -35,6 +35,7 @@ class SessionQueries(Database):
                 (guild_id, channel_id, owner_id, origin, idea, target, style),
             )
             session_id = cursor.lastrowid
+            assert session_id is not None, "an INSERT always sets lastrowid"
             await db.execute(
                 "INSERT INTO versions (session_id, number, parent, prompt, instruction, author_id)"
                 " VALUES (?, 1, NULL, ?, NULL, ?)",

@@ -1,4 +1,4 @@
-"""`python -m tests.launch_bot`: the production entry point, pointed at the loopback fake Discord.
+"""`python -m loopback.launch_bot`: the production entry point, pointed at the loopback fake Discord.
 
 Crash and signal tests need the bot in a process of its own, so that SIGKILL, SIGTERM and SIGINT are
 real signals. This does exactly what `FakeDiscord.patch()` does in-process -- point discord.py's REST

@@ -15,8 +15,8 @@ from typing import Any
 from bot.app import MuralBot, build_bot
 from bot.config import Settings, settings_from
 from bot.core.ai import RetryPolicy
-from tests.fakes.fake_discord import FakeDiscord
-from tests.fakes.fake_openai import FakeOpenAI
+from loopback.fake_discord import FakeDiscord
+from loopback.fake_openai import FakeOpenAI
 
 DISCORD_TOKEN = "fake-discord-token.SECRET-123"
 OPENAI_KEY = "sk-test-SECRET-openai-key-456"
