@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -17,6 +17,7 @@ class Session:
     target: str
     style: str | None
     head_version: int
+    aspect: str | None = None
 
 
 @dataclass(frozen=True)
@@ -60,3 +61,32 @@ class Render:
     message_id: int | None
     error_code: str | None
     error: str | None
+    kind: str = "generate"
+    source_render_id: int | None = None
+    source_index: int | None = None
+    instruction: str | None = None
+    prompt: str | None = None
+    n: int = 1
+    with_reference: bool = False
+    message_channel_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A member's own picture a session starts from: PNG, JPEG or WebP bytes."""
+
+    filename: str
+    mime: str
+    data: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
+class SessionSummary:
+    """One line of a member's history."""
+
+    session: Session
+    versions: int
+    pictures: int
+    created_at: str
+    jump_channel_id: int
+    jump_message_id: int | None

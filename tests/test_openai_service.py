@@ -97,7 +97,7 @@ async def test_persistent_rate_limit_gives_up_after_bounded_attempts(
 async def test_insufficient_quota_is_sent_exactly_once(fake: FakeOpenAI, service: OpenAIService) -> None:
     fake.script_images(insufficient_quota(), insufficient_quota())
     with pytest.raises(OutOfCredit) as caught:
-        await service.generate_image({"model": "gpt-image-2", "prompt": "x"})
+        await service.images({"model": "gpt-image-2", "prompt": "x"})
     assert fake.calls("/images/generations") == 1
     assert "admins have been told" in caught.value.user_message
 
@@ -122,13 +122,13 @@ async def test_server_errors_are_retried_then_succeed(fake: FakeOpenAI, service:
 async def test_image_faults_map_to_bot_errors(fake: FakeOpenAI, service: OpenAIService, fault, error) -> None:
     fake.script_images(fault, fault, fault)
     with pytest.raises(error):
-        await service.generate_image({"model": "gpt-image-2", "prompt": "x"})
+        await service.images({"model": "gpt-image-2", "prompt": "x"})
 
 
 async def test_safety_refusal_is_not_retried(fake: FakeOpenAI, service: OpenAIService) -> None:
     fake.script_images(moderation_blocked(), moderation_blocked())
     with pytest.raises(SafetyRejected):
-        await service.generate_image({"model": "gpt-image-2", "prompt": "x"})
+        await service.images({"model": "gpt-image-2", "prompt": "x"})
     assert fake.calls("/images/generations") == 1
 
 
@@ -141,7 +141,7 @@ async def test_chat_safety_refusal(fake: FakeOpenAI, service: OpenAIService) -> 
 async def test_missing_model_names_the_setting(fake: FakeOpenAI, service: OpenAIService) -> None:
     fake.script_images(model_not_found("gpt-image-1"))
     with pytest.raises(Misconfigured) as caught:
-        await service.generate_image({"model": "gpt-image-2", "prompt": "x"})
+        await service.images({"model": "gpt-image-2", "prompt": "x"})
     assert "IMAGE_MODEL" in caught.value.detail
     assert "sk-test" not in caught.value.user_message + caught.value.detail
 
@@ -176,7 +176,7 @@ async def test_chat_can_live_on_another_server(fake: FakeOpenAI) -> None:
         try:
             chat_server.script_chat("from the local model")
             assert (await ai.chat(MESSAGES, user_hash="u")).text == "from the local model"
-            await ai.generate_image({"model": "gpt-image-2", "prompt": "x"})
+            await ai.images({"model": "gpt-image-2", "prompt": "x"})
         finally:
             await ai.close()
         assert chat_server.calls("/chat/completions") == 1
@@ -192,8 +192,9 @@ def _images(service: OpenAIService, model: str = "gpt-image-2", quality: str = "
 async def test_image_service_decodes_png_and_prices_it(fake: FakeOpenAI, service: OpenAIService) -> None:
     images = _images(service)
     image = await images.render("a fox", images.options(), requester_id=7)
-    assert image.data.startswith(b"\x89PNG\r\n\x1a\n")
-    assert (image.extension, image.mime) == ("png", "image/png")
+    (picture,) = image.pictures
+    assert picture.data.startswith(b"\x89PNG\r\n\x1a\n")
+    assert (picture.extension, picture.mime) == ("png", "image/png")
     assert image.cost_usd is not None and image.cost_usd > 0
     sent = fake.image_requests[0].json
     assert (sent["size"], sent["quality"], sent["output_format"]) == ("1024x1024", "medium", "png")

@@ -9,6 +9,7 @@ that must not be repeated (an exhausted quota) is sent exactly once.
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -16,6 +17,12 @@ from typing import Any
 
 import openai
 from openai import AsyncOpenAI
+from openai.types import (
+    ImageEditCompletedEvent,
+    ImageEditPartialImageEvent,
+    ImageGenCompletedEvent,
+    ImageGenPartialImageEvent,
+)
 from openai.types.chat import ChatCompletionMessageParam
 
 from bot.core.errors import (
@@ -29,6 +36,7 @@ from bot.core.errors import (
     ServiceBusy,
     ServiceTimeout,
     ServiceUnavailable,
+    VisionUnavailable,
 )
 
 log = logging.getLogger(__name__)
@@ -62,6 +70,45 @@ class ChatAnswer:
     input_tokens: int
     output_tokens: int
     estimated: bool
+
+
+@dataclass(frozen=True)
+class InputImage:
+    """A picture sent to a model: to the edit endpoint as a file, or to a vision model inline."""
+
+    filename: str
+    data: bytes
+    mime: str
+
+
+@dataclass(frozen=True)
+class ImageUsage:
+    text_input: int
+    image_input: int
+    output: int
+
+
+@dataclass(frozen=True)
+class ImageAnswer:
+    """What an image call returned, whichever way it was made (plain, edit, streamed)."""
+
+    images_b64: list[str]
+    revised_prompts: list[str | None]
+    usage: ImageUsage | None
+
+
+PreviewCallback = Callable[[bytes], Awaitable[None]]
+
+
+def _image_usage(usage: Any) -> ImageUsage | None:
+    if usage is None:
+        return None
+    details = getattr(usage, "input_tokens_details", None)
+    return ImageUsage(
+        text_input=details.text_tokens if details else usage.input_tokens,
+        image_input=details.image_tokens if details else 0,
+        output=usage.output_tokens,
+    )
 
 
 def estimate_tokens(text: str) -> int:
@@ -118,7 +165,13 @@ def translate(exc: Exception, *, service: str, model: str, setting: str) -> Mura
             user_message=f"The {service} service cannot be reached right now. Please try again in a few minutes.",
         )
     if not isinstance(exc, openai.APIStatusError):
-        return BadAnswer(f"{where}: {type(exc).__name__}")
+        # An error inside a stream arrives as a plain APIError with its code and no status.
+        code = getattr(exc, "code", None)
+        if isinstance(exc, openai.APIError) and code in SAFETY_CODES:
+            if service == "image":
+                return SafetyRejected(f"{where}: refused for safety mid-stream ({code})")
+            return ChatRefused(f"{where}: refused for safety mid-stream ({code})")
+        return BadAnswer(f"{where}: {type(exc).__name__} ({code or 'no code'})")
     code = _error_code(exc)
     status = exc.status_code
     if status == 429 and code == "insufficient_quota":
@@ -149,6 +202,7 @@ class OpenAIService:
         api_key: str,
         base_url: str | None,
         chat_model: str,
+        vision_model: str | None = None,
         chat_api_key: str | None = None,
         chat_base_url: str | None = None,
         chat_timeout: float = 60.0,
@@ -156,6 +210,7 @@ class OpenAIService:
         retry: RetryPolicy | None = None,
     ) -> None:
         self.chat_model = chat_model
+        self.vision_model = vision_model or chat_model
         self.retry = retry or RetryPolicy()
         self._images = AsyncOpenAI(api_key=api_key, base_url=base_url, timeout=image_timeout, max_retries=0)
         self._chat = AsyncOpenAI(
@@ -177,33 +232,111 @@ class OpenAIService:
 
         async def call() -> ChatAnswer:
             completion = await self._chat.chat.completions.create(
-                model=self.chat_model,
-                messages=payload,
-                safety_identifier=user_hash,
+                model=self.chat_model, messages=payload, safety_identifier=user_hash
             )
-            if not completion.choices:
-                raise BadAnswer("chat: no choices in the answer")
-            choice = completion.choices[0]
-            if getattr(choice.message, "refusal", None) or choice.finish_reason == "content_filter":
-                raise ChatRefused("chat: the model refused")
-            text = choice.message.content or ""
-            usage = completion.usage
-            if usage is not None:
-                return ChatAnswer(text, self.chat_model, usage.prompt_tokens, usage.completion_tokens, False)
             sent = sum(estimate_tokens(message.get("content", "")) for message in messages)
-            return ChatAnswer(text, self.chat_model, sent, estimate_tokens(text), True)
+            return self._answer(completion, self.chat_model, sent_tokens=sent)
 
         return await self._with_retries(
             call, service="chat", model=self.chat_model, setting="CHAT_MODEL", on_retry=on_retry
         )
 
-    async def generate_image(self, request: dict[str, Any], *, on_retry: RetryNotice | None = None) -> Any:
-        async def call() -> Any:
-            return await self._images.images.generate(**request)
+    async def describe_image(
+        self, instructions: str, image: InputImage, *, user_hash: str, on_retry: RetryNotice | None = None
+    ) -> ChatAnswer:
+        """Ask the vision model for the prompt that would reproduce `image`."""
+        data_url = f"data:{image.mime};base64,{base64.b64encode(image.data).decode()}"
+        payload: list[ChatCompletionMessageParam] = [
+            {"role": "system", "content": instructions},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "Write the prompt for this picture."},
+                    {"type": "image_url", "image_url": {"url": data_url}},
+                ],
+            },
+        ]
+        model = self.vision_model
+
+        async def call() -> ChatAnswer:
+            try:
+                completion = await self._chat.chat.completions.create(
+                    model=model, messages=payload, safety_identifier=user_hash
+                )
+            except openai.BadRequestError as exc:
+                if _error_code(exc) in SAFETY_CODES:
+                    raise
+                raise VisionUnavailable(
+                    f"vision model {model} did not accept an image (HTTP 400, {_error_code(exc)}); "
+                    "set VISION_MODEL to a model that reads images"
+                ) from exc
+            return self._answer(completion, model, sent_tokens=estimate_tokens(instructions) + 800)
+
+        return await self._with_retries(
+            call, service="chat", model=model, setting="VISION_MODEL", on_retry=on_retry
+        )
+
+    def _answer(self, completion: Any, model: str, *, sent_tokens: int) -> ChatAnswer:
+        if not completion.choices:
+            raise BadAnswer("chat: no choices in the answer")
+        choice = completion.choices[0]
+        if getattr(choice.message, "refusal", None) or choice.finish_reason == "content_filter":
+            raise ChatRefused("chat: the model refused")
+        text = choice.message.content or ""
+        usage = completion.usage
+        if usage is not None:
+            return ChatAnswer(text, model, usage.prompt_tokens, usage.completion_tokens, False)
+        return ChatAnswer(text, model, sent_tokens, estimate_tokens(text), True)
+
+    async def images(
+        self,
+        request: dict[str, Any],
+        *,
+        inputs: Sequence[InputImage] = (),
+        partial_images: int = 0,
+        on_preview: PreviewCallback | None = None,
+        on_retry: RetryNotice | None = None,
+    ) -> ImageAnswer:
+        """Generate (or, with `inputs`, edit) pictures; with `partial_images`, stream previews as they form."""
+        files = [(image.filename, image.data, image.mime) for image in inputs]
+
+        async def call() -> ImageAnswer:
+            if partial_images and on_preview is not None:
+                return await self._streamed(request, files, partial_images, on_preview)
+            if files:
+                response = await self._images.images.edit(image=files, **request)
+            else:
+                response = await self._images.images.generate(**request)
+            data = response.data or []
+            return ImageAnswer(
+                images_b64=[item.b64_json or "" for item in data],
+                revised_prompts=[getattr(item, "revised_prompt", None) or None for item in data],
+                usage=_image_usage(response.usage),
+            )
 
         return await self._with_retries(
             call, service="image", model=request["model"], setting="IMAGE_MODEL", on_retry=on_retry
         )
+
+    async def _streamed(
+        self,
+        request: dict[str, Any],
+        files: list[tuple[str, bytes, str]],
+        partial_images: int,
+        on_preview: PreviewCallback,
+    ) -> ImageAnswer:
+        if files:
+            stream = await self._images.images.edit(
+                image=files, stream=True, partial_images=partial_images, **request
+            )
+        else:
+            stream = await self._images.images.generate(stream=True, partial_images=partial_images, **request)
+        async for event in stream:
+            if isinstance(event, ImageGenPartialImageEvent | ImageEditPartialImageEvent):
+                await on_preview(base64.b64decode(event.b64_json))
+            elif isinstance(event, ImageGenCompletedEvent | ImageEditCompletedEvent):
+                return ImageAnswer([event.b64_json], [None], _image_usage(event.usage))
+        raise BadAnswer("image stream ended without a picture")
 
     async def _with_retries(
         self,

@@ -59,6 +59,14 @@ class Misconfigured(MuralError):
     operator_problem = True
 
 
+class VisionUnavailable(Misconfigured):
+    code = "E-VISION"
+    user_message = (
+        "I can't read pictures with the model I'm set up with, so I can't describe this one. "
+        "The admins have been told."
+    )
+
+
 class ServiceUnavailable(MuralError):
     code = "E-DOWN"
     user_message = "The OpenAI service cannot be reached right now. Please try again in a few minutes."

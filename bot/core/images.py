@@ -12,19 +12,25 @@ import base64
 import binascii
 import hashlib
 import re
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
+from bot.core.ai import InputImage
 from bot.core.errors import BadAnswer, InvalidRequest
 from bot.core.pricing import legacy_cost, token_cost
 
 if TYPE_CHECKING:
-    from bot.core.ai import OpenAIService, RetryNotice
+    from bot.core.ai import OpenAIService, PreviewCallback, RetryNotice
 
 # What a member may pick; each model maps these onto what its API takes.
 QUALITY_CHOICES = ("low", "medium", "high", "auto")
 STANDARD_SIZES = ("1024x1024", "1536x1024", "1024x1536", "auto")
+
+
+ASPECTS = ("square", "landscape", "portrait")
+_STANDARD_ASPECTS = {"square": "1024x1024", "landscape": "1536x1024", "portrait": "1024x1536"}
 
 
 @dataclass(frozen=True)
@@ -32,8 +38,13 @@ class ImageModelCapabilities:
     sizes: tuple[str, ...]
     qualities: tuple[str, ...]
     max_prompt_chars: int
+    aspect_sizes: Mapping[str, str] = field(default_factory=lambda: dict(_STANDARD_ASPECTS))
     any_size: bool = False
     legacy: bool = False
+    # Previews streamed while a picture forms (0: the model or server does not stream).
+    partial_images: int = 0
+    edits: bool = True
+    max_count: int = 10
     retired_on: date | None = None
 
 
@@ -42,6 +53,7 @@ _GPT_IMAGE_2 = ImageModelCapabilities(
     qualities=QUALITY_CHOICES,
     max_prompt_chars=32_000,
     any_size=True,
+    partial_images=2,
 )
 _GPT_IMAGE_2_5 = replace(_GPT_IMAGE_2, qualities=(*QUALITY_CHOICES, "xhigh", "max"))
 
@@ -67,6 +79,7 @@ MODEL_CAPABILITIES: dict[str, ImageModelCapabilities] = {
         sizes=("256x256", "512x512", "1024x1024"),
         qualities=("standard",),
         max_prompt_chars=1_000,
+        aspect_sizes=dict.fromkeys(ASPECTS, "1024x1024"),
         legacy=True,
         retired_on=date(2026, 5, 12),
     ),
@@ -74,7 +87,10 @@ MODEL_CAPABILITIES: dict[str, ImageModelCapabilities] = {
         sizes=("1024x1024", "1792x1024", "1024x1792"),
         qualities=("standard", "hd"),
         max_prompt_chars=4_000,
+        aspect_sizes={"square": "1024x1024", "landscape": "1792x1024", "portrait": "1024x1792"},
         legacy=True,
+        edits=False,
+        max_count=1,
         retired_on=date(2026, 5, 12),
     ),
 }
@@ -153,11 +169,18 @@ class ImageOptions:
     model: str
     size: str
     quality: str
+    count: int = 1
 
 
-def check_options(options: ImageOptions) -> None:
-    """Refuse a size or quality the model lacks, before anything is queued or spent."""
+def check_options(options: ImageOptions, *, editing: bool = False) -> None:
+    """Refuse what the model lacks (a size, a quality, a count, edits) before anything is queued or spent."""
     capabilities = capabilities_for(options.model)
+    if editing and not capabilities.edits:
+        raise InvalidRequest(f"The image model {options.model} cannot change an existing picture.")
+    if not 1 <= options.count <= capabilities.max_count:
+        raise InvalidRequest(
+            f"The image model {options.model} draws at most {capabilities.max_count} at once."
+        )
     problem = size_problem(capabilities, options.size)
     if problem:
         raise InvalidRequest(f"Size {options.size} {problem}.")
@@ -166,15 +189,22 @@ def check_options(options: ImageOptions) -> None:
         raise InvalidRequest(f"Quality {options.quality} is not one of {', '.join(offered)}.")
 
 
-def image_request(prompt: str, options: ImageOptions, *, requester_id: int) -> dict[str, Any]:
-    """Keyword arguments for `images.generate`, in the dialect the model speaks."""
-    check_options(options)
+def aspect_size(model: str, aspect: str | None, default: str) -> str:
+    """The size the model draws for a session's aspect (square, landscape, portrait)."""
+    return capabilities_for(model).aspect_sizes.get(aspect or "", default)
+
+
+def image_request(
+    prompt: str, options: ImageOptions, *, requester_id: int, editing: bool = False
+) -> dict[str, Any]:
+    """Keyword arguments for `images.generate` (or `images.edit`), in the dialect the model speaks."""
+    check_options(options, editing=editing)
     capabilities = capabilities_for(options.model)
     request: dict[str, Any] = {
         "model": options.model,
         "prompt": fit_prompt(prompt, capabilities.max_prompt_chars),
         "size": options.size,
-        "n": 1,
+        "n": options.count,
     }
     sent_quality = api_quality(capabilities, options.quality)
     if sent_quality is not None:
@@ -207,10 +237,15 @@ def sniff_image(data: bytes) -> tuple[str, str]:
 
 
 @dataclass(frozen=True)
-class RenderedImage:
+class Picture:
     data: bytes
     extension: str
     mime: str
+
+
+@dataclass(frozen=True)
+class RenderedImages:
+    pictures: tuple[Picture, ...]
     options: ImageOptions
     revised_prompt: str | None
     input_tokens: int | None
@@ -218,56 +253,82 @@ class RenderedImage:
     cost_usd: float | None
 
 
+def decode_picture(b64: str) -> Picture:
+    if not b64:
+        raise BadAnswer("The image service answered without a picture.")
+    try:
+        data = base64.b64decode(b64, validate=True)
+    except (binascii.Error, ValueError):
+        raise BadAnswer("The image service sent a picture that could not be decoded.") from None
+    extension, mime = sniff_image(data)
+    return Picture(data, extension, mime)
+
+
 class ImageService:
-    """Turns a prompt into picture bytes with whichever image model the call names."""
+    """Turns a prompt (and optionally input pictures) into pictures with whichever model the call names."""
 
     def __init__(self, ai: OpenAIService, *, defaults: ImageOptions) -> None:
         self._ai = ai
         self.defaults = defaults
 
     def options(
-        self, *, model: str | None = None, size: str | None = None, quality: str | None = None
+        self,
+        *,
+        model: str | None = None,
+        size: str | None = None,
+        quality: str | None = None,
+        count: int = 1,
+        aspect: str | None = None,
     ) -> ImageOptions:
         """The options for one render: what the call asks for over the defaults, checked for that model."""
+        chosen_model = model or self.defaults.model
         chosen = ImageOptions(
-            model=model or self.defaults.model,
-            size=size or self.defaults.size,
+            model=chosen_model,
+            size=size or aspect_size(chosen_model, aspect, self.defaults.size),
             quality=quality or self.defaults.quality,
+            count=count,
         )
         check_options(chosen)
         return chosen
 
     async def render(
-        self, prompt: str, options: ImageOptions, *, requester_id: int, on_retry: RetryNotice | None = None
-    ) -> RenderedImage:
-        request = image_request(prompt, options, requester_id=requester_id)
-        response = await self._ai.generate_image(request, on_retry=on_retry)
-        images = response.data or []
-        if not images or not images[0].b64_json:
+        self,
+        prompt: str,
+        options: ImageOptions,
+        *,
+        requester_id: int,
+        inputs: Sequence[InputImage] = (),
+        on_preview: PreviewCallback | None = None,
+        on_retry: RetryNotice | None = None,
+    ) -> RenderedImages:
+        """Draw `options.count` pictures; with `inputs`, through the edit endpoint from those pictures.
+
+        Previews stream to `on_preview` where the model streams and one picture is drawn.
+        """
+        capabilities = capabilities_for(options.model)
+        request = image_request(prompt, options, requester_id=requester_id, editing=bool(inputs))
+        partial = capabilities.partial_images if options.count == 1 else 0
+        answer = await self._ai.images(
+            request, inputs=inputs, partial_images=partial, on_preview=on_preview, on_retry=on_retry
+        )
+        pictures = tuple(decode_picture(b64) for b64 in answer.images_b64)
+        if not pictures:
             raise BadAnswer("The image service answered without a picture.")
-        try:
-            data = base64.b64decode(images[0].b64_json, validate=True)
-        except (binascii.Error, ValueError):
-            raise BadAnswer("The image service sent a picture that could not be decoded.") from None
-        extension, mime = sniff_image(data)
-        usage = response.usage
+        usage = answer.usage
         if usage is not None:
-            details = usage.input_tokens_details
             cost = token_cost(
                 options.model,
-                text_input=details.text_tokens if details else usage.input_tokens,
-                image_input=details.image_tokens if details else 0,
-                image_output=usage.output_tokens,
+                text_input=usage.text_input,
+                image_input=usage.image_input,
+                image_output=usage.output,
             )
         else:
-            cost = legacy_cost(options.model, request.get("quality", "standard"), options.size)
-        return RenderedImage(
-            data=data,
-            extension=extension,
-            mime=mime,
+            cost = legacy_cost(options.model, request.get("quality", "standard"), options.size, len(pictures))
+        return RenderedImages(
+            pictures=pictures,
             options=options,
-            revised_prompt=getattr(images[0], "revised_prompt", None) or None,
-            input_tokens=usage.input_tokens if usage else None,
-            output_tokens=usage.output_tokens if usage else None,
+            revised_prompt=next((text for text in answer.revised_prompts if text), None),
+            input_tokens=usage.text_input + usage.image_input if usage else None,
+            output_tokens=usage.output if usage else None,
             cost_usd=cost,
         )

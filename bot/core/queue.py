@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from bot.core.errors import MuralError
-from bot.core.images import ImageOptions, ImageService, RenderedImage
+from bot.core.images import ImageOptions, ImageService, RenderedImages
 from bot.core.tasks import TaskOwner
 from bot.models import Render
 from bot.store import Store
@@ -49,7 +49,7 @@ class RenderRequest:
 @dataclass(frozen=True)
 class FinishedRender:
     record: Render
-    image: RenderedImage
+    image: RenderedImages
 
 
 class RenderFailed(Exception):

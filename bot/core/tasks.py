@@ -33,9 +33,6 @@ class TaskOwner:
             task.add_done_callback(_log_failure)
         return task
 
-    def __len__(self) -> int:
-        return len(self._tasks)
-
     async def shutdown(self, grace: float = 3.0) -> None:
         """Cancel everything still running and wait up to `grace` seconds for it to unwind."""
         tasks = [task for task in self._tasks if not task.done()]

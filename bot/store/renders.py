@@ -19,12 +19,36 @@ class RenderQueries(Database):
         model: str,
         size: str,
         quality: str,
+        prompt: str | None = None,
+        n: int = 1,
+        kind: str = "generate",
+        source_render_id: int | None = None,
+        source_index: int | None = None,
+        instruction: str | None = None,
+        with_reference: bool = False,
     ) -> Render:
+        """A job recorded as queued, with everything needed to run it again (Reroll, Retry)."""
         async with self._transaction() as db:
             cursor = await db.execute(
-                "INSERT INTO renders (session_id, version, requester_id, channel_id, model, size, quality)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (session_id, version, requester_id, channel_id, model, size, quality),
+                "INSERT INTO renders (session_id, version, requester_id, channel_id, model, size, quality,"
+                " prompt, n, kind, source_render_id, source_index, instruction, with_reference)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    session_id,
+                    version,
+                    requester_id,
+                    channel_id,
+                    model,
+                    size,
+                    quality,
+                    prompt,
+                    n,
+                    kind,
+                    source_render_id,
+                    source_index,
+                    instruction,
+                    int(with_reference),
+                ),
             )
             async with db.execute("SELECT * FROM renders WHERE id = ?", (cursor.lastrowid,)) as rows:
                 created = record(Render, await rows.fetchone())
@@ -52,8 +76,23 @@ class RenderQueries(Database):
             (revised_prompt, input_tokens, output_tokens, cost_usd, render_id),
         )
 
-    async def set_render_message(self, render_id: int, message_id: int) -> None:
-        await self._write("UPDATE renders SET message_id = ? WHERE id = ?", (message_id, render_id))
+    async def set_render_message(
+        self, render_id: int, message_id: int, channel_id: int | None = None
+    ) -> None:
+        await self._write(
+            "UPDATE renders SET message_id = ?, message_channel_id = ? WHERE id = ?",
+            (message_id, channel_id, render_id),
+        )
+
+    async def get_render(self, render_id: int) -> Render | None:
+        return record(Render, await self._one("SELECT * FROM renders WHERE id = ?", (render_id,)))
+
+    async def render_for_message(self, message_id: int) -> Render | None:
+        """The finished render a message shows (a reply to a picture edits it)."""
+        return record(
+            Render,
+            await self._one("SELECT * FROM renders WHERE message_id = ? AND status = 'done'", (message_id,)),
+        )
 
     async def fail_render(self, render_id: int, *, code: str, error: str) -> None:
         await self._write(

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import aiosqlite
 
-from bot.models import Refinement, Session, Version
+from bot.models import Reference, Refinement, Session, SessionSummary, Version
 from bot.store.database import NOW, Database, record, records
 
 
@@ -22,6 +22,8 @@ class SessionQueries(Database):
         target: str,
         style: str | None,
         first_prompt: str,
+        aspect: str | None = None,
+        reference: Reference | None = None,
         chat_usage_id: int | None = None,
     ) -> tuple[Session, Version]:
         """A new session with its v1, written together so neither exists without the other.
@@ -30,9 +32,9 @@ class SessionQueries(Database):
         """
         async with self._transaction() as db:
             cursor = await db.execute(
-                "INSERT INTO sessions (guild_id, channel_id, owner_id, origin, idea, target, style, head_version)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, 1)",
-                (guild_id, channel_id, owner_id, origin, idea, target, style),
+                "INSERT INTO sessions (guild_id, channel_id, owner_id, origin, idea, target, style, aspect,"
+                " head_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1)",
+                (guild_id, channel_id, owner_id, origin, idea, target, style, aspect),
             )
             session_id = cursor.lastrowid
             assert session_id is not None, "an INSERT always sets lastrowid"
@@ -41,6 +43,11 @@ class SessionQueries(Database):
                 " VALUES (?, 1, NULL, ?, NULL, ?)",
                 (session_id, first_prompt, owner_id),
             )
+            if reference is not None:
+                await db.execute(
+                    "INSERT INTO reference_images (session_id, filename, mime, data) VALUES (?, ?, ?, ?)",
+                    (session_id, reference.filename, reference.mime, reference.data),
+                )
             if chat_usage_id is not None:
                 await db.execute(
                     "UPDATE chat_usage SET session_id = ? WHERE id = ?", (session_id, chat_usage_id)
@@ -72,6 +79,62 @@ class SessionQueries(Database):
         await self._write(
             f"UPDATE sessions SET thread_id = ?, updated_at = {NOW} WHERE id = ?", (thread_id, session_id)
         )
+
+    async def reference_for(self, session_id: int) -> Reference | None:
+        row = await self._one(
+            "SELECT filename, mime, data FROM reference_images WHERE session_id = ?", (session_id,)
+        )
+        return None if row is None else Reference(row["filename"], row["mime"], bytes(row["data"]))
+
+    async def move_head_to_parent(self, session_id: int, number: int) -> Version | None:
+        """Undo: when `number` is the head and has a parent, the parent becomes the head (and is returned).
+
+        Checked and changed in one transaction, so two quick presses cannot undo twice from one head.
+        """
+        async with self._transaction() as db:
+            async with db.execute(
+                "SELECT v.parent FROM sessions s JOIN versions v ON v.session_id = s.id AND v.number = s.head_version"
+                " WHERE s.id = ? AND s.head_version = ?",
+                (session_id, number),
+            ) as cursor:
+                row = await cursor.fetchone()
+            if row is None or row["parent"] is None:
+                return None
+            await db.execute(
+                f"UPDATE sessions SET head_version = ?, updated_at = {NOW} WHERE id = ?",
+                (row["parent"], session_id),
+            )
+            return await self._fetch_version(db, session_id, row["parent"])
+
+    async def recent_sessions(self, owner_id: int, limit: int) -> list[SessionSummary]:
+        """A member's latest sessions with how many versions and pictures each has, newest first."""
+        rows = await self._all(
+            """
+            SELECT s.*,
+                   (SELECT COUNT(*) FROM versions v WHERE v.session_id = s.id) AS version_count,
+                   (SELECT COALESCE(SUM(r.n), 0) FROM renders r
+                     WHERE r.session_id = s.id AND r.status = 'done') AS picture_count,
+                   (SELECT v.message_id FROM versions v
+                     WHERE v.session_id = s.id AND v.number = s.head_version) AS head_message_id
+            FROM sessions s WHERE s.owner_id = ? ORDER BY s.id DESC LIMIT ?
+            """,
+            (owner_id, limit),
+        )
+        summaries = []
+        for row in rows:
+            session = record(Session, row)
+            assert session is not None
+            summaries.append(
+                SessionSummary(
+                    session=session,
+                    versions=row["version_count"],
+                    pictures=row["picture_count"],
+                    created_at=row["created_at"],
+                    jump_channel_id=session.thread_id or session.channel_id,
+                    jump_message_id=row["head_message_id"],
+                )
+            )
+        return summaries
 
     async def version_for_message(self, message_id: int) -> Version | None:
         """The version a message shows, for replies to it where the session has no thread."""

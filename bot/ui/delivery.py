@@ -17,7 +17,7 @@ from typing import Any
 
 import discord
 
-from bot.core.images import RenderedImage
+from bot.core.images import Picture
 from bot.core.imaging import FittedImage, fit_to_limit
 from bot.ui.layouts import NO_PINGS, compressed_notice, thread_refused_notice, with_notice
 
@@ -160,7 +160,7 @@ async def typing_if_allowed(channel: discord.abc.Messageable) -> AsyncIterator[N
 async def send_picture(
     send: Callable[[str, discord.File], Awaitable[discord.Message]],
     caption: str,
-    image: RenderedImage,
+    image: Picture,
     limit: int,
     *,
     filename: str,

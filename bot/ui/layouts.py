@@ -12,7 +12,7 @@ import unicodedata
 import discord
 
 from bot.core.errors import MuralError
-from bot.core.images import RenderedImage, size_label
+from bot.core.images import RenderedImages, size_label
 from bot.core.queue import JobEvent
 from bot.models import Session, Version
 
@@ -87,7 +87,7 @@ def idea_heading(session: Session) -> str:
     return f"**{idea}** — <@{session.owner_id}>"
 
 
-def render_caption(session: Session, version: Version, image: RenderedImage, *, with_prompt: bool) -> str:
+def render_caption(session: Session, version: Version, image: RenderedImages, *, with_prompt: bool) -> str:
     """The text under a picture: who and what (with the prompt for /imagine), and any revised prompt."""
     options = image.options
     details = f"{size_label(options.size)} · {options.quality} · {options.model}"

@@ -270,7 +270,7 @@ async def post_picture(
                 message = await delivery.send_picture(
                     lambda text, file: delivery.send_in(bot, post_to, text, file=file, view=view),
                     caption,
-                    image,
+                    image.pictures[0],
                     limit,
                     **picture,
                 )
@@ -286,7 +286,7 @@ async def post_picture(
             message = await delivery.send_picture(
                 lambda text, file: delivery.respond(bot, interaction, text, view=view, file=file),
                 caption,
-                image,
+                image.pictures[0],
                 limit,
                 **picture,
             )

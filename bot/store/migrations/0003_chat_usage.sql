@@ -6,7 +6,7 @@ CREATE TABLE chat_usage (
     session_id    INTEGER REFERENCES sessions (id) ON DELETE SET NULL,
     guild_id      INTEGER,
     user_id       INTEGER NOT NULL,
-    purpose       TEXT NOT NULL CHECK (purpose IN ('expand', 'refine')),
+    purpose       TEXT NOT NULL CHECK (purpose IN ('expand', 'refine', 'edit', 'describe', 'rephrase')),
     model         TEXT NOT NULL,
     input_tokens  INTEGER NOT NULL,
     output_tokens INTEGER NOT NULL,
