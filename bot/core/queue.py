@@ -12,9 +12,10 @@ import asyncio
 import logging
 import weakref
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from bot.core.errors import MuralError
+from bot.core.ai import InputImage
+from bot.core.errors import MuralError, SessionGone
 from bot.core.images import ImageOptions, ImageService, RenderedImages
 from bot.core.tasks import TaskOwner
 from bot.models import Render
@@ -25,12 +26,14 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class JobEvent:
-    """Progress worth showing a member: `queued` (with how many jobs are ahead), `rendering`, `retrying`."""
+    """Progress worth showing a member: `queued` (with how many jobs are ahead), `rendering`, `retrying`,
+    `preview` (a partial picture as it forms)."""
 
     stage: str
     ahead: int = 0
     own_render_running: bool = False
     retry_in: float | None = None
+    preview: bytes | None = field(default=None, repr=False)
 
 
 EventCallback = Callable[[JobEvent], Awaitable[None]]
@@ -38,12 +41,20 @@ EventCallback = Callable[[JobEvent], Awaitable[None]]
 
 @dataclass(frozen=True)
 class RenderRequest:
+    """One job: draw `prompt` (from `inputs`, through the edit endpoint, when there are any)."""
+
     session_id: int
     version: int
     prompt: str
     requester_id: int
     channel_id: int
     options: ImageOptions
+    kind: str = "generate"
+    inputs: tuple[InputImage, ...] = ()
+    source_render_id: int | None = None
+    source_index: int | None = None
+    instruction: str | None = None
+    with_reference: bool = False
 
 
 @dataclass(frozen=True)
@@ -112,6 +123,13 @@ class RenderQueue:
             model=request.options.model,
             size=request.options.size,
             quality=request.options.quality,
+            prompt=request.prompt,
+            n=request.options.count,
+            kind=request.kind,
+            source_render_id=request.source_render_id,
+            source_index=request.source_index,
+            instruction=request.instruction,
+            with_reference=request.with_reference,
         )
         job = Job(record, request, on_event)
         job._task = self._tasks.spawn(self._run(job), name=str(record.id))
@@ -124,9 +142,18 @@ class RenderQueue:
         job = await self.submit(request, on_event=on_event)
         return await job.result()
 
-    async def remember_message(self, record: Render, message_id: int) -> None:
-        """Where a job's picture was posted."""
-        await self._store.set_render_message(record.id, message_id)
+    async def remember_message(self, record: Render, *, channel_id: int, message_id: int) -> None:
+        """Where a job's pictures were posted, so Edit and replies can fetch them again."""
+        await self._store.set_render_message(record.id, message_id, channel_id)
+
+    async def render_record(self, render_id: int) -> Render:
+        record = await self._store.get_render(render_id)
+        if record is None:
+            raise SessionGone(f"render {render_id} not found")
+        return record
+
+    async def render_for_message(self, message_id: int) -> Render | None:
+        return await self._store.render_for_message(message_id)
 
     async def interrupted_by_last_stop(self) -> list[Render]:
         """Jobs a stop cut off, now marked interrupted, so their owners can be told."""
@@ -167,11 +194,16 @@ class RenderQueue:
         async def on_retry(error: MuralError, wait: float) -> None:
             await job.emit(JobEvent("retrying", retry_in=wait))
 
+        async def on_preview(data: bytes) -> None:
+            await job.emit(JobEvent("preview", preview=data))
+
         try:
             image = await self._images.render(
                 job.request.prompt,
                 job.request.options,
                 requester_id=job.request.requester_id,
+                inputs=job.request.inputs,
+                on_preview=on_preview,
                 on_retry=on_retry,
             )
         except MuralError as error:

@@ -299,7 +299,7 @@ async def post_picture(
             view=result_view(session.id, version.number, generate="Retry"),
         )
         return
-    await bot.jobs.remember_message(finished.record, message.id)
+    await bot.jobs.remember_message(finished.record, channel_id=message.channel.id, message_id=message.id)
 
 
 # -- after a restart --------------------------------------------------------------------------
