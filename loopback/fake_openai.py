@@ -16,26 +16,49 @@ Routes, all under ``/v1`` and all requiring ``Authorization: Bearer <anything>``
 shape otherwise; set ``fake.api_key`` to require one exact key):
 
 * ``POST /chat/completions``  -- JSON, or ``stream=True`` SSE chunks ending in ``data: [DONE]``
-  (``stream_options.include_usage`` adds the trailing usage chunk).
-* ``POST /images/generations`` -- JSON, or ``stream=True`` SSE ``image_generation.partial_image`` events
-  (``partial_images`` of them) followed by one ``image_generation.completed`` event per image.
-* ``POST /images/edits`` -- multipart (``image`` / ``image[]`` files, optional ``mask``, form fields);
-  file bytes are recorded. ``stream=true`` gives ``image_edit.*`` events.
+  (``stream_options.include_usage`` adds the trailing usage chunk). User content may be a list of parts
+  (``{"type": "text"}`` / ``{"type": "image_url", "image_url": {"url", "detail"}}``): vision input.
+* ``POST /images/generations`` -- JSON, or ``stream=True`` SSE: ``partial_images`` (0-3)
+  ``image_generation.partial_image`` events, then one ``image_generation.completed`` event (with
+  ``usage``) per image.
+* ``POST /images/edits`` -- multipart: ``image`` (one file) or ``image[]`` (one part per file, as the SDK
+  sends a list), optional ``mask``, form fields; every file's bytes and content type are recorded in
+  order. Same answer shape as generations; ``stream=true`` gives ``image_edit.partial_image`` /
+  ``image_edit.completed`` events.
 * ``GET /models``, ``GET /models/{id}`` -- the ids in ``fake.models``.
 * Any other ``/v1`` URL -- 404 ``Invalid URL (METHOD /v1/...)`` like the real API.
 * ``GET /files/{name}`` (outside /v1, no auth) serves PNGs handed out as ``url`` by the legacy models.
 
 Default answers (nothing scripted):
 
-* chat: :func:`default_chat_content` -- ``"[fake-openai] Prompt: <last user message text>"``, model echoed,
-  ``finish_reason="stop"``, word-count ``usage``.
+* chat: :func:`default_chat_content` -- ``"[fake-openai] Prompt: <last user message text>"`` (text parts
+  only when the content is a list), model echoed, ``finish_reason="stop"``, word-count ``usage`` (plus a
+  flat 85 tokens per ``detail="low"`` image and 765 per other image).
 * GPT Image models: ``data=[{"b64_json": <valid PNG>}] * n``, ``created``, echoed ``size`` / ``quality`` /
   ``output_format`` / ``background`` and ``usage`` in the GPT Image shape (see
-  :func:`default_image_usage`). The PNG is solid-coloured, its colour derived from the prompt, and
-  ``fake.image_dimensions`` pixels (64x64 by default; ``None`` means "the requested size").
+  :func:`default_image_usage`; edits bill 323 input image tokens per input image). The PNG is
+  solid-coloured, its colour derived from the prompt, and ``fake.image_dimensions`` pixels (64x64 by
+  default; ``None`` means "the requested size"). Stream partials are darker shades of the final colour.
 * ``dall-e-*`` models: like the real legacy API -- only ``created`` and ``data``; ``response_format``
   defaults to ``"url"`` (served by this fake) and ``"b64_json"`` is honoured; dall-e-3 adds
   ``revised_prompt`` (:func:`default_revised_prompt`) and rejects ``n > 1`` with a 400.
+
+Request validation (400s in the real ``{"error": {...}}`` shape; see each message's source in the code):
+
+* chat: an ``image_url`` part sent to a model not in ``fake.vision_models`` (``None``, the default,
+  means every model takes images) -> ``"Invalid content type. image_url is only supported by certain
+  models."``, ``param="messages.[i].content.[j].type"``, ``code=None``. A ``data:`` URL that is not
+  base64 png/jpeg/gif/webp -> ``code="invalid_image_format"``. ``http(s)`` URLs are accepted unchecked.
+* edits: an unknown form field (``moderation`` included: only generations take it) ->
+  ``code="unknown_parameter"``; more than ``fake.max_edit_images`` (16) images ->
+  ``code="array_above_max_length"``; a file whose part content type is missing / not
+  ``image/png|jpeg|webp`` -> ``missing_file_mimetype`` / ``unsupported_file_mimetype`` (the real API
+  trusts the declared type: the SDK sends bare ``bytes`` as ``application/octet-stream`` and they are
+  rejected); bytes that are not a png/jpeg/webp -> ``invalid_image_file``; a file over
+  ``fake.max_edit_image_bytes`` (50 MB) -> ``image_file_too_large``; a ``mask`` that is not a
+  ``image/png`` PNG or is over ``fake.max_mask_bytes`` (4 MB) -> the same codes.
+* images: ``n`` outside 1-10 and ``partial_images`` outside 0-3 -> ``integer_above_max_value`` /
+  ``integer_below_min_value``; dall-e-3 with ``n != 1``; missing ``prompt`` / ``image``.
 
 Scripting (per request kind, consumed in order, one request each; then the defaults resume):
 
@@ -44,14 +67,27 @@ Scripting (per request kind, consumed in order, one request each; then the defau
   chunk_delay and drop_after_chunks (cut the connection mid-stream); delay, headers.
 * ``fake.script_images(*replies)`` -- each an :class:`ImageReply` or a :class:`Fault`; shared by
   generations and edits. ``ImageReply`` fields: png (one or one per picture; any bytes, so corrupt images
-  can be tested), revised_prompt, usage, partial_pngs, delay, headers.
+  can be tested), revised_prompt, usage, delay, headers, and for streams: partial_pngs (replaces the
+  generated partials -- fewer than ``partial_images`` is allowed, as the real API may finish early),
+  partial_delay (pause before every stream event, e.g. to measure time to first preview),
+  completed_delay (pause before the completed / error event instead), stream_error with error_after
+  (an error event mid-stream, below) and drop_after (cut the connection after that many events).
+* ``ImageReply(stream_error=moderation_blocked())`` -- on a streamed request the fake sends the 200
+  headers, the partial events (all of them, or ``error_after`` events), then
+  ``event: error`` / ``data: {"type": "error", "error": {...}, "sequence_number": N}`` and ends the
+  stream. The SDK raises a plain :class:`openai.APIError` while iterating (no ``status_code``), with
+  ``.code`` / ``.type`` / ``.param`` and ``.body`` taken from the inner error object. ``stream_error``
+  takes a :class:`Fault` (its JSON body is used) or an error dict. On a non-streamed request the same
+  error is the HTTP answer (the Fault itself, or a 400).
 * ``fake.chat_handler`` / ``fake.image_handler`` -- optional callables ``(request_json) -> reply | None``
   (sync or async) consulted when the queue is empty; ``None`` falls back to the default. For edits the
   argument is the dict of non-file form fields (the files are on ``fake.requests[-1]``). An exception in
   a handler becomes a 500 answer and is appended to ``fake.handler_errors``.
 * ``fake.latency`` -- seconds added before every answer (``Reply.delay`` / ``Fault.delay`` add more).
 * ``fake.image_dimensions`` -- ``(width, height)`` of generated PNGs, or ``None`` for the requested size.
-* ``fake.models`` -- ids listed by ``GET /models``.
+* ``fake.models`` -- ids listed by ``GET /models``; ``fake.vision_models`` -- see validation above.
+* ``fake.max_edit_images`` / ``fake.max_edit_image_bytes`` / ``fake.max_mask_bytes`` -- edit limits
+  (lower them to test the too-large path without uploading 50 MB).
 
 Faults (module-level helpers returning :class:`Fault`, bodies in the real ``{"error": {"message", "type",
 "param", "code"}}`` shape): :func:`rate_limited`, :func:`insufficient_quota`, :func:`server_error`,
@@ -59,24 +95,35 @@ Faults (module-level helpers returning :class:`Fault`, bodies in the real ``{"er
 :func:`unauthorized`, :func:`permission_denied`, :func:`bad_request`, :func:`hang` (never answers until
 the client gives up) and :func:`drop` (closes the connection without an answer). ``Fault(status, body,
 headers, delay)`` covers anything else. Remember the SDK retries 408/409/429/5xx and connection errors
-``max_retries`` times (2 by default), so each retry consumes another scripted entry.
+``max_retries`` times (2 by default), so each retry consumes another scripted entry. An error event
+inside a 200 stream is never retried by the SDK.
 
 Inspection:
 
 * ``fake.requests`` -- every ``/v1`` request as a :class:`RecordedRequest` (method, path, json, headers,
-  form, files, received_at, query), including rejected ones.
-* ``fake.chat_requests`` / ``fake.image_requests`` -- filtered views.
+  form, files, received_at, query), including rejected ones. ``RecordedRequest.chat_images`` lists the
+  image parts of a chat request as :class:`ChatImage` (indexes, url, detail, decoded media_type / data);
+  ``RecordedRequest.edit_images`` / ``.edit_mask`` the uploaded files of an edit.
+* ``fake.edit_inputs(request=None)`` -> the bytes of each input image of an edit (default: the last
+  edit), in order; ``fake.chat_image_inputs(request=None)`` -> the decoded bytes of each ``data:`` URL
+  image of a chat request (default: the last chat request).
+* ``fake.chat_requests`` / ``fake.image_requests`` / ``fake.generation_requests`` /
+  ``fake.edit_requests`` -- filtered views.
 * ``fake.calls(path)`` -- how many requests hit a path (``"/chat/completions"`` or ``"/v1/..."``).
 * ``await fake.wait_for_calls(path, count)`` -- wait until a background task has made its calls.
 * ``fake.in_flight`` / ``fake.peak_in_flight`` -- concurrency, to check a bot's own limits.
 * ``fake.pending()`` -- scripted replies not consumed yet; ``fake.reset()`` clears everything.
 
-Helpers: :func:`make_png` writes a real PNG with zlib + struct only, :func:`png_dimensions` reads one back.
+Helpers: :func:`make_png` writes a real PNG with zlib + struct only, :func:`png_dimensions` reads one back,
+:func:`sniff_image_format` names png/jpeg/webp/gif bytes, :func:`decode_data_url` decodes a base64
+``data:`` URL, :func:`chat_images` lists the image parts of a chat request body.
 
 Limitations: images are always PNG bytes whatever ``output_format`` asks for; ``quality="auto"`` (or
-none) is reported as ``"medium"`` and ``background="auto"`` as ``"opaque"``; no request validation beyond
-required fields, ``n`` for dall-e-3 and auth; token counts are deterministic approximations (word
-counts), not real tokenizer output; only the routes above exist.
+none) is reported as ``"medium"`` and ``background="auto"`` as ``"opaque"``; no validation beyond the
+list above (sizes, masks' dimensions, ``markup`` and unknown generation / chat params are not checked);
+remote image URLs are never fetched; token counts are deterministic approximations (word counts), not
+real tokenizer output; only the routes above exist. Where the real API's exact wording is not known
+(noted at each error in the code) the message is a close guess in the same shape.
 """
 
 from __future__ import annotations
@@ -102,6 +149,7 @@ from aiohttp import web
 
 __all__ = [
     "ChatHandler",
+    "ChatImage",
     "FakeOpenAI",
     "Fault",
     "ImageHandler",
@@ -110,13 +158,16 @@ __all__ = [
     "RecordedRequest",
     "Reply",
     "bad_request",
+    "chat_images",
     "content_policy_violation",
+    "decode_data_url",
     "default_chat_content",
     "default_image_usage",
     "default_revised_prompt",
     "drop",
     "hang",
     "insufficient_quota",
+    "last_user_text",
     "make_png",
     "model_not_found",
     "moderation_blocked",
@@ -124,6 +175,7 @@ __all__ = [
     "png_dimensions",
     "rate_limited",
     "server_error",
+    "sniff_image_format",
     "unauthorized",
 ]
 
@@ -148,6 +200,40 @@ DEFAULT_MODELS = (
 _OUTPUT_TOKENS_1024 = {"low": 272, "medium": 1056, "high": 4160, "xhigh": 8320, "max": 16640}
 # A flat, invented per-input-image charge so edits report non-zero image input tokens.
 _INPUT_IMAGE_TOKENS = 323
+# Chat vision input tokens per image: 85 is the published flat cost of detail="low"; 765 is what a
+# 1024x1024 picture costs at high detail (85 + 4 tiles x 170). Used for every other detail value.
+_CHAT_IMAGE_TOKENS_LOW = 85
+_CHAT_IMAGE_TOKENS = 765
+
+# /images/edits: the form fields the SDK's images.edit() can send (image_edit_params.py, openai 3.57).
+# Anything else -- notably ``moderation``, which only generations take -- is an unknown parameter.
+EDIT_FORM_FIELDS = frozenset(
+    {
+        "prompt",
+        "background",
+        "complexity",
+        "frame_count",
+        "frame_duration_ms",
+        "input_fidelity",
+        "model",
+        "n",
+        "output_compression",
+        "output_format",
+        "partial_images",
+        "quality",
+        "response_format",
+        "safety_identifier",
+        "size",
+        "stream",
+        "user",
+    }
+)
+EDIT_FILE_FIELDS = frozenset({"image", "image[]", "mask", "markup"})
+EDIT_IMAGE_FIELDS = ("image", "image[]")
+EDIT_IMAGE_MIME_TYPES = ("image/jpeg", "image/png", "image/webp")
+MAX_EDIT_IMAGES = 16
+MAX_EDIT_IMAGE_BYTES = 50 * 1024 * 1024  # "each image should be a png, webp, or jpg file less than 50MB"
+MAX_MASK_BYTES = 4 * 1024 * 1024  # "Must be a valid PNG file, less than 4MB"
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -184,6 +270,30 @@ def png_dimensions(data: bytes) -> tuple[int, int]:
         raise ValueError("not a PNG")
     width, height = struct.unpack(">II", data[16:24])
     return width, height
+
+
+def sniff_image_format(data: bytes) -> str | None:
+    """``"png"``, ``"jpeg"``, ``"webp"`` or ``"gif"`` from the file's magic bytes; ``None`` otherwise."""
+    if data.startswith(PNG_SIGNATURE):
+        return "png"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if len(data) >= 12 and data.startswith(b"RIFF") and data[8:12] == b"WEBP":
+        return "webp"
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return "gif"
+    return None
+
+
+_DATA_URL = re.compile(r"data:(?P<media>[^;,]*)(?P<params>(?:;[^;,]*)*),(?P<payload>.*)", re.DOTALL)
+
+
+def decode_data_url(url: str) -> tuple[str, bytes]:
+    """``(media_type, bytes)`` of a base64 ``data:`` URL; ValueError for anything else (incl. bad base64)."""
+    match = _DATA_URL.fullmatch(url)
+    if match is None or "base64" not in match["params"].lower().split(";"):
+        raise ValueError(f"not a base64 data URL: {url[:40]!r}")
+    return match["media"].lower(), base64.b64decode(match["payload"], validate=True)
 
 
 def _colour_for(text: str, shade: float = 1.0) -> tuple[int, int, int]:
@@ -226,12 +336,26 @@ class ImageReply:
 
     The bytes are sent as-is, so ``ImageReply(png=b"garbage")`` tests a client's handling of a corrupt
     image. ``revised_prompt`` is sent whatever the model (by default only dall-e-3 gets one).
+
+    Streams (``stream=True``): ``partial_pngs`` replaces the generated partial images of each picture
+    (any number, fewer than ``partial_images`` included -- the real API may finish early);
+    ``partial_delay`` is slept before every event, ``completed_delay`` (when set) before the completed /
+    error event instead. ``stream_error`` (a :class:`Fault` -- its JSON body is used -- or an error
+    dict, either ``{"error": {...}}`` or the inner object) is sent as an ``error`` event after
+    ``error_after`` events (default: all partials of the first picture, in place of its completed
+    event), and the stream ends there; on a non-streamed request it is the HTTP answer instead (the
+    Fault as-is, a dict as a 400). ``drop_after`` cuts the connection after that many events.
     """
 
     png: bytes | Sequence[bytes] | None = None
     revised_prompt: str | None = None
     usage: dict[str, Any] | None = None  # replaces the computed GPT Image usage
     partial_pngs: Sequence[bytes] | None = None  # stream: replaces the generated partial images
+    partial_delay: float = 0.0  # stream: pause before every event
+    completed_delay: float | None = None  # stream: pause before the completed / error event instead
+    stream_error: Fault | Mapping[str, Any] | None = None  # stream: an error event instead of completion
+    error_after: int | None = None  # stream: events sent before stream_error (None: the partials)
+    drop_after: int | None = None  # stream: cut the connection after this many events
     delay: float = 0.0
     headers: dict[str, str] = field(default_factory=dict)
 
@@ -257,6 +381,16 @@ def _error_body(
     message: str, type_: str, code: str | None = None, param: str | None = None
 ) -> dict[str, Any]:
     return {"error": {"message": message, "type": type_, "param": param, "code": code}}
+
+
+def _inner_error(error: Fault | Mapping[str, Any]) -> dict[str, Any]:
+    """The inner ``{"message", "type", "param", "code"}`` object of a Fault's body or an error dict."""
+    body: Any = error.body if isinstance(error, Fault) else error
+    if not isinstance(body, Mapping):
+        status = error.status if isinstance(error, Fault) else 500
+        body = _error_body(f"Error {status}", "server_error")
+    inner = body.get("error")
+    return dict(inner) if isinstance(inner, Mapping) else dict(body)
 
 
 def _retry_headers(retry_after: float | None) -> dict[str, str]:
@@ -306,12 +440,18 @@ def server_error(status: int = 500, *, retry_after: float | None = None) -> Faul
 
 
 def moderation_blocked() -> Fault:
-    """400 from a GPT Image model's safety system (not retried)."""
+    """400 from a GPT Image model's safety system (not retried).
+
+    Body as captured live from ``POST /v1/images/generations`` (2026-09), ``moderation_details``
+    included. Also usable as ``ImageReply(stream_error=moderation_blocked())`` for the in-stream variant.
+    """
     message = (
         "Your request was rejected by the safety system. If you believe this is an error, contact us at "
         "help.openai.com and include the request ID req_fake."
     )
-    return Fault(400, _error_body(message, "image_generation_user_error", "moderation_blocked"))
+    body = _error_body(message, "image_generation_user_error", "moderation_blocked")
+    body["error"]["moderation_details"] = {"moderation_stage": "input", "categories": ["other"]}
+    return Fault(400, body)
 
 
 def content_policy_violation() -> Fault:
@@ -446,6 +586,41 @@ class RecordedFile:
     data: bytes
 
 
+@dataclass(frozen=True)
+class ChatImage:
+    """One ``image_url`` part of a chat request. ``data`` / ``media_type`` are decoded from a base64
+    ``data:`` URL (``None`` for a remote URL or an undecodable one)."""
+
+    message_index: int
+    part_index: int
+    url: str
+    detail: str | None
+    media_type: str | None
+    data: bytes | None
+
+
+def chat_images(request_json: Mapping[str, Any] | None) -> list[ChatImage]:
+    """The ``image_url`` parts of a chat completion request body, in message / part order."""
+    found: list[ChatImage] = []
+    messages = (request_json or {}).get("messages") or []
+    for message_index, message in enumerate(messages):
+        content = message.get("content") if isinstance(message, dict) else None
+        if not isinstance(content, list):
+            continue
+        for part_index, part in enumerate(content):
+            if not isinstance(part, dict) or part.get("type") != "image_url":
+                continue
+            image_url = part.get("image_url")
+            url = str(image_url.get("url", "")) if isinstance(image_url, dict) else str(image_url or "")
+            detail = image_url.get("detail") if isinstance(image_url, dict) else None
+            media_type: str | None = None
+            data: bytes | None = None
+            with contextlib.suppress(ValueError):
+                media_type, data = decode_data_url(url)
+            found.append(ChatImage(message_index, part_index, url, detail, media_type, data))
+    return found
+
+
 @dataclass
 class RecordedRequest:
     method: str
@@ -466,6 +641,20 @@ class RecordedRequest:
     def model(self) -> str | None:
         value = self.params.get("model")
         return str(value) if value is not None else None
+
+    @property
+    def chat_images(self) -> list[ChatImage]:
+        """Image parts of a chat request (empty for anything else)."""
+        return chat_images(self.json) if isinstance(self.json, dict) else []
+
+    @property
+    def edit_images(self) -> list[RecordedFile]:
+        """The ``image`` / ``image[]`` files of an edit request, in the order they were sent."""
+        return [f for f in self.files if f.field in EDIT_IMAGE_FIELDS]
+
+    @property
+    def edit_mask(self) -> RecordedFile | None:
+        return next((f for f in self.files if f.field == "mask"), None)
 
 
 ChatResult = str | Reply | Fault
@@ -493,11 +682,16 @@ class FakeOpenAI:
         image_dimensions: tuple[int, int] | None = DEFAULT_IMAGE_DIMENSIONS,
         api_key: str | None = None,
         models: Sequence[str] = DEFAULT_MODELS,
+        vision_models: set[str] | None = None,
     ) -> None:
         self.latency = latency
         self.image_dimensions = image_dimensions
         self.api_key = api_key  # None: any non-empty bearer token is accepted
         self.models = list(models)
+        self.vision_models = vision_models  # None: every chat model accepts image parts
+        self.max_edit_images = MAX_EDIT_IMAGES
+        self.max_edit_image_bytes = MAX_EDIT_IMAGE_BYTES
+        self.max_mask_bytes = MAX_MASK_BYTES
         self.chat_handler: ChatHandler | None = None
         self.image_handler: ImageHandler | None = None
         self.requests: list[RecordedRequest] = []
@@ -519,7 +713,8 @@ class FakeOpenAI:
         if self._runner is not None:
             raise RuntimeError("FakeOpenAI is already started")
         self._closing.clear()
-        app = web.Application(middlewares=[self._errors_middleware], client_max_size=64 * 1024 * 1024)
+        # Room for 16 images of up to 50 MB each, so the size checks below answer, not aiohttp's 413.
+        app = web.Application(middlewares=[self._errors_middleware], client_max_size=1024 * 1024 * 1024)
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/v1/images/generations", self._generations)
         app.router.add_post("/v1/images/edits", self._edits)
@@ -601,6 +796,40 @@ class FakeOpenAI:
     @property
     def image_requests(self) -> list[RecordedRequest]:
         return [r for r in self.requests if r.path in IMAGE_PATHS]
+
+    @property
+    def generation_requests(self) -> list[RecordedRequest]:
+        return [r for r in self.requests if r.path == GENERATIONS_PATH]
+
+    @property
+    def edit_requests(self) -> list[RecordedRequest]:
+        return [r for r in self.requests if r.path == EDITS_PATH]
+
+    def edit_inputs(self, request: RecordedRequest | None = None) -> list[bytes]:
+        """The bytes of each input image of an edit (default: the last edit request), in order."""
+        if request is None:
+            if not self.edit_requests:
+                raise LookupError("no /images/edits request was recorded")
+            request = self.edit_requests[-1]
+        return [f.data for f in request.edit_images]
+
+    def chat_image_inputs(self, request: RecordedRequest | None = None) -> list[bytes]:
+        """The decoded bytes of each image part of a chat request (default: the last chat request).
+
+        ValueError if an image is not a base64 ``data:`` URL (the fake never fetches remote URLs).
+        """
+        if request is None:
+            if not self.chat_requests:
+                raise LookupError("no /chat/completions request was recorded")
+            request = self.chat_requests[-1]
+        decoded: list[bytes] = []
+        for image in request.chat_images:
+            if image.data is None:
+                raise ValueError(
+                    f"image part {image.part_index} is not a base64 data URL: {image.url[:60]!r}"
+                )
+            decoded.append(image.data)
+        return decoded
 
     @staticmethod
     def _full_path(path: str) -> str:
@@ -778,6 +1007,10 @@ class FakeOpenAI:
                 param="messages",
                 code="missing_required_parameter",
             )
+        images = chat_images(params)
+        rejected = self._vision_error(params, images)
+        if rejected is not None:
+            return rejected
         try:
             result = await self._resolve(self._chat_queue, self.chat_handler, params, (str, Reply, Fault))
         except Exception as exc:  # a broken test handler must surface, not hang the client
@@ -794,7 +1027,7 @@ class FakeOpenAI:
         model = reply.model or str(params.get("model") or "gpt-fake")
         prompt_tokens = sum(
             _words(_text_of(m.get("content"))) for m in params["messages"] if isinstance(m, dict)
-        )
+        ) + sum(_CHAT_IMAGE_TOKENS_LOW if i.detail == "low" else _CHAT_IMAGE_TOKENS for i in images)
         completion_tokens = _words(content or "") + _words(reply.refusal or "")
         usage = reply.usage or {
             "prompt_tokens": prompt_tokens,
@@ -826,6 +1059,32 @@ class FakeOpenAI:
         if reply.omit_usage:
             del body["usage"]
         return self._json(body, headers=reply.headers)
+
+    def _vision_error(self, params: Mapping[str, Any], images: list[ChatImage]) -> web.Response | None:
+        """400 for image parts the real API would refuse, else None."""
+        model = str(params.get("model") or "")
+        for image in images:
+            if self.vision_models is not None and model not in self.vision_models:
+                # Exact body OpenAI answers a text-only model (e.g. gpt-3.5-turbo), as quoted in
+                # vllm-project/vllm#11629 and browser-use/web-ui#274: code is null, param is the path.
+                return self._error(
+                    400,
+                    "Invalid content type. image_url is only supported by certain models.",
+                    param=f"messages.[{image.message_index}].content.[{image.part_index}].type",
+                )
+            if image.url.startswith("data:") and (
+                image.data is None or sniff_image_format(image.data) is None
+            ):
+                # Message as reported by users of the real API (marketing-factory/ai-filemetadata#20,
+                # CosmosShadow/gptpdf#6); the code has varied over time (sanitizer_server_error in 2024),
+                # invalid_image_format is the current one as far as known -- not verified live.
+                return self._error(
+                    400,
+                    "You uploaded an unsupported image. Please make sure your image has of one the "
+                    "following formats: ['png', 'jpeg', 'gif', 'webp'].",
+                    code="invalid_image_format",
+                )
+        return None
 
     async def _chat_stream(
         self,
@@ -883,16 +1142,148 @@ class FakeOpenAI:
 
     async def _edits(self, request: web.Request) -> web.StreamResponse:
         async def answer(recorded: RecordedRequest) -> web.StreamResponse:
-            if not any(f.field in ("image", "image[]") for f in recorded.files):
-                return self._error(
-                    400,
-                    "Missing required parameter: 'image'.",
-                    param="image",
-                    code="missing_required_parameter",
-                )
+            rejected = self._edit_error(recorded)
+            if rejected is not None:
+                return rejected
             return await self._image_answer(request, recorded, dict(recorded.form), edit=True)
 
         return await self._serve(request, answer)
+
+    def _edit_error(self, recorded: RecordedRequest) -> web.Response | None:
+        """400 for an edit request the real API would refuse, else None.
+
+        Sources of the bodies: ``unknown_parameter`` (moderation on edits) as answered by the real API
+        and quoted by several projects' fallback tests; ``unsupported_file_mimetype`` /
+        ``missing_file_mimetype`` from openai-node#1468, anasfik/openai#216, go-openai#1012 (the API
+        looks at the part's Content-Type, not at the bytes or the file name); ``invalid_image_file``
+        ("Invalid image file or mode for image N") from QuantumNous/new-api#1159; the
+        ``array_above_max_length`` wording is OpenAI's generic one for arrays. The too-large message
+        and code and the mask wording are guesses in the same style (no real sample found).
+        """
+        for name in recorded.form:
+            if name in EDIT_IMAGE_FIELDS or name == "mask":
+                # A string where a file belongs (openai-ruby#147).
+                return self._error(
+                    400,
+                    f"Invalid type for '{name}': expected one of an array of files or file, but got a "
+                    "string instead.",
+                    param=name,
+                    code="invalid_type",
+                )
+            if name not in EDIT_FORM_FIELDS and not name.startswith("svg["):
+                return self._error(400, f"Unknown parameter: '{name}'.", param=name, code="unknown_parameter")
+        for file in recorded.files:
+            if file.field not in EDIT_FILE_FIELDS:
+                return self._error(
+                    400, f"Unknown parameter: '{file.field}'.", param=file.field, code="unknown_parameter"
+                )
+
+        images = recorded.edit_images
+        if not images:
+            return self._error(
+                400, "Missing required parameter: 'image'.", param="image", code="missing_required_parameter"
+            )
+        if len(images) > self.max_edit_images:
+            return self._error(
+                400,
+                f"Invalid 'image': array too long. Expected an array with maximum length "
+                f"{self.max_edit_images}, but got an array with length {len(images)} instead.",
+                param="image",
+                code="array_above_max_length",
+            )
+        bracket_index = 0
+        for position, file in enumerate(images, start=1):
+            if file.field == "image[]":
+                name, bracket_index = f"image[{bracket_index}]", bracket_index + 1
+            else:
+                name = "image"
+            rejected = self._edit_file_error(
+                file,
+                name,
+                EDIT_IMAGE_MIME_TYPES,
+                self.max_edit_image_bytes,
+                f"image {position}",
+            )
+            if rejected is not None:
+                return rejected
+        mask = recorded.edit_mask
+        if mask is not None:
+            return self._edit_file_error(mask, "mask", ("image/png",), self.max_mask_bytes, "mask")
+        return None
+
+    def _edit_file_error(
+        self, file: RecordedFile, name: str, mime_types: Sequence[str], max_bytes: int, label: str
+    ) -> web.Response | None:
+        content_type = (file.content_type or "").split(";")[0].strip().lower()
+        if not content_type:
+            return self._error(
+                400,
+                f"Invalid file '{name}': failed to determine mimetype. Ensure you are providing the file's "
+                "mimetype as part of the 'Content-Type' header.",
+                param=name,
+                code="missing_file_mimetype",
+            )
+        if content_type not in mime_types:
+            quoted = [f"'{m}'" for m in mime_types]
+            listed = quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + f", and {quoted[-1]}"
+            return self._error(
+                400,
+                f"Invalid file '{name}': unsupported mimetype ('{content_type}'). Supported file formats "
+                f"are {listed}.",
+                param=name,
+                code="unsupported_file_mimetype",
+            )
+        if len(file.data) > max_bytes:
+            return self._error(  # wording and code guessed: no real sample found
+                400,
+                f"Invalid file '{name}': file too large ({len(file.data)} bytes). The maximum size is "
+                f"{max_bytes // (1024 * 1024)} MB.",
+                param=name,
+                code="image_file_too_large",
+            )
+        allowed = {m.removeprefix("image/") for m in mime_types}
+        if sniff_image_format(file.data) not in allowed:
+            return self._error(
+                400,
+                f"Invalid image file or mode for {label}, please check your image file.",
+                param=name,
+                code="invalid_image_file",
+            )
+        return None
+
+    def _int_param(
+        self, params: Mapping[str, Any], name: str, default: int, low: int, high: int
+    ) -> int | web.Response:
+        """An integer parameter (JSON number or form string) checked against [low, high]."""
+        raw = params.get(name)
+        if raw is None or raw == "":
+            return default
+        try:
+            value = int(raw)
+        except (TypeError, ValueError):
+            return self._error(
+                400,
+                f"Invalid type for '{name}': expected an integer, but got a string instead.",
+                param=name,
+                code="invalid_type",
+            )
+        if value > high:
+            return self._error(
+                400,
+                f"Invalid '{name}': integer above maximum value. Expected a value <= {high}, but got "
+                f"{value} instead.",
+                param=name,
+                code="integer_above_max_value",
+            )
+        if value < low:
+            return self._error(
+                400,
+                f"Invalid '{name}': integer below minimum value. Expected a value >= {low}, but got "
+                f"{value} instead.",
+                param=name,
+                code="integer_below_min_value",
+            )
+        return value
 
     async def _image_answer(
         self, request: web.Request, recorded: RecordedRequest, params: dict[str, Any], *, edit: bool
@@ -906,12 +1297,15 @@ class FakeOpenAI:
                 code="missing_required_parameter",
             )
         model = str(params.get("model") or "gpt-image-2")  # the SDK says "specify a model"; be lenient
-        try:
-            n = int(params.get("n") or 1)
-        except ValueError:
-            return self._error(400, f"Invalid value for 'n': {params.get('n')!r}.", param="n")
+        n = self._int_param(params, "n", 1, 1, 10)
+        if isinstance(n, web.Response):
+            return n
         if model == "dall-e-3" and n != 1:
             return self._error(400, "You must provide n=1 for this model.", param="n")
+        partial_count = self._int_param(params, "partial_images", 0, 0, 3)
+        if isinstance(partial_count, web.Response):
+            return partial_count
+        streaming = str(params.get("stream")).lower() == "true"  # JSON true or multipart "true"
 
         try:
             result = await self._resolve(self._image_queue, self.image_handler, params, (ImageReply, Fault))
@@ -922,6 +1316,10 @@ class FakeOpenAI:
             return await self._fault(request, result)
         reply = result or ImageReply()
         await self._pause(reply.delay)
+        if reply.stream_error is not None and not streaming:
+            if isinstance(reply.stream_error, Fault):
+                return await self._fault(request, reply.stream_error)
+            return self._json({"error": _inner_error(reply.stream_error)}, 400, reply.headers)
 
         requested_size = str(params.get("size") or "auto")
         size = requested_size if _parse_size(requested_size) else "1024x1024"
@@ -941,20 +1339,21 @@ class FakeOpenAI:
             params.get("background") if params.get("background") in ("transparent", "opaque") else "opaque"
         )
         output_format = str(params.get("output_format") or "png")
-        input_images = sum(1 for f in recorded.files if f.field in ("image", "image[]"))
         usage = reply.usage or default_image_usage(
-            prompt, size=size, quality=quality, n=len(pngs), input_images=input_images
+            prompt, size=size, quality=quality, n=len(pngs), input_images=len(recorded.edit_images)
         )
         created = int(time.time())
 
-        if str(params.get("stream")).lower() == "true":
+        if streaming:
             echo = {
                 "size": size,
                 "quality": quality,
                 "background": background,
                 "output_format": output_format,
             }
-            return await self._image_stream(request, params, reply, pngs, dims, prompt, echo, usage, edit)
+            prefix = "image_edit" if edit else "image_generation"
+            events = self._image_events(prefix, reply, pngs, dims, prompt, partial_count, echo, usage)
+            return await self._image_stream(request, reply, events)
 
         revised = reply.revised_prompt
         if revised is None and model == "dall-e-3":
@@ -984,28 +1383,19 @@ class FakeOpenAI:
             }
         return self._json(body, headers=reply.headers)
 
-    async def _image_stream(
-        self,
-        request: web.Request,
-        params: dict[str, Any],
+    @staticmethod
+    def _image_events(
+        prefix: str,
         reply: ImageReply,
         pngs: list[bytes],
         dims: tuple[int, int],
         prompt: str,
+        partial_count: int,
         echo: dict[str, Any],
         usage: dict[str, Any],
-        edit: bool,
-    ) -> web.StreamResponse:
-        prefix = "image_edit" if edit else "image_generation"
-        try:
-            partial_count = max(0, min(3, int(params.get("partial_images") or 0)))  # the API allows 0-3
-        except ValueError:
-            partial_count = 0
-        response = await self._sse(request, reply.headers)
-
-        async def send(event: dict[str, Any]) -> None:
-            await response.write(f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode())
-
+    ) -> list[dict[str, Any]]:
+        """Every event of a successful stream, in order (``created_at`` is stamped when sent)."""
+        events: list[dict[str, Any]] = []
         for image_index, png in enumerate(pngs):
             if reply.partial_pngs is not None:
                 partials = list(reply.partial_pngs)
@@ -1015,23 +1405,58 @@ class FakeOpenAI:
                     for i in range(partial_count)
                 ]
             for partial_index, partial in enumerate(partials):
-                await send(
+                events.append(
                     {
                         "type": f"{prefix}.partial_image",
                         "b64_json": base64.b64encode(partial).decode(),
-                        "created_at": int(time.time()),
+                        "created_at": 0,
                         "partial_image_index": partial_index,
                         **echo,
                     }
                 )
-            await send(
+            events.append(
                 {
                     "type": f"{prefix}.completed",
                     "b64_json": base64.b64encode(png).decode(),
-                    "created_at": int(time.time()),
+                    "created_at": 0,
                     "usage": usage,
                     **echo,
                 }
+            )
+        return events
+
+    async def _image_stream(
+        self, request: web.Request, reply: ImageReply, events: list[dict[str, Any]]
+    ) -> web.StreamResponse:
+        error_at: int | None = None
+        if reply.stream_error is not None:
+            first_completed = next(
+                (i for i, e in enumerate(events) if e["type"].endswith(".completed")), len(events)
+            )
+            error_at = first_completed if reply.error_after is None else min(reply.error_after, len(events))
+        final_delay = reply.partial_delay if reply.completed_delay is None else reply.completed_delay
+        response = await self._sse(request, reply.headers)
+
+        async def send(event: dict[str, Any]) -> None:
+            await response.write(f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode())
+
+        for sent, event in enumerate(events):
+            if error_at is not None and sent >= error_at:
+                break
+            if reply.drop_after is not None and sent >= reply.drop_after:
+                self._abort(request)
+            await self._pause(final_delay if event["type"].endswith(".completed") else reply.partial_delay)
+            await send({**event, "created_at": int(time.time())})
+        if error_at is not None and reply.stream_error is not None:
+            if reply.drop_after is not None and error_at >= reply.drop_after:
+                self._abort(request)
+            await self._pause(final_delay)
+            # What the Images API sends when a stream fails after its 200 headers, e.g. a moderation
+            # block: an `error` event whose data carries the usual error object (shape as captured from
+            # a real gpt-image stream: {"type": "error", "error": {...}, "sequence_number": 0}). The SDK
+            # raises openai.APIError(body=data["error"]) for any event whose data has an "error" key.
+            await send(
+                {"type": "error", "error": _inner_error(reply.stream_error), "sequence_number": error_at}
             )
         await response.write_eof()
         return response

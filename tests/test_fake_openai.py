@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import socket
 import struct
 import time
@@ -19,7 +20,12 @@ import aiohttp
 import openai
 import pytest
 import pytest_asyncio
-from openai.types import ImageGenCompletedEvent, ImageGenPartialImageEvent
+from openai.types import (
+    ImageEditCompletedEvent,
+    ImageEditPartialImageEvent,
+    ImageGenCompletedEvent,
+    ImageGenPartialImageEvent,
+)
 
 from loopback.fake_openai import (
     DEFAULT_CHAT_PREFIX,
@@ -28,10 +34,12 @@ from loopback.fake_openai import (
     ImageReply,
     Reply,
     content_policy_violation,
+    decode_data_url,
     default_chat_content,
     drop,
     hang,
     insufficient_quota,
+    last_user_text,
     make_png,
     model_not_found,
     moderation_blocked,
@@ -39,6 +47,7 @@ from loopback.fake_openai import (
     png_dimensions,
     rate_limited,
     server_error,
+    sniff_image_format,
     unauthorized,
 )
 
@@ -224,6 +233,110 @@ async def test_chat_stream_cut_mid_way_raises_connection_error(
     assert "".join(received) == "one"
 
 
+# ---- vision chat -----------------------------------------------------------------------------------------
+
+
+def data_url(data: bytes, media_type: str = "image/png") -> str:
+    return f"data:{media_type};base64,{base64.b64encode(data).decode()}"
+
+
+def vision_messages(url: str, detail: str = "low") -> list[dict[str, Any]]:
+    return [
+        {"role": "system", "content": "You describe pictures."},
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "what is"},
+                {"type": "image_url", "image_url": {"url": url, "detail": detail}},
+                {"type": "text", "text": "in this picture?"},
+            ],
+        },
+    ]
+
+
+async def test_vision_chat_records_the_picture_and_answers_from_the_text(
+    fake: FakeOpenAI, client: openai.AsyncOpenAI
+) -> None:
+    picture = make_png(12, 9, (9, 8, 7))
+    messages = vision_messages(data_url(picture))
+
+    completion = await client.chat.completions.create(model="gpt-5.4-mini", messages=messages)
+
+    assert completion.choices[0].message.content == "[fake-openai] Prompt: what is in this picture?"
+    assert last_user_text({"messages": messages}) == "what is in this picture?"
+    assert fake.chat_image_inputs() == [picture]  # the picture's bytes reached the model
+    [image] = fake.chat_requests[0].chat_images
+    assert (image.message_index, image.part_index, image.detail, image.media_type) == (
+        1,
+        1,
+        "low",
+        "image/png",
+    )
+    assert completion.usage is not None
+    assert completion.usage.prompt_tokens == 3 + 5 + 85  # system words + user words + a low-detail image
+
+
+async def test_vision_part_to_a_text_only_model_is_rejected_like_openai(
+    fake: FakeOpenAI, no_retry: openai.AsyncOpenAI
+) -> None:
+    fake.vision_models = {"gpt-5.4-mini"}
+    fake.script_chat("must not be consumed by the rejected request")
+    messages = vision_messages(data_url(make_png(4, 4)))
+
+    with pytest.raises(openai.BadRequestError) as caught:
+        await no_retry.chat.completions.create(model="gpt-3.5-turbo", messages=messages)
+
+    error = caught.value
+    assert (
+        error.message
+        == "Error code: 400 - Invalid content type. image_url is only supported by certain models."
+    )
+    assert error.body == {
+        "message": "Invalid content type. image_url is only supported by certain models.",
+        "type": "invalid_request_error",
+        "param": "messages.[1].content.[1].type",
+        "code": None,
+    }
+    assert error.code is None
+    assert fake.pending()["chat"] == 1
+    assert fake.chat_requests[0].chat_images  # recorded even though rejected
+    # Text-only requests to the same model and image requests to a vision model still work.
+    text_only = await no_retry.chat.completions.create(model="gpt-3.5-turbo", messages=USER)
+    assert text_only.choices[0].message.content == "must not be consumed by the rejected request"
+    await no_retry.chat.completions.create(model="gpt-5.4-mini", messages=messages)
+
+
+async def test_vision_corrupt_data_url_and_remote_urls(
+    fake: FakeOpenAI, no_retry: openai.AsyncOpenAI
+) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        await no_retry.chat.completions.create(
+            model="gpt-5.4-mini", messages=vision_messages(data_url(b"%PDF-1.7 not a picture"))
+        )
+    assert caught.value.code == "invalid_image_format"
+    assert "unsupported image" in caught.value.message
+
+    remote = "https://example.com/cat.png"
+    await no_retry.chat.completions.create(model="gpt-5.4-mini", messages=vision_messages(remote, "high"))
+    [image] = fake.chat_requests[-1].chat_images
+    assert (image.url, image.detail, image.data) == (remote, "high", None)
+    with pytest.raises(ValueError):
+        fake.chat_image_inputs()  # the fake never fetches remote pictures
+
+
+async def test_data_url_and_format_helpers() -> None:
+    picture = make_png(2, 2)
+    assert decode_data_url(data_url(picture)) == ("image/png", picture)
+    assert sniff_image_format(picture) == "png"
+    assert sniff_image_format(b"\xff\xd8\xff\xe0rest") == "jpeg"
+    assert sniff_image_format(b"RIFF\x00\x00\x00\x00WEBPVP8 ") == "webp"
+    assert sniff_image_format(b"GIF89a....") == "gif"
+    assert sniff_image_format(b"BM bitmap") is None
+    for bad in ("https://example.com/x.png", "data:image/png,plain", "data:image/png;base64,%%%"):
+        with pytest.raises(ValueError):
+            decode_data_url(bad)
+
+
 # ---- images ----------------------------------------------------------------------------------------------
 
 
@@ -378,9 +491,305 @@ async def test_image_edit_records_uploaded_files(fake: FakeOpenAI, client: opena
 
 
 async def test_image_edit_single_file_field(fake: FakeOpenAI, client: openai.AsyncOpenAI) -> None:
-    await client.images.edit(model="gpt-image-2", prompt="tidy", image=("one.png", b"raw-bytes", "image/png"))
+    picture = make_png(8, 8, (1, 2, 3))
+    await client.images.edit(model="gpt-image-2", prompt="tidy", image=("one.png", picture, "image/png"))
     [file] = fake.image_requests[0].files
-    assert (file.field, file.data) == ("image", b"raw-bytes")
+    assert (file.field, file.data) == ("image", picture)
+    assert fake.edit_inputs() == [picture]
+    assert fake.edit_requests == fake.image_requests
+    assert fake.generation_requests == []
+
+
+JPEG_BYTES = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x00" * 16  # only the magic bytes matter to the fake
+WEBP_BYTES = b"RIFF\x24\x00\x00\x00WEBPVP8 " + b"\x00" * 16
+
+
+async def test_image_edit_accepts_png_jpeg_webp_and_bills_each_input(
+    fake: FakeOpenAI, client: openai.AsyncOpenAI
+) -> None:
+    inputs = [
+        ("a.png", make_png(8, 8), "image/png"),
+        ("b.jpg", JPEG_BYTES, "image/jpeg"),
+        ("c.webp", WEBP_BYTES, "image/webp"),
+    ]
+    result = await client.images.edit(model="gpt-image-2", prompt="merge these", image=inputs, n=3)
+
+    assert fake.edit_inputs() == [data for _, data, _ in inputs]
+    assert [f.content_type for f in fake.edit_requests[0].edit_images] == [
+        "image/png",
+        "image/jpeg",
+        "image/webp",
+    ]
+    assert fake.edit_requests[0].edit_mask is None
+    assert result.data is not None
+    assert len(result.data) == 3
+    assert result.usage is not None
+    assert result.usage.input_tokens_details.image_tokens == 3 * 323
+    assert result.usage.input_tokens == result.usage.input_tokens_details.text_tokens + 3 * 323
+    assert result.usage.output_tokens_details is not None
+    assert result.usage.output_tokens == result.usage.output_tokens_details.image_tokens
+
+
+EDIT_REJECTIONS = [
+    pytest.param(
+        {"image": make_png(4, 4)},  # bare bytes: the SDK names the part "upload", application/octet-stream
+        {
+            "message": "Invalid file 'image': unsupported mimetype ('application/octet-stream'). Supported "
+            "file formats are 'image/jpeg', 'image/png', and 'image/webp'.",
+            "param": "image",
+            "code": "unsupported_file_mimetype",
+        },
+        id="bare-bytes",
+    ),
+    pytest.param(
+        {"image": [("a.png", make_png(4, 4), "image/png"), make_png(4, 4)]},
+        {"param": "image[1]", "code": "unsupported_file_mimetype"},
+        id="second-of-a-list",
+    ),
+    pytest.param(
+        {"image": ("a.gif", b"GIF89a" + b"\x00" * 20, "image/gif")},
+        {"param": "image", "code": "unsupported_file_mimetype"},
+        id="gif",
+    ),
+    pytest.param(
+        {"image": ("a.png", b"not a picture at all", "image/png")},
+        {
+            "message": "Invalid image file or mode for image 1, please check your image file.",
+            "param": "image",
+            "code": "invalid_image_file",
+        },
+        id="corrupt-bytes",
+    ),
+    pytest.param(
+        {"image": [("a.png", make_png(2, 2), "image/png")] * 17},
+        {
+            "message": "Invalid 'image': array too long. Expected an array with maximum length 16, but got an "
+            "array with length 17 instead.",
+            "param": "image",
+            "code": "array_above_max_length",
+        },
+        id="seventeen-images",
+    ),
+    pytest.param(
+        {"image": ("a.png", make_png(4, 4), "image/png"), "mask": ("m.jpg", JPEG_BYTES, "image/jpeg")},
+        {
+            "message": "Invalid file 'mask': unsupported mimetype ('image/jpeg'). Supported file formats are "
+            "'image/png'.",
+            "param": "mask",
+            "code": "unsupported_file_mimetype",
+        },
+        id="jpeg-mask",
+    ),
+    pytest.param(
+        {"image": ("a.png", make_png(4, 4), "image/png"), "extra_body": {"moderation": "low"}},
+        {
+            "message": "Unknown parameter: 'moderation'.",
+            "param": "moderation",
+            "code": "unknown_parameter",
+        },
+        id="moderation-is-not-an-edit-parameter",
+    ),
+]
+
+
+@pytest.mark.parametrize(("kwargs", "expected"), EDIT_REJECTIONS)
+async def test_image_edit_rejects_what_the_api_rejects(
+    fake: FakeOpenAI, no_retry: openai.AsyncOpenAI, kwargs: dict[str, Any], expected: dict[str, Any]
+) -> None:
+    fake.script_images(ImageReply())  # validation answers before the script is consulted
+    with pytest.raises(openai.BadRequestError) as caught:
+        await no_retry.images.edit(model="gpt-image-2", prompt="edit", **kwargs)
+
+    body = caught.value.body
+    assert isinstance(body, dict)
+    assert body["type"] == "invalid_request_error"
+    assert {key: body[key] for key in expected} == expected
+    assert fake.pending()["images"] == 1
+    assert len(fake.edit_requests) == 1  # recorded even though rejected
+
+
+async def test_image_edit_size_limits_are_adjustable(fake: FakeOpenAI, no_retry: openai.AsyncOpenAI) -> None:
+    fake.max_edit_image_bytes = 100
+    with pytest.raises(openai.BadRequestError) as caught:
+        await no_retry.images.edit(
+            model="gpt-image-2", prompt="big", image=("big.png", make_png(64, 64, (1, 99, 7)) + b"\x00" * 200)
+        )
+    assert (caught.value.code, caught.value.param) == ("image_file_too_large", "image")
+
+    fake.max_edit_image_bytes = 50 * 1024 * 1024
+    fake.max_mask_bytes = 10
+    with pytest.raises(openai.BadRequestError) as caught:
+        await no_retry.images.edit(
+            model="gpt-image-2",
+            prompt="masked",
+            image=("a.png", make_png(4, 4)),
+            mask=("m.png", make_png(4, 4)),
+        )
+    assert (caught.value.code, caught.value.param) == ("image_file_too_large", "mask")
+
+
+async def test_image_edit_stream_yields_edit_events(fake: FakeOpenAI, client: openai.AsyncOpenAI) -> None:
+    source = make_png(8, 8, (50, 60, 70))
+    stream = await client.images.edit(
+        model="gpt-image-2",
+        prompt="add snow",
+        image=[("a.png", source, "image/png")],
+        mask=("m.png", make_png(8, 8, (0, 0, 0)), "image/png"),
+        stream=True,
+        partial_images=2,
+    )
+    events = [event async for event in stream]
+
+    assert [type(e) for e in events] == [
+        ImageEditPartialImageEvent,
+        ImageEditPartialImageEvent,
+        ImageEditCompletedEvent,
+    ]
+    completed = events[-1]
+    assert isinstance(completed, ImageEditCompletedEvent)
+    assert completed.type == "image_edit.completed"
+    assert completed.usage.input_tokens_details.image_tokens == 323  # the mask is not an input image
+    assert len({decode_png(e.b64_json) for e in events}) == 3
+    recorded = fake.edit_requests[0]
+    assert (recorded.form["stream"], recorded.form["partial_images"]) == ("true", "2")
+    assert fake.edit_inputs(recorded) == [source]
+
+
+async def test_image_stream_partial_counts(fake: FakeOpenAI, client: openai.AsyncOpenAI) -> None:
+    none = await client.images.generate(model="gpt-image-2", prompt="quick", stream=True, partial_images=0)
+    assert [type(e) for e in [event async for event in none]] == [ImageGenCompletedEvent]
+
+    early = make_png(4, 4, (1, 1, 1))
+    fake.script_images(ImageReply(partial_pngs=[early]))  # the API may finish before all partials
+    fewer = await client.images.generate(model="gpt-image-2", prompt="fast", stream=True, partial_images=3)
+    events = [event async for event in fewer]
+    assert [type(e) for e in events] == [ImageGenPartialImageEvent, ImageGenCompletedEvent]
+    assert decode_png(events[0].b64_json) == early
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "code"),
+    [
+        ({"stream": True, "partial_images": 4}, "integer_above_max_value"),
+        ({"stream": True, "partial_images": -1}, "integer_below_min_value"),
+        ({"n": 11}, "integer_above_max_value"),
+        ({"n": 0}, "integer_below_min_value"),
+    ],
+)
+async def test_image_integer_ranges(no_retry: openai.AsyncOpenAI, kwargs: dict[str, Any], code: str) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        await no_retry.images.generate(model="gpt-image-2", prompt="x", **kwargs)
+    assert caught.value.code == code
+    assert caught.value.param == next(iter(key for key in kwargs if key != "stream"))
+
+
+async def test_moderation_block_mid_stream_raises_plain_api_error_while_iterating(
+    fake: FakeOpenAI, client: openai.AsyncOpenAI
+) -> None:
+    fake.script_images(ImageReply(stream_error=moderation_blocked()))
+    stream = await client.images.generate(
+        model="gpt-image-2", prompt="borderline", stream=True, partial_images=2
+    )
+    received: list[object] = []
+
+    with pytest.raises(openai.APIError) as caught:
+        async for event in stream:
+            received.append(event)
+
+    error = caught.value
+    assert type(error) is openai.APIError  # not an APIStatusError: the HTTP status was 200
+    assert not hasattr(error, "status_code")
+    assert error.code == "moderation_blocked"
+    assert error.type == "image_generation_user_error"
+    assert error.message.startswith("Your request was rejected by the safety system.")
+    assert isinstance(error.body, dict)
+    assert error.body["code"] == "moderation_blocked"
+    assert [type(e) for e in received] == [ImageGenPartialImageEvent, ImageGenPartialImageEvent]
+    assert fake.calls("/images/generations") == 1  # an error inside a 200 stream is never retried
+
+
+async def test_stream_error_wire_format_and_error_after(fake: FakeOpenAI) -> None:
+    fake.script_images(ImageReply(stream_error=moderation_blocked(), error_after=1))
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
+            f"{fake.base_url}/images/generations",
+            json={"model": "gpt-image-2", "prompt": "x", "stream": True, "partial_images": 3},
+            headers={"Authorization": "Bearer sk-test"},
+        ) as response,
+    ):
+        assert response.status == 200
+        assert response.content_type == "text/event-stream"
+        raw = (await response.read()).decode()
+
+    blocks = [block for block in raw.split("\n\n") if block]
+    assert [block.split("\n")[0] for block in blocks] == [
+        "event: image_generation.partial_image",
+        "event: error",
+    ]
+    error_event = json.loads(blocks[1].split("\n", 1)[1].removeprefix("data: "))
+    assert error_event["type"] == "error"
+    assert error_event["sequence_number"] == 1
+    assert error_event["error"]["code"] == "moderation_blocked"
+    assert error_event["error"]["type"] == "image_generation_user_error"
+    assert set(error_event["error"]) >= {"message", "type", "param", "code"}
+
+
+async def test_stream_error_on_edits_and_without_stream(
+    fake: FakeOpenAI, no_retry: openai.AsyncOpenAI
+) -> None:
+    custom = {
+        "message": "Image generation failed.",
+        "type": "server_error",
+        "param": None,
+        "code": "server_error",
+    }
+    fake.script_images(ImageReply(stream_error=custom, error_after=0))
+    stream = await no_retry.images.edit(
+        model="gpt-image-2", prompt="x", image=("a.png", make_png(4, 4)), stream=True, partial_images=1
+    )
+    with pytest.raises(openai.APIError) as caught:
+        _ = [event async for event in stream]
+    assert (caught.value.code, caught.value.message) == ("server_error", "Image generation failed.")
+
+    # The same scripted reply on a non-streamed request is an ordinary HTTP error.
+    fake.script_images(ImageReply(stream_error=moderation_blocked()))
+    with pytest.raises(openai.BadRequestError) as status_error:
+        await no_retry.images.generate(model="gpt-image-2", prompt="x")
+    assert status_error.value.code == "moderation_blocked"
+
+
+async def test_stream_partial_delay_sets_time_to_first_preview(
+    fake: FakeOpenAI, client: openai.AsyncOpenAI
+) -> None:
+    fake.script_images(ImageReply(partial_delay=0.4, completed_delay=0.0))
+    started = time.monotonic()
+    stream = await client.images.generate(model="gpt-image-2", prompt="slow", stream=True, partial_images=2)
+    arrivals: list[tuple[str, float]] = []
+    async for event in stream:
+        arrivals.append((event.type, time.monotonic() - started))
+
+    assert [kind for kind, _ in arrivals] == [
+        "image_generation.partial_image",
+        "image_generation.partial_image",
+        "image_generation.completed",
+    ]
+    first, second, completed = (at for _, at in arrivals)
+    assert first >= 0.4
+    assert second - first >= 0.35
+    assert completed - second < 0.35  # completed_delay=0 overrides the per-event pause
+
+
+async def test_stream_drop_after_is_a_connection_error(
+    fake: FakeOpenAI, no_retry: openai.AsyncOpenAI
+) -> None:
+    fake.script_images(ImageReply(drop_after=1))
+    stream = await no_retry.images.generate(model="gpt-image-2", prompt="x", stream=True, partial_images=2)
+    received: list[object] = []
+    with pytest.raises(openai.APIConnectionError):
+        async for event in stream:
+            received.append(event)
+    assert len(received) == 1
 
 
 # ---- faults and the SDK's retries ------------------------------------------------------------------------
