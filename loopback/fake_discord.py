@@ -48,8 +48,15 @@ Driving the bot (each dispatches on the gateway and returns immediately)
     ``await autocomplete(user, "name [group] [sub]", {option: value}, focused="option",
     channel_id=None)`` (type 4: the user is typing ``options[focused]``, a str, default ``""``;
     read the bot's answer with ``await inter.wait_response()`` then ``inter.choices``);
-    ``await click(user, message_id, custom_id, *, values=None)``;
-    ``await submit_modal(user, custom_id, {field_custom_id: value}, channel_id=None, message_id=None)``;
+    ``await click(user, message_id, custom_id=None, *, label=None, values=None)`` (by custom_id,
+    or by the label a member reads on a button; buttons and selects anywhere in the message,
+    containers and sections included);
+    ``await submit_modal(user, custom_id, {field_custom_id: value}, *, files=None, channel_id=None,
+    message_id=None)`` (``files={upload_custom_id: [(filename, bytes), ...]}`` fills File Upload
+    components);
+    ``await message_command(user, "Context Menu Name", message_id, *, channel_id=None)`` and
+    ``await user_command(user, "Context Menu Name", target_user_or_id, *, channel_id=None)``
+    (context menu commands, types 3 and 2; ``inter.target_id`` is the target);
     ``await user_message(user, channel_id, content, *, files=None, reply_to=None) -> message dict``.
     All but the last return a :class:`FakeInteraction`.
 Gateway control
@@ -65,7 +72,12 @@ Observation
     ``messages`` (id -> payload, bot/webhook/user messages incl. ephemeral ones),
     ``channels`` (id -> payload incl. threads), ``messages_in(channel_id)`` (ordered by id),
     ``registered_commands`` (``[None]`` global, ``[guild_id]`` guild bulk-overwrite lists, with ids),
-    ``interactions`` (list of :class:`FakeInteraction`), ``attachment_bytes(url_or_id)``,
+    ``interactions`` (list of :class:`FakeInteraction`), ``attachment_bytes(url_or_id)``;
+    reading a message the way a member does (each takes an id, a payload or a discord.py
+    ``Message``): ``text_of(message) -> str`` (content, embed texts, then every text display in
+    document order, one per line), ``buttons_of(message) -> [{"label", "custom_id", "disabled",
+    "style", "url", "id"}]`` (document order), ``attachments_of(message)`` (every attachment,
+    including those its components display and Discord leaves out of ``attachments``);
     ``await wait_for(predicate, timeout=10, message=None)``; ``internal_errors`` (tracebacks of
     bugs in the fake itself; such requests are answered 400 so discord.py fails fast).
 Fault injection
@@ -98,7 +110,45 @@ Strictness (each is something real Discord does and a real bug would trip over)
       most 100 (else 400/50035); any other callback type -> 400/40043, as is type 8 for any other
       interaction; autocomplete tokens have no webhook (followups -> 404/10015).
     * after a deferred (type 5) response the first followup *replaces* the loading message and
-      keeps the deferral's ephemerality, as Discord does.
+      keeps the deferral's ephemerality, as Discord does (a type 5 ignores IS_COMPONENTS_V2; the
+      followup or ``@original`` edit sets it).
+    * legacy messages (no IS_COMPONENTS_V2 flag; 32768 = ``MessageFlags.components_v2``): content
+      up to 2,000 characters; ``components`` are at most 5 top-level action rows, each 1-5
+      buttons or one select (else 400/50035: ``UNION_TYPE_CHOICES``, ``BASE_TYPE_MAX_LENGTH``,
+      ``BASE_TYPE_BAD_LENGTH``, ``COMPONENT_LAYOUT_WIDTH_EXCEEDED``); buttons need a custom_id (a
+      url for links, style 5).
+    * Components v2 messages (flags & 32768, on any create/edit route, JSON or multipart), all
+      400/50035 with these inner codes: ``content``, ``embeds``, ``sticker_ids`` or ``poll`` ->
+      ``MESSAGE_CANNOT_USE_LEGACY_FIELDS_WITH_COMPONENTS_V2``; top level takes 1, 9, 10, 12, 13, 14,
+      17, a container 1, 9, 10, 12, 13, 14, a section 1-3 text displays plus a button or thumbnail
+      accessory (thumbnails nowhere else), else ``UNION_TYPE_CHOICES``/``BASE_TYPE_BAD_LENGTH``;
+      more than 40 components counting every nested one (accessories too) or more than 4,000
+      characters over all text displays -> ``BASE_TYPE_MAX_LENGTH`` at ``components``; a gallery
+      of 0 or more than 10 items -> ``BASE_TYPE_BAD_LENGTH``; a File component not pointing at
+      ``attachment://`` or a media URL that is neither that nor http(s) -> ``URL_TYPE_INVALID_URL``;
+      ``attachment://name`` naming no attachment of the message after the request (new uploads
+      plus kept ones on edits), or a name Discord would rewrite (anything but ASCII letters,
+      digits, ``_.-``) -> ``UNFURLED_MEDIA_ITEM_REFERENCED_ATTACHMENT_NOT_FOUND``.  Stored media
+      become the attachment (``url``, ``proxy_url``, ``content_type``, ``attachment_id``,
+      ``loading_state`` 2; File components get ``name``/``size``) and referenced attachments
+      leave the message's ``attachments``, as on Discord.  Components without an ``id`` (or 0)
+      are numbered 1, 2, ... depth first, skipping ids already used.
+    * edits: the v2 flag can be set but never cleared (``flags`` without it ->
+      ``MESSAGE_CANNOT_REMOVE_COMPONENTS_V2_FLAG``); upgrading a message to v2 needs its content,
+      embeds and old attachments cleared in that same edit (``content=None, embed=None,
+      attachments=[...new files only]`` in discord.py), else the legacy-fields code above; an
+      edit without ``attachments`` keeps every attachment, with ``attachments`` only the listed
+      ones (discord.py lists ``Message.attachments``, which lacks those the components show).
+    * application commands: slash names are lowercase (letters, digits, ``-_'``, 1-32) with a
+      1-100 character description; user/message context menus (types 2/3) take 1-32 characters
+      with capitals and spaces, no description and no options (400/50035); at most 100 slash, 15
+      user and 15 message commands per scope (400/50035, 400/30032).  Context menu interactions carry
+      ``target_id`` and ``resolved`` (``messages`` or ``users``/``members``); replies to them are
+      message type 23 with ``interaction_metadata.target_message_id``/``target_user``.
+    * modals: top level takes action rows (text inputs/selects), text displays and labels; a File
+      Upload (type 19) only inside a label.  Submitted uploads are ephemeral attachments in
+      ``data.resolved.attachments`` and the component's ``values`` are their ids; ``min_values``
+      (default 1, 0 when not required) and ``max_values`` (default 1) are enforced.
 
 REST routes (under ``/api/v10``; anything else is a recorded 404 ``{"message", "code": 0}``)
     ``GET /users/@me``, ``/users/{id}``, ``/gateway``, ``/gateway/bot``, ``/oauth2/applications/@me``;
@@ -110,7 +160,8 @@ REST routes (under ``/api/v10``; anything else is a recorded 404 ``{"message", "
     {@me|id}``; ``PUT .../reactions/{emoji}/@me``; ``POST /channels/{id}/typing`` (204);
     ``POST /interactions/{id}/{token}/callback`` (types 1, 4, 5, 6, 7, 8, 9; JSON or multipart; with
     ``with_response=1`` it answers ``{"interaction": {...}, "resource": {"type", "message"?}}``);
-    ``POST /webhooks/{app}/{token}`` (``wait``, ``thread_id``) and ``GET|PATCH|DELETE
+    ``POST /webhooks/{app}/{token}`` (``wait``, ``thread_id``; ``with_components`` is accepted and
+    not needed, as for every application-owned webhook) and ``GET|PATCH|DELETE
     /webhooks/{app}/{token}/messages/{@original|id}``.  Uploads (``payload_json`` + ``files[N]``)
     become attachments ``{id, filename, size, content_type, url, proxy_url}`` served by the fake.
 
@@ -121,10 +172,19 @@ GUILD_ROLE_* and CHANNEL_CREATE from the world-building helpers.  Events are fil
 identified intents (GUILDS, GUILD_MESSAGES, GUILD_MEMBERS).
 
 Limitations: one guild and no channel permission overwrites; no voice, DMs, forums,
-context-menu commands, sharding, zlib compression, presences, webhooks other than interaction
-webhooks, or token expiry; reactions are only recorded on the message; attachments have no
-width/height; only one bot application; autocomplete choice values are not checked against
-the focused option's type; ``GET /attachments/...`` (the CDN) is not recorded in ``requests``; 5xx injected with ``fail_next`` are retried by discord.py with 1 s+ sleeps.
+sharding, zlib compression, presences, webhooks other than interaction webhooks, or token
+expiry; reactions are only recorded on the message; attachments (and so media items) have no
+width/height or placeholder; external media URLs are stored un-unfurled (``loading_state`` 0);
+``attachment://`` in embeds is not resolved and such attachments stay in ``attachments``;
+duplicate component ``id`` values are not refused; a modal may be submitted again after a
+successful submit; only one bot application; autocomplete choice values are not checked against
+the focused option's type; ``GET /attachments/...`` (the CDN) is not recorded in ``requests``;
+5xx injected with ``fail_next`` are retried by discord.py with 1 s+ sleeps.  The outer 400/50035
+(what discord.py's ``HTTPException.code`` shows) is certain for every rule above; the inner
+codes ``MESSAGE_CANNOT_USE_LEGACY_FIELDS_WITH_COMPONENTS_V2``,
+``MESSAGE_CANNOT_REMOVE_COMPONENTS_V2_FLAG``, ``UNFURLED_MEDIA_ITEM_REFERENCED_ATTACHMENT_NOT_FOUND``
+and ``COMPONENT_LAYOUT_WIDTH_EXCEEDED`` are Discord's, the others (and all the messages' wording
+except the legacy-fields one) are the fake's best guess.
 """
 
 from __future__ import annotations
@@ -225,6 +285,28 @@ class Intents:
 FLAG_EPHEMERAL = 1 << 6
 FLAG_LOADING = 1 << 7
 FLAG_HAS_THREAD = 1 << 5
+FLAG_COMPONENTS_V2 = 1 << 15
+
+# Components (types from Discord's component reference).
+ACTION_ROW, BUTTON, TEXT_INPUT, SECTION, TEXT_DISPLAY, THUMBNAIL = 1, 2, 4, 9, 10, 11
+MEDIA_GALLERY, FILE_COMPONENT, SEPARATOR, CONTAINER, LABEL, FILE_UPLOAD = 12, 13, 14, 17, 18, 19
+SELECT_TYPES = (3, 5, 6, 7, 8)
+V2_TOP_LEVEL = (ACTION_ROW, SECTION, TEXT_DISPLAY, MEDIA_GALLERY, FILE_COMPONENT, SEPARATOR, CONTAINER)
+CONTAINER_CHILDREN = (ACTION_ROW, SECTION, TEXT_DISPLAY, MEDIA_GALLERY, FILE_COMPONENT, SEPARATOR)
+MAX_V2_COMPONENTS = 40  # every component of the message, nested ones included
+MAX_V2_TEXT = 4000  # characters over all text displays of the message
+MAX_GALLERY_ITEMS = 10
+MAX_LEGACY_ROWS = 5
+LEGACY_FIELDS_CODE = "MESSAGE_CANNOT_USE_LEGACY_FIELDS_WITH_COMPONENTS_V2"
+REFERENCE_NOT_FOUND_CODE = "UNFURLED_MEDIA_ITEM_REFERENCED_ATTACHMENT_NOT_FOUND"
+ATTACHMENT_SCHEME = "attachment://"
+# discord.py's File.uri: "the filename must be ASCII alphanumeric with underscores, dashes, and
+# periods" -- Discord rewrites other upload names, so a reference spelled otherwise never matches.
+SAFE_ATTACHMENT_NAME = re.compile(r"[A-Za-z0-9_.\-]+")
+
+# Application command types.
+CHAT_INPUT, USER_COMMAND, MESSAGE_COMMAND = 1, 2, 3
+COMMAND_LIMITS = {CHAT_INPUT: 100, USER_COMMAND: 15, MESSAGE_COMMAND: 15}
 
 # Interaction types and callback types.
 PING, APPLICATION_COMMAND, MESSAGE_COMPONENT, AUTOCOMPLETE, MODAL_SUBMIT = 1, 2, 3, 4, 5
@@ -354,6 +436,18 @@ class _Snowflakes:
         return candidate
 
 
+@dataclass
+class _ModalForm:
+    """What a member typed and uploaded into a modal, and what submitting it produced."""
+
+    values: dict[str, Any]
+    files: dict[str, Sequence[tuple[str, bytes]]]
+    channel_id: int
+    used: set[str] = field(default_factory=set)
+    used_files: set[str] = field(default_factory=set)
+    resolved: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
 @dataclass(eq=False)
 class _Connection:
     """One websocket; a session may move between connections when it resumes."""
@@ -430,6 +524,12 @@ class FakeInteraction:
         if self._original_id is None:
             return None
         return self._fake.messages.get(self._original_id)
+
+    @property
+    def target_id(self) -> int | None:
+        """The message or user a context menu command was used on (None for other interactions)."""
+        target = self.data.get("target_id")
+        return int(target) if target is not None else None
 
     @property
     def response_type(self) -> int | None:
@@ -550,6 +650,7 @@ class FakeDiscord:
         self.internal_errors: list[str] = []
 
         self._attachments: dict[int, tuple[str, bytes]] = {}
+        self._all_attachments: dict[int, list[dict[str, Any]]] = {}  # message id -> incl. referenced
         self._thread_members: dict[int, set[int]] = {}
         self._interactions_by_id: dict[int, FakeInteraction] = {}
         self._interactions_by_token: dict[str, FakeInteraction] = {}
@@ -1586,6 +1687,45 @@ class FakeDiscord:
         if guild_id is not None and int(guild_id) != self.guild_id:
             raise _ApiError(403, 50001, "Missing Access")
 
+    @staticmethod
+    def _validate_command_definition(index: int, command: Mapping[str, Any]) -> None:
+        """Discord's rules per command type: slash names are lowercase words with a description;
+        user/message (context menu) names may have capitals and spaces, and take no description
+        and no options."""
+        ctype = command.get("type", 1)
+        name = command.get("name", "")
+        if ctype not in (CHAT_INPUT, USER_COMMAND, MESSAGE_COMMAND):
+            raise _form_error(f"{index}.type", "BASE_TYPE_CHOICES", "Value must be one of {1, 2, 3}.")
+        if not isinstance(name, str) or not 1 <= len(name) <= 32:
+            raise _form_error(f"{index}.name", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 32 in length.")
+        description = command.get("description") or ""
+        if ctype == CHAT_INPUT:
+            if not re.fullmatch(r"[-_'\w]{1,32}", name):
+                raise _form_error(f"{index}.name", "APPLICATION_COMMAND_INVALID_NAME", "Invalid command name")
+            if name != name.lower():
+                raise _form_error(
+                    f"{index}.name", "APPLICATION_COMMAND_INVALID_NAME", "Name must be lowercase"
+                )
+            if not 1 <= len(description) <= 100:
+                raise _form_error(
+                    f"{index}.description", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100."
+                )
+            return
+        if not name.strip():
+            raise _form_error(f"{index}.name", "APPLICATION_COMMAND_INVALID_NAME", "Invalid command name")
+        if description:
+            raise _form_error(
+                f"{index}.description",
+                "APPLICATION_COMMAND_CONTEXT_MENU_DESCRIPTION",
+                "Context menu commands cannot have a description.",
+            )
+        if command.get("options"):
+            raise _form_error(
+                f"{index}.options",
+                "APPLICATION_COMMAND_OPTIONS_TYPE_INVALID",
+                "Only chat input commands can have options.",
+            )
+
     async def _get_commands(
         self, req: RecordedRequest, app_id: str, guild_id: str | None = None
     ) -> web.Response:
@@ -1601,8 +1741,11 @@ class FakeDiscord:
         body = req.json
         if not isinstance(body, list):
             raise _form_error("_", "LIST_TYPE_CONVERT", "Must be a list.")
-        if len(body) > 100:
-            raise _form_error("_", "BASE_TYPE_MAX_LENGTH", "Must be 100 or fewer in length.")
+        for ctype, limit in COMMAND_LIMITS.items():
+            if sum(1 for c in body if isinstance(c, dict) and c.get("type", 1) == ctype) > limit:
+                if ctype == CHAT_INPUT:
+                    raise _form_error("_", "BASE_TYPE_MAX_LENGTH", f"Must be {limit} or fewer in length.")
+                raise _ApiError(400, 30032, f"Maximum number of application commands reached ({limit})")
         previous = {(c["name"], c.get("type", 1)): c for c in self.registered_commands.get(scope, [])}
         seen: set[tuple[str, int]] = set()
         stored: list[dict[str, Any]] = []
@@ -1615,17 +1758,7 @@ class FakeDiscord:
                     f"{index}.name", "APPLICATION_COMMANDS_DUPLICATE_NAME", f"Duplicate name {name}"
                 )
             seen.add(key)
-            if not 1 <= len(name) <= 32 or (ctype == 1 and not re.fullmatch(r"[-_\w]{1,32}", name)):
-                raise _form_error(f"{index}.name", "APPLICATION_COMMAND_INVALID_NAME", "Invalid command name")
-            if ctype == 1 and name != name.lower():
-                raise _form_error(
-                    f"{index}.name", "APPLICATION_COMMAND_INVALID_NAME", "Name must be lowercase"
-                )
-            description = command.get("description", "")
-            if ctype == 1 and not 1 <= len(description) <= 100:
-                raise _form_error(
-                    f"{index}.description", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100."
-                )
+            self._validate_command_definition(index, command)
             old = previous.get(key)
             entry = copy.deepcopy(command)
             entry.update(
@@ -1915,46 +2048,248 @@ class FakeDiscord:
 
     # ------------------------------------------------------------------ messages: shared logic
 
-    def _validate_components(self, components: Any, path: str) -> None:
+    def _validate_modal_components(self, components: Any, path: str) -> None:
+        """Modal layouts: text displays, labels (wrapping one input) and deprecated action rows."""
         if not isinstance(components, list):
             raise _form_error(path, "LIST_TYPE_CONVERT", "Must be a list.")
         seen: set[str] = set()
 
-        def walk(items: list[Any], where: str) -> None:
+        def walk(items: list[Any], where: str, allowed: tuple[int, ...]) -> None:
             for index, comp in enumerate(items):
                 here = f"{where}.{index}"
                 if not isinstance(comp, dict) or "type" not in comp:
                     raise _form_error(here, "BASE_TYPE_REQUIRED", "This field is required")
-                custom_id = comp.get("custom_id")
-                if custom_id is not None:
-                    if not 1 <= len(custom_id) <= 100:
-                        raise _form_error(
-                            f"{here}.custom_id", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100."
-                        )
-                    if custom_id in seen:
-                        raise _form_error(
-                            f"{here}.custom_id",
-                            "COMPONENT_CUSTOM_ID_DUPLICATED",
-                            "Component custom id cannot be duplicated",
-                        )
-                    seen.add(custom_id)
-                if comp["type"] == 1 and len(comp.get("components", [])) > 5:
+                if comp["type"] not in allowed:
                     raise _form_error(
-                        f"{here}.components", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 5."
+                        f"{here}.type",
+                        "UNION_TYPE_CHOICES",
+                        f'Value of field "type" must be one of {allowed}.',
                     )
-                for key in ("components",):
-                    if isinstance(comp.get(key), list):
-                        walk(comp[key], f"{here}.{key}")
-                for key in ("accessory", "component"):
-                    if isinstance(comp.get(key), dict):
-                        walk([comp[key]], f"{here}.{key}")
+                self._check_custom_id(comp, here, seen)
+                if comp["type"] == ACTION_ROW:
+                    if not 1 <= len(comp.get("components") or []) <= 5:
+                        raise _form_error(
+                            f"{here}.components", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 5 in length."
+                        )
+                    walk(comp["components"], f"{here}.components", (TEXT_INPUT, *SELECT_TYPES))
+                elif comp["type"] == LABEL:
+                    if not isinstance(comp.get("component"), dict):
+                        raise _form_error(f"{here}.component", "BASE_TYPE_REQUIRED", "This field is required")
+                    walk(
+                        [comp["component"]],
+                        f"{here}.component",
+                        (TEXT_INPUT, *SELECT_TYPES, FILE_UPLOAD, 21, 22, 23),
+                    )
+                elif comp["type"] == FILE_UPLOAD:
+                    low, high = comp.get("min_values"), comp.get("max_values")
+                    if low is not None and not 0 <= low <= 10:
+                        raise _form_error(
+                            f"{here}.min_values",
+                            "NUMBER_TYPE_MAX",
+                            "int value should be less than or equal to 10.",
+                        )
+                    if high is not None and not 1 <= high <= 10:
+                        raise _form_error(
+                            f"{here}.max_values",
+                            "NUMBER_TYPE_MAX",
+                            "int value should be less than or equal to 10.",
+                        )
 
-        walk(components, path)
+        walk(components, path, (ACTION_ROW, TEXT_DISPLAY, LABEL))
+
+    @staticmethod
+    def _check_custom_id(comp: Mapping[str, Any], here: str, seen: set[str]) -> None:
+        custom_id = comp.get("custom_id")
+        if custom_id is None:
+            return
+        if not isinstance(custom_id, str) or not 1 <= len(custom_id) <= 100:
+            raise _form_error(f"{here}.custom_id", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100.")
+        if custom_id in seen:
+            raise _form_error(
+                f"{here}.custom_id",
+                "COMPONENT_CUSTOM_ID_DUPLICATED",
+                "Component custom id cannot be duplicated",
+            )
+        seen.add(custom_id)
+
+    def _validate_message_components(
+        self, components: Any, path: str, *, v2: bool, available: set[str]
+    ) -> None:
+        """Discord's checks on a message's ``components``.
+
+        Legacy messages take up to 5 top-level action rows.  Components v2 messages take any
+        top-level layout/content component, at most 40 components in all (every nested one
+        counts, section accessories included) and at most 4,000 characters over all text displays;
+        ``attachment://name`` media must name one of ``available`` (the message's attachments
+        after this request).
+        """
+        if not isinstance(components, list):
+            raise _form_error(path, "LIST_TYPE_CONVERT", "Must be a list.")
+        if not v2 and len(components) > MAX_LEGACY_ROWS:
+            raise _form_error(path, "BASE_TYPE_MAX_LENGTH", f"Must be {MAX_LEGACY_ROWS} or fewer in length.")
+        seen: set[str] = set()
+        totals = {"components": 0, "text": 0}
+
+        def union(here: str, allowed: tuple[int, ...]) -> _ApiError:
+            return _form_error(
+                f"{here}.type", "UNION_TYPE_CHOICES", f'Value of field "type" must be one of {allowed}.'
+            )
+
+        def media(item: Any, here: str, *, attachment_only: bool = False) -> None:
+            if not isinstance(item, dict) or not isinstance(item.get("url"), str):
+                raise _form_error(f"{here}.url", "BASE_TYPE_REQUIRED", "This field is required")
+            url = item["url"]
+            if url.startswith(ATTACHMENT_SCHEME):
+                name = url[len(ATTACHMENT_SCHEME) :]
+                if not SAFE_ATTACHMENT_NAME.fullmatch(name) or name not in available:
+                    raise _form_error(
+                        f"{here}.url",
+                        REFERENCE_NOT_FOUND_CODE,
+                        f"Referenced attachment {name!r} was not found in the message's attachments",
+                    )
+                return
+            if attachment_only:
+                raise _form_error(
+                    f"{here}.url", "URL_TYPE_INVALID_URL", "File components only support attachment:// URLs."
+                )
+            if not re.match(r"https?://[^/\s]+", url):
+                raise _form_error(f"{here}.url", "URL_TYPE_INVALID_URL", "Not a well formed URL.")
+
+        def button(comp: dict[str, Any], here: str) -> None:
+            style = comp.get("style")
+            if style not in (1, 2, 3, 4, 5, 6):
+                raise _form_error(
+                    f"{here}.style", "BASE_TYPE_CHOICES", "Value must be one of {1, 2, 3, 4, 5, 6}."
+                )
+            if style == 5:
+                if not comp.get("url") or comp.get("custom_id") is not None:
+                    raise _form_error(here, "BUTTON_COMPONENT_URL_REQUIRED", "A url is required")
+            elif style == 6:
+                if not comp.get("sku_id"):
+                    raise _form_error(here, "BUTTON_COMPONENT_SKU_ID_REQUIRED", "A sku id is required")
+            elif comp.get("custom_id") is None or comp.get("url") is not None:
+                raise _form_error(here, "BUTTON_COMPONENT_CUSTOM_ID_REQUIRED", "A custom id is required")
+            if len(comp.get("label") or "") > 80:
+                raise _form_error(f"{here}.label", "BASE_TYPE_MAX_LENGTH", "Must be 80 or fewer in length.")
+
+        def node(comp: Any, here: str, allowed: tuple[int, ...]) -> None:
+            if not isinstance(comp, dict) or "type" not in comp:
+                raise _form_error(here, "BASE_TYPE_REQUIRED", "This field is required")
+            kind = comp["type"]
+            if kind not in allowed:
+                raise union(here, allowed)
+            totals["components"] += 1
+            self._check_custom_id(comp, here, seen)
+            children = comp.get("components")
+            if kind == ACTION_ROW:
+                row_types = (BUTTON, *SELECT_TYPES)
+                if not isinstance(children, list) or not 1 <= len(children) <= 5:
+                    raise _form_error(
+                        f"{here}.components", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 5 in length."
+                    )
+                for position, child in enumerate(children):
+                    node(child, f"{here}.components.{position}", row_types)
+                if len(children) > 1 and any(c["type"] != BUTTON for c in children):
+                    raise _form_error(
+                        f"{here}.components",
+                        "COMPONENT_LAYOUT_WIDTH_EXCEEDED",
+                        "The specified component exceeds the maximum width",
+                    )
+            elif kind == BUTTON:
+                button(comp, here)
+            elif kind in SELECT_TYPES:
+                if comp.get("custom_id") is None:
+                    raise _form_error(f"{here}.custom_id", "BASE_TYPE_REQUIRED", "This field is required")
+                if kind == 3 and not 1 <= len(comp.get("options") or []) <= 25:
+                    raise _form_error(
+                        f"{here}.options", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 25 in length."
+                    )
+            elif kind == TEXT_DISPLAY:
+                if not isinstance(comp.get("content"), str):
+                    raise _form_error(f"{here}.content", "BASE_TYPE_REQUIRED", "This field is required")
+                totals["text"] += len(comp["content"])
+            elif kind == SECTION:
+                if not isinstance(children, list) or not 1 <= len(children) <= 3:
+                    raise _form_error(
+                        f"{here}.components", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 3 in length."
+                    )
+                for position, child in enumerate(children):
+                    node(child, f"{here}.components.{position}", (TEXT_DISPLAY,))
+                if not isinstance(comp.get("accessory"), dict):
+                    raise _form_error(f"{here}.accessory", "BASE_TYPE_REQUIRED", "This field is required")
+                node(comp["accessory"], f"{here}.accessory", (BUTTON, THUMBNAIL))
+            elif kind == THUMBNAIL:
+                media(comp.get("media"), f"{here}.media")
+            elif kind == MEDIA_GALLERY:
+                items = comp.get("items")
+                if not isinstance(items, list) or not 1 <= len(items) <= MAX_GALLERY_ITEMS:
+                    raise _form_error(
+                        f"{here}.items",
+                        "BASE_TYPE_BAD_LENGTH",
+                        f"Must be between 1 and {MAX_GALLERY_ITEMS} in length.",
+                    )
+                for position, item in enumerate(items):
+                    if not isinstance(item, dict):
+                        raise _form_error(
+                            f"{here}.items.{position}",
+                            "DICT_TYPE_CONVERT",
+                            "Only dictionaries may be used in a DictType",
+                        )
+                    media(item.get("media"), f"{here}.items.{position}.media")
+                    if len(item.get("description") or "") > 1024:
+                        raise _form_error(
+                            f"{here}.items.{position}.description",
+                            "BASE_TYPE_MAX_LENGTH",
+                            "Must be 1024 or fewer in length.",
+                        )
+            elif kind == FILE_COMPONENT:
+                media(comp.get("file"), f"{here}.file", attachment_only=True)
+            elif kind == SEPARATOR:
+                if comp.get("spacing") not in (None, 1, 2):
+                    raise _form_error(f"{here}.spacing", "BASE_TYPE_CHOICES", "Value must be one of {1, 2}.")
+            elif kind == CONTAINER:
+                if not isinstance(children, list) or not children:
+                    raise _form_error(
+                        f"{here}.components", "BASE_TYPE_MIN_LENGTH", "Must be 1 or more in length."
+                    )
+                for position, child in enumerate(children):
+                    node(child, f"{here}.components.{position}", CONTAINER_CHILDREN)
+                color = comp.get("accent_color")
+                if color is not None and (not isinstance(color, int) or not 0 <= color <= 0xFFFFFF):
+                    raise _form_error(
+                        f"{here}.accent_color",
+                        "NUMBER_TYPE_MAX",
+                        "int value should be less than or equal to 16777215.",
+                    )
+
+        top_level = V2_TOP_LEVEL if v2 else (ACTION_ROW,)
+        for index, comp in enumerate(components):
+            node(comp, f"{path}.{index}", top_level)
+        if v2 and totals["components"] > MAX_V2_COMPONENTS:
+            raise _form_error(
+                path, "BASE_TYPE_MAX_LENGTH", f"Must be {MAX_V2_COMPONENTS} or fewer in length."
+            )
+        if v2 and totals["text"] > MAX_V2_TEXT:
+            raise _form_error(
+                path,
+                "BASE_TYPE_MAX_LENGTH",
+                f"The total length of all text displays must be {MAX_V2_TEXT} or fewer characters.",
+            )
 
     def _validate_message_body(
-        self, body: Mapping[str, Any], files: Sequence[UploadedFile], prefix: str, *, new: bool
+        self,
+        body: Mapping[str, Any],
+        files: Sequence[UploadedFile],
+        prefix: str,
+        *,
+        new: bool,
+        existing: Mapping[str, Any] | None = None,
     ) -> None:
-        """Discord's checks on message create/edit bodies (with ``prefix`` like ``data.`` for callbacks)."""
+        """Discord's checks on message create/edit bodies (with ``prefix`` like ``data.`` for callbacks).
+
+        ``existing`` is the message an edit applies to: its flags decide whether the result is a
+        Components v2 message, and its attachments may be kept and referenced.
+        """
         content = body.get("content")
         if content is not None:
             if not isinstance(content, str):
@@ -1989,8 +2324,55 @@ class FakeDiscord:
                 raise _form_error(
                     f"{prefix}embeds", "MAX_EMBED_SIZE_EXCEEDED", "Embed size exceeds maximum size of 6000"
                 )
+
+        old_flags = int(existing.get("flags") or 0) if existing is not None else 0
+        new_flags = body.get("flags")
+        if (
+            old_flags & FLAG_COMPONENTS_V2
+            and new_flags is not None
+            and not int(new_flags) & FLAG_COMPONENTS_V2
+        ):
+            raise _form_error(
+                f"{prefix}flags",
+                "MESSAGE_CANNOT_REMOVE_COMPONENTS_V2_FLAG",
+                "The IS_COMPONENTS_V2 flag cannot be removed from a message.",
+            )
+        v2 = bool((old_flags | int(new_flags or 0)) & FLAG_COMPONENTS_V2)
+        kept_files = self._message_files(existing) if existing is not None else []
+        plan = self._plan_attachments(body, files, kept_files)
+        upgrading = v2 and existing is not None and not old_flags & FLAG_COMPONENTS_V2
+        if v2:
+            after_content = content if "content" in body else (existing or {}).get("content")
+            after_embeds = embeds if "embeds" in body else (existing or {}).get("embeds")
+            for key, value in (
+                ("content", after_content),
+                ("embeds", after_embeds),
+                ("sticker_ids", body.get("sticker_ids")),
+                ("poll", body.get("poll")),
+            ):
+                if value:
+                    raise _form_error(
+                        f"{prefix}{key}",
+                        LEGACY_FIELDS_CODE,
+                        f"The '{key}' field cannot be used when using MessageFlags.IS_COMPONENTS_V2",
+                    )
+            if upgrading and any(kept is not None for kept, _, _, _ in plan):
+                # Upgrading a message to v2: its old (displayed) attachments must be dropped.
+                raise _form_error(
+                    f"{prefix}attachments",
+                    LEGACY_FIELDS_CODE,
+                    "The 'attachments' field cannot be used when using MessageFlags.IS_COMPONENTS_V2",
+                )
         if "components" in body and body["components"] is not None:
-            self._validate_components(body["components"], f"{prefix}components")
+            available = {name for _, _, name, _ in plan}
+            self._validate_message_components(
+                body["components"], f"{prefix}components", v2=v2, available=available
+            )
+        elif upgrading and existing is not None:
+            # Upgrading with the old components: they must be valid v2 components too.
+            self._validate_message_components(
+                existing.get("components") or [], f"{prefix}components", v2=True, available=set()
+            )
         if sum(len(f.data) for f in files) > ATTACHMENT_SIZE_LIMIT:
             raise _ApiError(413, 40005, "Request entity too large")
         if new and not (
@@ -2002,6 +2384,17 @@ class FakeDiscord:
             or body.get("poll")
         ):
             raise _ApiError(400, 50006, "Cannot send an empty message")
+
+    def _message_files(self, message: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+        """Every attachment of a stored message, including those its components display.
+
+        Discord leaves attachments referenced by components (or embeds) out of the message's
+        ``attachments`` array; the fake keeps the full list here.
+        """
+        if message is None:
+            return []
+        kept = self._all_attachments.get(int(message["id"]))
+        return list(kept if kept is not None else message.get("attachments") or [])
 
     def _store_attachment(
         self, channel_id: int, upload: UploadedFile, filename: str, *, ephemeral: bool
@@ -2023,6 +2416,41 @@ class FakeDiscord:
             attachment["ephemeral"] = True
         return attachment
 
+    def _plan_attachments(
+        self, body: Mapping[str, Any], files: Sequence[UploadedFile], existing: list[dict[str, Any]]
+    ) -> list[tuple[dict[str, Any] | None, UploadedFile | None, str, str | None]]:
+        """What ``attachments`` + ``files[N]`` ask for: ``(kept, upload, filename, description)``
+        per resulting attachment, in order (an edit keeps only the listed old ones)."""
+        by_index: dict[int, UploadedFile] = {}
+        for position, upload in enumerate(files):
+            match = re.fullmatch(r"files\[(\d+)\]", upload.field)
+            by_index[int(match.group(1)) if match else position] = upload
+        plan: list[tuple[dict[str, Any] | None, UploadedFile | None, str, str | None]] = []
+        used: set[int] = set()
+        listed = body.get("attachments")
+        if listed is None:
+            plan.extend((att, None, att["filename"], None) for att in existing)
+        else:
+            existing_by_id = {a["id"]: a for a in existing}
+            for entry in listed:
+                entry_id = str(entry.get("id"))
+                if entry_id in existing_by_id:
+                    kept = existing_by_id[entry_id]
+                    plan.append((kept, None, kept["filename"], None))
+                    continue
+                index = _as_int(entry_id)
+                if index is None or index not in by_index:
+                    raise _form_error("attachments", "ATTACHMENT_NOT_FOUND", f"Unknown attachment {entry_id}")
+                used.add(index)
+                upload = by_index[index]
+                plan.append(
+                    (None, upload, entry.get("filename") or upload.filename, entry.get("description"))
+                )
+        for index in sorted(by_index):
+            if index not in used:
+                plan.append((None, by_index[index], by_index[index].filename, None))
+        return plan
+
     def _build_attachments(
         self,
         channel_id: int,
@@ -2033,40 +2461,74 @@ class FakeDiscord:
         ephemeral: bool,
     ) -> list[dict[str, Any]]:
         """Resolve ``attachments`` + ``files[N]`` into attachment objects, keeping listed old ones on edit."""
-        by_index: dict[int, UploadedFile] = {}
-        for position, upload in enumerate(files):
-            match = re.fullmatch(r"files\[(\d+)\]", upload.field)
-            by_index[int(match.group(1)) if match else position] = upload
         result: list[dict[str, Any]] = []
-        used: set[int] = set()
-        listed = body.get("attachments")
-        if listed is None:
-            result.extend(existing)
-        else:
-            existing_by_id = {a["id"]: a for a in existing}
-            for entry in listed:
-                entry_id = str(entry.get("id"))
-                if entry_id in existing_by_id:
-                    result.append(existing_by_id[entry_id])
-                    continue
-                index = _as_int(entry_id)
-                if index is None or index not in by_index:
-                    raise _form_error("attachments", "ATTACHMENT_NOT_FOUND", f"Unknown attachment {entry_id}")
-                used.add(index)
-                upload = by_index[index]
-                att = self._store_attachment(
-                    channel_id, upload, entry.get("filename") or upload.filename, ephemeral=ephemeral
-                )
-                if entry.get("description"):
-                    att["description"] = entry["description"]
-                result.append(att)
-        for index in sorted(by_index):
-            if index not in used:
-                upload = by_index[index]
-                result.append(
-                    self._store_attachment(channel_id, upload, upload.filename, ephemeral=ephemeral)
-                )
+        for kept, upload, filename, description in self._plan_attachments(body, files, existing):
+            if kept is not None:
+                result.append(kept)
+                continue
+            assert upload is not None
+            att = self._store_attachment(channel_id, upload, filename, ephemeral=ephemeral)
+            if description:
+                att["description"] = description
+            result.append(att)
         return result
+
+    @staticmethod
+    def _unfurl(media: Mapping[str, Any], by_name: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
+        """The unfurled media item Discord stores for a ``{"url": ...}`` the bot sent."""
+        url = str(media.get("url", ""))
+        if not url.startswith(ATTACHMENT_SCHEME):
+            return {"url": url, "proxy_url": url, "flags": 0, "loading_state": 0}
+        name = url[len(ATTACHMENT_SCHEME) :]
+        att = by_name.get(name)
+        if att is None:  # validated before; kept for messages created by the fake's own helpers
+            raise _form_error(
+                "components", REFERENCE_NOT_FOUND_CODE, f"Referenced attachment {name!r} not found"
+            )
+        unfurled: dict[str, Any] = {
+            "url": att["url"],
+            "proxy_url": att["proxy_url"],
+            "content_type": att["content_type"],
+            "flags": 0,
+            "loading_state": 2,
+            "attachment_id": att["id"],
+        }
+        for key in ("width", "height"):
+            if key in att:
+                unfurled[key] = att[key]
+        return unfurled
+
+    def _resolve_media(self, components: list[Any], attachments: list[dict[str, Any]]) -> list[Any]:
+        """Replace ``attachment://name`` media with the uploaded attachment, as Discord stores it."""
+        by_name: dict[str, dict[str, Any]] = {}
+        for att in attachments:
+            by_name.setdefault(att["filename"], att)
+        components = copy.deepcopy(components)
+        for comp in self._walk_components(components):
+            kind = comp.get("type")
+            if kind == THUMBNAIL and isinstance(comp.get("media"), dict):
+                comp["media"] = self._unfurl(comp["media"], by_name)
+            elif kind == MEDIA_GALLERY:
+                for item in comp.get("items") or []:
+                    if isinstance(item, dict) and isinstance(item.get("media"), dict):
+                        item["media"] = self._unfurl(item["media"], by_name)
+            elif kind == FILE_COMPONENT and isinstance(comp.get("file"), dict):
+                comp["file"] = self._unfurl(comp["file"], by_name)
+                att = next((a for a in attachments if a["id"] == comp["file"].get("attachment_id")), None)
+                if att is not None:
+                    comp["name"] = att["filename"]
+                    comp["size"] = att["size"]
+        return components
+
+    def _referenced_attachment_ids(self, components: list[Any]) -> set[str]:
+        found: set[str] = set()
+        for comp in self._walk_components(components):
+            medias = [comp.get("media"), comp.get("file")]
+            medias += [item.get("media") for item in comp.get("items") or [] if isinstance(item, dict)]
+            found.update(
+                str(m["attachment_id"]) for m in medias if isinstance(m, dict) and m.get("attachment_id")
+            )
+        return found
 
     def _mentions(self, content: str) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = []
@@ -2100,11 +2562,9 @@ class FakeDiscord:
             "mention_everyone": False,
             "mentions": self._mentions(content),
             "mention_roles": [],
-            "attachments": self._build_attachments(
-                channel_id, body, files, [], ephemeral=bool(flags & FLAG_EPHEMERAL)
-            ),
+            "attachments": [],
             "embeds": list(body.get("embeds") or []),
-            "components": self._with_component_ids(list(body.get("components") or [])),
+            "components": [],
             "pinned": False,
             "type": message_type,
             "flags": flags,
@@ -2129,6 +2589,14 @@ class FakeDiscord:
                 message["referenced_message"].pop("referenced_message", None)
         if extra:
             message.update(extra)
+        files_kept = self._build_attachments(
+            channel_id, body, files, [], ephemeral=bool(flags & FLAG_EPHEMERAL)
+        )
+        components = self._resolve_media(list(body.get("components") or []), files_kept)
+        message["components"] = self._with_component_ids(components)
+        shown = self._referenced_attachment_ids(components)
+        message["attachments"] = [a for a in files_kept if a["id"] not in shown]
+        self._all_attachments[int(message["id"])] = files_kept
         self.messages[int(message["id"])] = message
         if not flags & FLAG_EPHEMERAL:
             channel["last_message_id"] = message["id"]
@@ -2145,7 +2613,7 @@ class FakeDiscord:
         def collect(items: list[Any]) -> None:
             for comp in items:
                 if isinstance(comp, dict):
-                    if isinstance(comp.get("id"), int):
+                    if isinstance(comp.get("id"), int) and comp["id"]:
                         used.add(comp["id"])
                     collect(comp.get("components") or [])
                     collect([c for c in (comp.get("accessory"), comp.get("component")) if c])
@@ -2153,7 +2621,7 @@ class FakeDiscord:
         def assign(items: list[Any]) -> None:
             for comp in items:
                 if isinstance(comp, dict):
-                    if not isinstance(comp.get("id"), int):
+                    if not isinstance(comp.get("id"), int) or not comp["id"]:  # 0 means "assign one"
                         value = next(counter)
                         while value in used:
                             value = next(counter)
@@ -2176,24 +2644,31 @@ class FakeDiscord:
             edited["mentions"] = self._mentions(edited["content"])
         if "embeds" in body:
             edited["embeds"] = list(body["embeds"] or [])
-        if "components" in body:
-            edited["components"] = self._with_component_ids(list(body["components"] or []))
         if "flags" in body and body["flags"] is not None:
-            keep = int(message.get("flags", 0)) & (FLAG_EPHEMERAL | FLAG_HAS_THREAD | FLAG_LOADING)
+            keep = int(message.get("flags", 0)) & (
+                FLAG_EPHEMERAL | FLAG_HAS_THREAD | FLAG_LOADING | FLAG_COMPONENTS_V2
+            )
             edited["flags"] = keep | (int(body["flags"]) & ~(FLAG_EPHEMERAL | FLAG_LOADING))
+        every_file = self._message_files(message)
         if "attachments" in body or files:
-            edited["attachments"] = self._build_attachments(
+            every_file = self._build_attachments(
                 int(message["channel_id"]),
                 body,
                 files,
-                list(message.get("attachments", [])),
+                every_file,
                 ephemeral=bool(int(message.get("flags", 0)) & FLAG_EPHEMERAL),
             )
+        if "components" in body:
+            components = self._resolve_media(list(body["components"] or []), every_file)
+            edited["components"] = self._with_component_ids(components)
+        shown = self._referenced_attachment_ids(edited["components"])
+        edited["attachments"] = [a for a in every_file if a["id"] not in shown]
         edited["edited_timestamp"] = _now_iso()
-        if not (edited["content"] or edited["embeds"] or edited["attachments"] or edited["components"]):
+        if not (edited["content"] or edited["embeds"] or every_file or edited["components"]):
             raise _ApiError(400, 50006, "Cannot send an empty message")
         message.clear()
         message.update(edited)
+        self._all_attachments[int(message["id"])] = every_file
         return message
 
     def _gateway_message(self, message: Mapping[str, Any]) -> dict[str, Any]:
@@ -2280,7 +2755,7 @@ class FakeDiscord:
         body = req.json or {}
         if int(message["author"]["id"]) != self._bot_id():
             raise _ApiError(403, 50005, "Cannot edit a message authored by another user")
-        self._validate_message_body(body, req.files, "", new=False)
+        self._validate_message_body(body, req.files, "", new=False, existing=message)
         self._apply_edit(message, body, req.files)
         await self._dispatch_message("MESSAGE_UPDATE", message)
         return self._json(message)
@@ -2295,6 +2770,7 @@ class FakeDiscord:
 
     async def _remove_message(self, message: dict[str, Any]) -> None:
         self.messages.pop(int(message["id"]), None)
+        self._all_attachments.pop(int(message["id"]), None)
         if not int(message.get("flags", 0)) & FLAG_EPHEMERAL:
             await self._broadcast(
                 "MESSAGE_DELETE",
@@ -2378,7 +2854,7 @@ class FakeDiscord:
                 raise _unknown("Message", 10008)
             inter._original_id = inter.message_id
             if cb_type == CB_UPDATE:
-                self._validate_message_body(data, req.files, "data.", new=False)
+                self._validate_message_body(data, req.files, "data.", new=False, existing=target)
                 self._apply_edit(target, data, req.files)
                 message = target
                 await self._dispatch_message("MESSAGE_UPDATE", target)
@@ -2449,7 +2925,7 @@ class FakeDiscord:
         components = data.get("components")
         if not isinstance(components, list) or not 1 <= len(components) <= 5:
             raise _form_error("data.components", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 5 in length.")
-        self._validate_components(components, "data.components")
+        self._validate_modal_components(components, "data.components")
 
     def _interaction_message(
         self,
@@ -2473,12 +2949,18 @@ class FakeDiscord:
             metadata["original_response_message_id"] = str(inter._original_id)
         if inter.type == MESSAGE_COMPONENT and inter.message_id is not None:
             metadata["interacted_message_id"] = str(inter.message_id)
+        command_type = inter.data.get("type", CHAT_INPUT) if inter.type == APPLICATION_COMMAND else None
+        if command_type == MESSAGE_COMMAND:
+            metadata["target_message_id"] = inter.data["target_id"]
+        elif command_type == USER_COMMAND:
+            metadata["target_user"] = inter.data["resolved"]["users"][inter.data["target_id"]]
         extra = {
             "webhook_id": str(self.application_id),
             "application_id": str(self.application_id),
             "interaction_metadata": metadata,
         }
-        message_type = 20 if inter.type == APPLICATION_COMMAND else 0
+        # 20 CHAT_INPUT_COMMAND, 23 CONTEXT_MENU_COMMAND, 0 DEFAULT (components and modals)
+        message_type = {None: 0, CHAT_INPUT: 20}.get(command_type, 23)
         return self._new_message(
             channel, self.bot_user, data, files, flags=flags, message_type=message_type, extra=extra
         )
@@ -2543,7 +3025,7 @@ class FakeDiscord:
         inter = self._webhook_interaction(app_id, token)
         message = self._webhook_message(inter, message_id)
         body = req.json or {}
-        self._validate_message_body(body, req.files, "", new=False)
+        self._validate_message_body(body, req.files, "", new=False, existing=message)
         was_loading = int(message.get("flags", 0)) & FLAG_LOADING
         self._apply_edit(message, body, req.files)
         if was_loading:
@@ -2603,10 +3085,10 @@ class FakeDiscord:
         self._notify()
         return inter
 
-    def _find_command(self, name: str) -> tuple[dict[str, Any] | None, int | None]:
+    def _find_command(self, name: str, ctype: int = CHAT_INPUT) -> tuple[dict[str, Any] | None, int | None]:
         for scope in (self.guild_id, None):
             for command in self.registered_commands.get(scope, []):
-                if command["name"] == name and command.get("type", 1) == 1:
+                if command["name"] == name and command.get("type", 1) == ctype:
                     return command, scope
         return None, None
 
@@ -2835,6 +3317,93 @@ class FakeDiscord:
         payload = self._command_payload(user, name, options or {}, channel_id, locale, focused=focused)
         return await self._dispatch_interaction(payload, user)
 
+    def _context_menu_payload(
+        self,
+        user: Mapping[str, Any],
+        name: str,
+        ctype: int,
+        target_id: int,
+        resolved: dict[str, Any],
+        channel: dict[str, Any],
+        locale: str,
+    ) -> dict[str, Any]:
+        command, scope = self._find_command(name, ctype)
+        if command is None and self.require_synced_commands:
+            kind = "message" if ctype == MESSAGE_COMMAND else "user"
+            known = sorted(
+                c["name"]
+                for cmds in self.registered_commands.values()
+                for c in cmds
+                if c.get("type") == ctype
+            )
+            raise LookupError(
+                f"{name!r} is not a synced {kind} command (synced: {known}); call bot.tree.sync() first"
+            )
+        payload = self._interaction_base(APPLICATION_COMMAND, user, channel, locale=locale)
+        data: dict[str, Any] = {
+            "id": command["id"] if command else str(self._ids.next()),
+            "name": name,
+            "type": ctype,
+            "target_id": str(target_id),
+            "resolved": resolved,
+        }
+        if scope is not None:
+            data["guild_id"] = str(scope)
+        payload["data"] = data
+        return payload
+
+    async def message_command(
+        self,
+        user: Mapping[str, Any],
+        name: str,
+        message_id: int,
+        *,
+        channel_id: int | None = None,
+        locale: str = "en-US",
+    ) -> FakeInteraction:
+        """A member picks Apps > ``name`` in the context menu of a message (a type 3 command).
+
+        Dispatches an APPLICATION_COMMAND interaction whose ``data`` is ``{"id", "name", "type": 3,
+        "target_id", "resolved": {"messages": {id: message}}}`` like Discord's; the resolved message
+        is the stored one as any client sees it (full content whatever the bot's intents, and
+        without the attachments its components display).  ``channel_id`` defaults to the message's
+        channel; ephemeral messages have no context menu.
+        """
+        message = self.messages.get(int(message_id))
+        if message is None:
+            raise LookupError(f"message {message_id} does not exist (deleted or never sent)")
+        if int(message.get("flags", 0)) & FLAG_EPHEMERAL:
+            raise LookupError(f"message {message_id} is ephemeral; Discord offers no apps menu on it")
+        if channel_id is not None and int(channel_id) != int(message["channel_id"]):
+            raise LookupError(f"message {message_id} is not in channel {channel_id}")
+        channel = self._channel_or_404(message["channel_id"])
+        resolved = {"messages": {message["id"]: copy.deepcopy(message)}}
+        payload = self._context_menu_payload(
+            user, name, MESSAGE_COMMAND, int(message_id), resolved, channel, locale
+        )
+        return await self._dispatch_interaction(payload, user)
+
+    async def user_command(
+        self,
+        user: Mapping[str, Any],
+        name: str,
+        target: Mapping[str, Any] | int,
+        *,
+        channel_id: int | None = None,
+        locale: str = "en-US",
+    ) -> FakeInteraction:
+        """A member picks Apps > ``name`` in the context menu of ``target`` (a user dict or id; type 2).
+
+        ``data.resolved`` carries the target in ``users`` and, if they are a member, ``members``.
+        """
+        channel = self._channel_or_404(channel_id or self.channel_id)
+        resolved: dict[str, dict[str, Any]] = {}
+        _, target_id = self._option_value("target", target, 6, resolved, int(channel["id"]))
+        payload = self._context_menu_payload(
+            user, name, USER_COMMAND, int(target_id), resolved, channel, locale
+        )
+        return await self._dispatch_interaction(payload, user)
+
     @staticmethod
     def _walk_components(components: list[Any]) -> Iterator[dict[str, Any]]:
         for comp in components:
@@ -2850,28 +3419,38 @@ class FakeDiscord:
         self,
         user: Mapping[str, Any],
         message_id: int,
-        custom_id: str,
+        custom_id: str | None = None,
         *,
+        label: str | None = None,
         values: Sequence[str] | None = None,
     ) -> FakeInteraction:
-        """A member clicks a button (or picks ``values`` in a select) on a stored message."""
+        """A member clicks a button (or picks ``values`` in a select) on a stored message.
+
+        The component is found by ``custom_id`` or, for buttons, by the ``label`` a member reads
+        (exactly one must match), anywhere in the message: action rows, containers, sections.
+        Disabled components and link buttons refuse the click (ValueError), as the client does.
+        """
+        if (custom_id is None) == (label is None):
+            raise TypeError("click() needs exactly one of custom_id or label=")
         message = self.messages.get(int(message_id))
         if message is None:
             raise LookupError(f"message {message_id} does not exist (deleted or never sent)")
-        component = next(
-            (
-                c
-                for c in self._walk_components(message.get("components", []))
-                if c.get("custom_id") == custom_id
-            ),
-            None,
-        )
+        everything = list(self._walk_components(message.get("components", [])))
+        if label is not None:
+            matches = [c for c in everything if c.get("type") == BUTTON and c.get("label") == label]
+            if len(matches) != 1:
+                labels = [c.get("label") for c in everything if c.get("type") == BUTTON]
+                raise LookupError(
+                    f"message {message_id} has {len(matches)} buttons labelled {label!r} (buttons: {labels})"
+                )
+            component: dict[str, Any] | None = matches[0]
+            if component.get("custom_id") is None:
+                raise ValueError(f"button {label!r} is a link (or premium) button; it sends no interaction")
+            custom_id = component["custom_id"]
+        else:
+            component = next((c for c in everything if c.get("custom_id") == custom_id), None)
         if component is None:
-            ids = [
-                c.get("custom_id")
-                for c in self._walk_components(message.get("components", []))
-                if c.get("custom_id")
-            ]
+            ids = [c.get("custom_id") for c in everything if c.get("custom_id")]
             raise LookupError(f"message {message_id} has no component {custom_id!r} (has {ids})")
         if component.get("disabled"):
             raise ValueError(f"component {custom_id!r} is disabled; users cannot click it")
@@ -2880,7 +3459,7 @@ class FakeDiscord:
         data: dict[str, Any] = {"custom_id": custom_id, "component_type": component["type"]}
         if isinstance(component.get("id"), int):
             data["id"] = component["id"]
-        if component["type"] in (3, 5, 6, 7, 8):
+        if component["type"] in SELECT_TYPES:
             if values is None:
                 raise ValueError(f"select {custom_id!r} needs values=[...]")
             data["values"] = [str(v) for v in values]
@@ -2888,47 +3467,123 @@ class FakeDiscord:
         payload["message"] = copy.deepcopy(message)
         return await self._dispatch_interaction(payload, user)
 
-    def _modal_component_data(
-        self, comp: dict[str, Any], values: dict[str, Any], used: set[str]
-    ) -> dict[str, Any]:
+    def _stored(self, message: Any) -> Mapping[str, Any]:
+        """A stored message from an id, a message payload or a discord.py ``Message`` (anything with ``.id``)."""
+        if isinstance(message, Mapping):
+            return self.messages.get(int(message["id"]), message)
+        message_id = getattr(message, "id", message)
+        stored = self.messages.get(int(message_id))
+        if stored is None:
+            raise LookupError(f"message {message_id} does not exist (deleted or never sent)")
+        return stored
+
+    def text_of(self, message: Any) -> str:
+        """Everything a member reads on a message, in the order the client shows it, one part a line.
+
+        The content, then each embed's author, title, description, fields (name then value) and
+        footer, then every text display of the components in document order (containers and
+        sections included).  ``message`` is an id, a message payload or a discord.py ``Message``.
+        """
+        stored = self._stored(message)
+        parts: list[str] = [stored.get("content") or ""]
+        for embed in stored.get("embeds") or []:
+            parts.append((embed.get("author") or {}).get("name") or "")
+            parts += [embed.get("title") or "", embed.get("description") or ""]
+            for fld in embed.get("fields") or []:
+                parts += [fld.get("name") or "", fld.get("value") or ""]
+            parts.append((embed.get("footer") or {}).get("text") or "")
+        parts += [
+            c.get("content") or ""
+            for c in self._walk_components(stored.get("components") or [])
+            if c.get("type") == TEXT_DISPLAY
+        ]
+        return "\n".join(part for part in parts if part)
+
+    def buttons_of(self, message: Any) -> list[dict[str, Any]]:
+        """Every button of a message in document order: ``{"label", "custom_id", "disabled", "style",
+        "url", "id"}`` (``custom_id`` None for link buttons, ``url`` None for the others)."""
+        stored = self._stored(message)
+        return [
+            {
+                "label": c.get("label"),
+                "custom_id": c.get("custom_id"),
+                "disabled": bool(c.get("disabled", False)),
+                "style": c.get("style"),
+                "url": c.get("url"),
+                "id": c.get("id"),
+            }
+            for c in self._walk_components(stored.get("components") or [])
+            if c.get("type") == BUTTON
+        ]
+
+    def attachments_of(self, message: Any) -> list[dict[str, Any]]:
+        """Every attachment a message carries, including those shown by its components.
+
+        Discord (and so the message payload's ``attachments``) omits attachments referenced by
+        components; their ids are in the components' ``media.attachment_id``.
+        """
+        return copy.deepcopy(self._message_files(self._stored(message)))
+
+    def _modal_component_data(self, comp: dict[str, Any], form: _ModalForm) -> dict[str, Any]:
         ctype = comp["type"]
-        if ctype == 1:
+        if ctype == ACTION_ROW:
             return {
-                "type": 1,
+                "type": ACTION_ROW,
                 "id": comp.get("id"),
-                "components": [
-                    self._modal_component_data(c, values, used) for c in comp.get("components", [])
-                ],
+                "components": [self._modal_component_data(c, form) for c in comp.get("components", [])],
             }
-        if ctype == 18:
+        if ctype == LABEL:
             return {
-                "type": 18,
+                "type": LABEL,
                 "id": comp.get("id"),
-                "component": self._modal_component_data(comp["component"], values, used),
+                "component": self._modal_component_data(comp["component"], form),
             }
-        if ctype == 10:
-            return {"type": 10, "id": comp.get("id")}
+        if ctype == TEXT_DISPLAY:
+            return {"type": TEXT_DISPLAY, "id": comp.get("id")}
         custom_id = comp.get("custom_id", "")
         result: dict[str, Any] = {"type": ctype, "id": comp.get("id"), "custom_id": custom_id}
-        provided = custom_id in values
-        value = values.get(custom_id)
-        used.add(custom_id)
-        if ctype == 4:
+        provided = custom_id in form.values
+        value = form.values.get(custom_id)
+        form.used.add(custom_id)
+        required = bool(comp.get("required", True))
+        if ctype == TEXT_INPUT:
             text = str(value) if provided else str(comp.get("value") or "")
-            if comp.get("required", True) and not text:
+            if required and not text:
                 raise ValueError(f"modal field {custom_id!r} is required")
-            if text and not comp.get("min_length", 0) <= len(text) <= comp.get("max_length", 4000):
-                raise ValueError(
-                    f"modal field {custom_id!r}: length {len(text)} outside "
-                    f"[{comp.get('min_length', 0)}, {comp.get('max_length', 4000)}]"
-                )
+            low, high = comp.get("min_length") or 0, comp.get("max_length") or 4000
+            if text and not low <= len(text) <= high:
+                raise ValueError(f"modal field {custom_id!r}: length {len(text)} outside [{low}, {high}]")
             result["value"] = text
-        elif ctype in (3, 5, 6, 7, 8, 19, 22):
-            chosen = [str(v) for v in (value if provided else [])]
-            if comp.get("required", True) and comp.get("min_values", 1) > len(chosen):
-                raise ValueError(
-                    f"modal field {custom_id!r} needs at least {comp.get('min_values', 1)} value(s)"
+        elif ctype == FILE_UPLOAD:
+            if provided:
+                raise TypeError(
+                    f"modal field {custom_id!r} is a file upload: pass files={{{custom_id!r}: [...]}}"
                 )
+            uploads = list(form.files.get(custom_id) or [])
+            form.used_files.add(custom_id)
+            low = comp.get("min_values")
+            low = (1 if required else 0) if low is None else int(low)
+            high = comp.get("max_values")
+            high = 1 if high is None else int(high)
+            if (uploads or required) and not low <= len(uploads) <= high:
+                raise ValueError(
+                    f"modal field {custom_id!r} takes {low} to {high} file(s), got {len(uploads)}"
+                )
+            ids: list[str] = []
+            for filename, data in uploads:
+                if len(data) > ATTACHMENT_SIZE_LIMIT:
+                    raise ValueError(f"modal field {custom_id!r}: {filename} is over the upload limit")
+                upload = UploadedFile(f"files[{len(ids)}]", filename, "application/octet-stream", bytes(data))
+                attachment = self._store_attachment(form.channel_id, upload, filename, ephemeral=True)
+                form.resolved.setdefault("attachments", {})[attachment["id"]] = attachment
+                ids.append(attachment["id"])
+            result["values"] = ids
+        elif ctype in (*SELECT_TYPES, 22):
+            chosen = [str(v) for v in (value if provided else [])]
+            low = comp.get("min_values")
+            low = 1 if low is None else int(low)
+            if required and low > len(chosen):
+                raise ValueError(f"modal field {custom_id!r} needs at least {low} value(s)")
             result["values"] = chosen
         elif ctype == 21:
             result["value"] = None if value is None else str(value)
@@ -2942,8 +3597,9 @@ class FakeDiscord:
         self,
         user: Mapping[str, Any],
         custom_id: str,
-        values: Mapping[str, Any],
+        values: Mapping[str, Any] | None = None,
         *,
+        files: Mapping[str, Sequence[tuple[str, bytes]]] | None = None,
         channel_id: int | None = None,
         message_id: int | None = None,
     ) -> FakeInteraction:
@@ -2951,6 +3607,9 @@ class FakeDiscord:
 
         The submitted components mirror the modal's layout (action rows or labels), as Discord
         does; ``values`` maps text-input custom_ids to text (lists for selects, bool for checkbox).
+        ``files`` maps file-upload (type 19) custom_ids to ``[(filename, bytes), ...]``: they become
+        ephemeral attachments in ``data.resolved.attachments`` and the component's ``values`` are
+        their ids, as on Discord.
         """
         opened = next(
             (item for item in reversed(self._opened_modals) if item[1]["custom_id"] == custom_id), None
@@ -2959,16 +3618,17 @@ class FakeDiscord:
             shown = [m["custom_id"] for _, m in self._opened_modals]
             raise LookupError(f"the bot never opened a modal {custom_id!r} (opened: {shown})")
         source, modal = opened
-        values = dict(values)
-        used: set[str] = set()
-        components = [self._modal_component_data(c, values, used) for c in modal["components"]]
-        unknown = set(values) - used
-        if unknown:
-            raise ValueError(f"modal {custom_id!r} has no fields {sorted(unknown)}")
-        message_id = message_id if message_id is not None else source.message_id
         channel = self._channel_or_404(channel_id or source.channel_id)
+        form = _ModalForm(values=dict(values or {}), files=dict(files or {}), channel_id=int(channel["id"]))
+        components = [self._modal_component_data(c, form) for c in modal["components"]]
+        unknown = (set(form.values) - form.used) | (set(form.files) - form.used_files)
+        if unknown:
+            raise ValueError(f"modal {custom_id!r} has no fields {sorted(unknown)} (or none that take them)")
+        message_id = message_id if message_id is not None else source.message_id
         payload = self._interaction_base(MODAL_SUBMIT, user, channel)
         payload["data"] = {"custom_id": custom_id, "components": components}
+        if form.resolved:
+            payload["data"]["resolved"] = form.resolved
         if message_id is not None:
             message = self.messages.get(int(message_id))
             if message is None:

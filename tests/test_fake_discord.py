@@ -2,7 +2,8 @@
 
 Why: every other Mural test trusts ``loopback.fake_discord``; these tests prove that an
 unmodified ``commands.Bot`` really logs in, syncs, answers interactions, uses threads and files,
-survives a gateway drop and restarts against it, and that the fake rejects what Discord rejects.
+Components v2 layouts, context menus and file-upload modals, survives a gateway drop and restarts
+against it, and that the fake rejects what Discord rejects.
 """
 
 from __future__ import annotations
@@ -71,6 +72,76 @@ class IdeaModal(discord.ui.Modal, title="Describe your idea"):
         )
 
 
+def png(tag: str) -> bytes:
+    return PNG + tag.encode()
+
+
+class PromptCard(discord.ui.LayoutView):
+    """A Components v2 card: a container with a heading, a gallery of uploaded versions, a section
+    whose accessory is the Edit button, and a row with Delete and a link button."""
+
+    def __init__(self, prompt_id: int, versions: list[str], *, edited: bool = False) -> None:
+        super().__init__(timeout=None)
+        self.edit_button: discord.ui.Button[PromptCard] = discord.ui.Button(
+            label="Edit", custom_id=f"edit:{prompt_id}", disabled=edited
+        )
+        self.edit_button.callback = self.on_edit
+        delete: discord.ui.Button[PromptCard] = discord.ui.Button(
+            label="Delete", custom_id=f"delete:{prompt_id}", style=discord.ButtonStyle.danger
+        )
+        gallery = discord.ui.MediaGallery(
+            *(discord.MediaGalleryItem(f"attachment://{v}.png", description=v) for v in versions)
+        )
+        self.add_item(
+            discord.ui.Container(
+                discord.ui.TextDisplay(f"# Prompt {prompt_id}"),
+                gallery,
+                discord.ui.Section(
+                    discord.ui.TextDisplay(f"Latest: {versions[-1]}"), accessory=self.edit_button
+                ),
+                discord.ui.Separator(),
+                discord.ui.ActionRow(
+                    delete, discord.ui.Button(label="Guide", url="https://example.com/guide")
+                ),
+                accent_colour=0x5865F2,
+            )
+        )
+        self.edits: list[int] = []
+
+    async def on_edit(self, interaction: discord.Interaction) -> None:
+        self.edits.append(interaction.user.id)
+        self.edit_button.disabled = True
+        await interaction.response.edit_message(view=self)
+
+
+class RefineModal(discord.ui.Modal, title="Refine the image"):
+    """A Label-wrapped text input and a Label-wrapped FileUpload (type 19)."""
+
+    change: discord.ui.Label[RefineModal] = discord.ui.Label(
+        text="What should change?", component=discord.ui.TextInput(custom_id="change")
+    )
+    reference: discord.ui.Label[RefineModal] = discord.ui.Label(
+        text="Reference images",
+        component=discord.ui.FileUpload(custom_id="reference", max_values=3, required=False),
+    )
+
+    def __init__(self, bot: FixtureBot) -> None:
+        super().__init__(custom_id="refine-modal")
+        self.bot = bot
+
+    async def on_submit(self, interaction: discord.Interaction) -> None:
+        assert isinstance(self.change.component, discord.ui.TextInput)
+        assert isinstance(self.reference.component, discord.ui.FileUpload)
+        uploads = self.reference.component.values
+        self.bot.refined.append(
+            {
+                "change": self.change.component.value,
+                "files": [(a.filename, a.content_type, a.ephemeral, await a.read()) for a in uploads],
+            }
+        )
+        await interaction.response.send_message(f"Refining with {len(uploads)} reference(s)")
+
+
 class FixtureBot(commands.Bot):
     """The smallest bot that exercises every part of the fake Mural relies on."""
 
@@ -82,6 +153,8 @@ class FixtureBot(commands.Bot):
         self.seen: list[discord.Message] = []
         self.errors: list[discord.HTTPException] = []
         self.autocompleted: list[dict[str, Any]] = []  # what each autocomplete callback was given
+        self.targets: list[dict[str, Any]] = []  # what each message context menu command was given
+        self.refined: list[dict[str, Any]] = []  # what each RefineModal submit delivered
 
     async def setup_hook(self) -> None:
         self.add_dynamic_items(Reroll)
@@ -101,6 +174,37 @@ class FixtureBot(commands.Bot):
             await interaction.response.defer(ephemeral=True, thinking=True)
             await interaction.followup.send("only you can see this", wait=True)
             await interaction.followup.send("a second, public followup", ephemeral=False, wait=True)
+
+        @self.tree.command(name="card", description="Defer, then follow up with a v2 card and a file")
+        async def card(interaction: discord.Interaction) -> None:
+            await interaction.response.defer(thinking=True)
+            image = discord.File(io.BytesIO(png("v1")), filename="v1.png")
+            await interaction.followup.send(view=PromptCard(9, ["v1"]), file=image, wait=True)
+
+        async def edit_with_mural(interaction: discord.Interaction, message: discord.Message) -> None:
+            self.targets.append(
+                {
+                    "id": message.id,
+                    "content": message.content,
+                    "attachments": [(a.filename, await a.read()) for a in message.attachments],
+                    "components_v2": message.flags.components_v2,
+                    "media_ids": [
+                        item.media.attachment_id
+                        for container in message.components
+                        if isinstance(container, discord.components.Container)
+                        for child in container.children
+                        if isinstance(child, discord.components.MediaGalleryComponent)
+                        for item in child.items
+                    ],
+                }
+            )
+            await interaction.response.send_modal(RefineModal(self))
+
+        async def wave(interaction: discord.Interaction, member: discord.Member) -> None:
+            await interaction.response.send_message(f"{interaction.user.name} waves at {member.name}")
+
+        self.tree.add_command(app_commands.ContextMenu(name="Edit with Mural", callback=edit_with_mural))
+        self.tree.add_command(app_commands.ContextMenu(name="Wave at", callback=wave))
 
         @self.tree.command(name="describe", description="Open the idea modal")
         async def describe(interaction: discord.Interaction) -> None:
@@ -241,8 +345,8 @@ async def test_bot_logs_in_and_caches_guild(fake: FakeDiscord, bot: FixtureBot) 
 
 
 async def test_tree_sync_registers_commands_per_scope(fake: FakeDiscord, bot: FixtureBot) -> None:
-    names = sorted(c["name"] for c in fake.registered_commands[None])
-    assert names == ["describe", "misbehave", "ping", "render", "secret", "style"]
+    names = sorted(c["name"] for c in fake.registered_commands[None] if c["type"] == 1)
+    assert names == ["card", "describe", "misbehave", "ping", "render", "secret", "style"]
     render = next(c for c in fake.registered_commands[None] if c["name"] == "render")
     assert [(o["name"], o["type"], o.get("required", False)) for o in render["options"]] == [
         ("idea", 3, True),
@@ -253,7 +357,7 @@ async def test_tree_sync_registers_commands_per_scope(fake: FakeDiscord, bot: Fi
     guild = discord.Object(id=fake.guild_id)
     bot.tree.copy_global_to(guild=guild)
     synced = await bot.tree.sync(guild=guild)
-    assert {c.name for c in synced} == set(names)
+    assert {c.name for c in synced} == {*names, "Edit with Mural", "Wave at"}
     assert all(c["guild_id"] == str(fake.guild_id) for c in fake.registered_commands[fake.guild_id])
 
     await bot.tree.sync()  # re-syncing keeps command ids stable, as on Discord
@@ -598,3 +702,330 @@ async def test_patched_context_manager_restores_urls() -> None:
             assert f"{server.http_url}/api/v10" == discord.webhook.async_.Route.BASE
             assert yarl.URL(server.ws_url) == discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
     assert original == (discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY)
+
+
+# ---------------------------------------------------------------- Components v2
+
+
+def v2_files(*versions: str) -> list[discord.File]:
+    return [discord.File(io.BytesIO(png(v)), filename=f"{v}.png") for v in versions]
+
+
+async def raw_error(fake: FakeDiscord, method: str, path: str, payload: Any) -> dict[str, Any]:
+    """Send a raw JSON request with the bot token; return the Discord error body (asserting a 400)."""
+    headers = {"Authorization": f"Bot {TOKEN}"}
+    async with aiohttp.ClientSession() as session:
+        url = f"{fake.http_url}/api/v10{path}"
+        async with session.request(method, url, json=payload, headers=headers) as response:
+            body = await response.json()
+            assert response.status == 400, body
+            return body
+
+
+def inner_error(body: dict[str, Any]) -> tuple[str, str]:
+    """The (dotted path, code) of the first error in a 50035 body."""
+    assert body["code"] == 50035, body
+    path: list[str] = []
+    errors = body["errors"]
+    while "_errors" not in errors:
+        key = next(iter(errors))
+        path.append(key)
+        errors = errors[key]
+    return ".".join(path), errors["_errors"][0]["code"]
+
+
+async def test_layout_view_message_is_stored_resolved_and_clickable(
+    fake: FakeDiscord, bot: FixtureBot, alice: dict[str, Any]
+) -> None:
+    card = PromptCard(1, ["v1", "v2"])
+    sent = await text_channel(bot, fake.channel_id).send(view=card, files=v2_files("v1", "v2"))
+
+    stored = fake.messages[sent.id]
+    assert stored["flags"] & 32768 and sent.flags.components_v2 and stored["content"] == ""
+    (container,) = stored["components"]
+    assert container["type"] == 17 and container["accent_color"] == 0x5865F2
+    heading, gallery, section, separator, row = container["components"]
+    assert [c["type"] for c in (heading, gallery, section, separator, row)] == [10, 12, 9, 14, 1]
+    ids = [container["id"], *(c["id"] for c in container["components"]), section["components"][0]["id"]]
+    ids += [section["accessory"]["id"], *(c["id"] for c in row["components"])]
+    assert sorted(ids) == list(range(1, 11))  # Discord numbers every component, depth first
+    assert (section["id"], section["components"][0]["id"], section["accessory"]["id"]) == (4, 5, 6)
+    # attachment:// media became the uploaded attachments, which then leave ``attachments``.
+    v1, v2 = fake.attachments_of(sent)
+    assert stored["attachments"] == [] and sent.attachments == []
+    first = gallery["items"][0]["media"]
+    assert first["url"] == v1["url"] and first["attachment_id"] == v1["id"]
+    assert first["content_type"] == "image/png" and gallery["items"][1]["media"]["attachment_id"] == v2["id"]
+    assert fake.attachment_bytes(first["attachment_id"]) == png("v1")
+    parsed = sent.components[0]
+    assert isinstance(parsed, discord.components.Container)
+    media = parsed.children[1]
+    assert isinstance(media, discord.components.MediaGalleryComponent)
+    assert [item.media.attachment_id for item in media.items] == [int(v1["id"]), int(v2["id"])]
+
+    assert fake.text_of(sent) == "# Prompt 1\nLatest: v2"
+    assert fake.buttons_of(sent) == [
+        {"label": "Edit", "custom_id": "edit:1", "disabled": False, "style": 2, "url": None, "id": 6},
+        {"label": "Delete", "custom_id": "delete:1", "disabled": False, "style": 4, "url": None, "id": 9},
+        {
+            "label": "Guide",
+            "custom_id": None,
+            "disabled": False,
+            "style": 5,
+            "url": "https://example.com/guide",
+            "id": 10,
+        },
+    ]
+
+    click = await fake.click(alice, sent.id, label="Edit")  # the section accessory
+    assert (await click.wait_response())["type"] == 7
+    assert click.data == {"custom_id": "edit:1", "component_type": 2, "id": 6}
+    assert card.edits == [int(alice["id"])]
+    assert [b["disabled"] for b in fake.buttons_of(sent)] == [True, False, False]
+    assert [a["id"] for a in fake.attachments_of(sent)] == [v1["id"], v2["id"]]  # kept by the edit
+    with pytest.raises(ValueError, match="disabled"):
+        await fake.click(alice, sent.id, label="Edit")
+    with pytest.raises(ValueError, match="link"):
+        await fake.click(alice, sent.id, label="Guide")
+    with pytest.raises(LookupError, match="0 buttons labelled 'Share'"):
+        await fake.click(alice, sent.id, label="Share")
+
+
+async def test_components_v2_followup_replaces_the_thinking_message(
+    fake: FakeDiscord, bot: FixtureBot, alice: dict[str, Any]
+) -> None:
+    inter = await fake.slash_command(alice, "card")
+    (message,) = await inter.wait_followup()
+    assert inter.original is not None and inter.original["id"] == message["id"]
+    assert message["flags"] == 32768 and message["type"] == 20
+    upload = fake.requests_to("POST", rf"^/webhooks/{fake.application_id}/")[-1]
+    assert upload.query["with_components"] == "1" and "content" not in upload.json
+    assert fake.text_of(message) == "# Prompt 9\nLatest: v1"
+    (attachment,) = fake.attachments_of(message)
+    assert attachment["filename"] == "v1.png" and message["attachments"] == []
+
+
+async def test_components_v2_limits_are_refused_like_discord(fake: FakeDiscord, bot: FixtureBot) -> None:
+    channel = text_channel(bot, fake.channel_id)
+
+    async def refused(**kwargs: Any) -> str:
+        with pytest.raises(discord.HTTPException) as info:
+            await channel.send(**kwargs)
+        assert (info.value.status, info.value.code) == (400, 50035)
+        return info.value.text
+
+    text = await refused(content="hello", view=PromptCard(1, ["v1"]), files=v2_files("v1"))
+    assert "In content: The 'content' field cannot be used when using MessageFlags.IS_COMPONENTS_V2" in text
+    embed = discord.Embed(title="old style")
+    text = await refused(embed=embed, view=PromptCard(1, ["v1"]), files=v2_files("v1"))
+    assert "In embeds: The 'embeds' field cannot be used" in text
+
+    long = discord.ui.LayoutView()
+    long.add_item(discord.ui.TextDisplay("x" * 2500)).add_item(discord.ui.TextDisplay("y" * 1501))
+    assert "In components: The total length of all text displays must be 4000" in await refused(view=long)
+    long.children[1].content = "y" * 1500  # type: ignore[attr-defined]  # 4,000 exactly is fine
+    assert (await channel.send(view=long)).flags.components_v2
+
+    gallery = discord.ui.LayoutView()
+    items = [discord.MediaGalleryItem(f"https://example.com/{n}.png") for n in range(11)]
+    gallery.add_item(discord.ui.MediaGallery(*items))
+    assert "In components.0.items: Must be between 1 and 10 in length." in await refused(view=gallery)
+
+    text = await refused(view=PromptCard(1, ["v1", "v2"]), files=v2_files("v1"))  # no v2.png uploaded
+    assert "In components.0.components.1.items.1.media.url: Referenced attachment 'v2.png'" in text
+    spaced = discord.File(io.BytesIO(png("s")), filename="my render.png")  # Discord renames such uploads
+    shows_spaced = discord.ui.LayoutView()
+    shows_spaced.add_item(discord.ui.MediaGallery(discord.MediaGalleryItem(spaced)))
+    assert "Referenced attachment 'my render.png'" in await refused(view=shows_spaced, file=spaced)
+    assert [m["content"] for m in fake.messages_in(fake.channel_id)] == [""]  # only the 4,000 one
+
+    # The error codes inside the 50035 bodies, with raw payloads (discord.py itself refuses
+    # more than 40 items in a LayoutView, and legacy Views cannot hold v2 components).
+    path = f"/channels/{fake.channel_id}/messages"
+    texts = [{"type": 10, "content": f"line {n}"} for n in range(40)]
+    cases: list[tuple[dict[str, Any], tuple[str, str]]] = [
+        (
+            {"flags": 32768, "content": "hi", "components": texts[:1]},
+            ("content", "MESSAGE_CANNOT_USE_LEGACY_FIELDS_WITH_COMPONENTS_V2"),
+        ),
+        (
+            {"flags": 32768, "components": [{"type": 17, "components": texts}]},  # 41 components
+            ("components", "BASE_TYPE_MAX_LENGTH"),
+        ),
+        (
+            {"flags": 32768, "components": [{"type": 10, "content": "x" * 4001}]},
+            ("components", "BASE_TYPE_MAX_LENGTH"),
+        ),
+        (
+            {
+                "flags": 32768,
+                "components": [{"type": 12, "items": [{"media": {"url": "attachment://a.png"}}]}],
+            },
+            ("components.0.items.0.media.url", "UNFURLED_MEDIA_ITEM_REFERENCED_ATTACHMENT_NOT_FOUND"),
+        ),
+        (
+            {"flags": 32768, "components": [{"type": 13, "file": {"url": "https://example.com/a.zip"}}]},
+            ("components.0.file.url", "URL_TYPE_INVALID_URL"),
+        ),
+        (
+            {"flags": 32768, "components": [{"type": 11, "media": {"url": "https://example.com/a.png"}}]},
+            ("components.0.type", "UNION_TYPE_CHOICES"),  # thumbnails only as a section accessory
+        ),
+        (
+            {"flags": 32768, "components": [{"type": 9, "components": texts[:4], "accessory": texts[0]}]},
+            ("components.0.components", "BASE_TYPE_BAD_LENGTH"),
+        ),
+        (
+            {"content": "legacy", "components": [{"type": 17, "components": texts[:1]}]},  # no v2 flag
+            ("components.0.type", "UNION_TYPE_CHOICES"),
+        ),
+    ]
+    for payload, expected in cases:
+        assert inner_error(await raw_error(fake, "POST", path, payload)) == expected, payload
+    assert len(fake.messages_in(fake.channel_id)) == 1
+
+
+async def test_editing_components_v2_messages_follows_discord(fake: FakeDiscord, bot: FixtureBot) -> None:
+    channel = text_channel(bot, fake.channel_id)
+    sent = await channel.send(view=PromptCard(2, ["v1"]), files=v2_files("v1"))
+    (v1,) = fake.attachments_of(sent)
+
+    # No ``attachments`` in the edit: every attachment stays and attachment:// still resolves.
+    again = await sent.edit(view=PromptCard(2, ["v1"], edited=True))
+    gallery = fake.messages[sent.id]["components"][0]["components"][1]
+    assert gallery["items"][0]["media"]["attachment_id"] == v1["id"] and again.attachments == []
+    # ``attachments=[new file]`` replaces the old ones, as discord.py documents.
+    replaced = await again.edit(view=PromptCard(2, ["v2"]), attachments=v2_files("v2"))
+    assert [a["filename"] for a in fake.attachments_of(replaced)] == ["v2.png"]
+    # A referenced attachment is not in Message.attachments, so "keep the old ones" with
+    # ``[*message.attachments, file]`` drops it, and naming it again is refused.
+    with pytest.raises(discord.HTTPException) as dropped:
+        await replaced.edit(
+            view=PromptCard(2, ["v2", "v3"]), attachments=[*replaced.attachments, *v2_files("v3")]
+        )
+    assert dropped.value.code == 50035 and "Referenced attachment 'v2.png'" in dropped.value.text
+    assert [a["filename"] for a in fake.attachments_of(replaced)] == ["v2.png"]  # unchanged
+
+    # Once v2, always v2: content is refused, and so is clearing the flag.
+    with pytest.raises(discord.HTTPException) as content:
+        await replaced.edit(content="plain text again")
+    assert "In content: The 'content' field cannot be used" in content.value.text
+    path = f"/channels/{fake.channel_id}/messages/{sent.id}"
+    body = await raw_error(fake, "PATCH", path, {"flags": 0})
+    assert inner_error(body) == ("flags", "MESSAGE_CANNOT_REMOVE_COMPONENTS_V2_FLAG")
+    assert fake.messages[sent.id]["flags"] & 32768
+
+    # Upgrading a legacy message: content, embeds and attachments must be cleared in the edit.
+    legacy_view = discord.ui.View(timeout=None)
+    legacy_view.add_item(discord.ui.Button(label="Old", custom_id="old:3"))
+    legacy = await channel.send("Prompt #3", view=legacy_view, file=v2_files("v0")[0])
+    with pytest.raises(discord.HTTPException) as kept_content:
+        await legacy.edit(view=PromptCard(3, ["v1"]), attachments=v2_files("v1"))
+    assert "In content: The 'content' field cannot be used" in kept_content.value.text
+    with pytest.raises(discord.HTTPException) as kept_files:
+        await legacy.edit(content=None, view=PromptCard(3, ["v1"]))
+    assert "In attachments: The 'attachments' field cannot be used" in kept_files.value.text
+    upgraded = await legacy.edit(content=None, view=PromptCard(3, ["v1"]), attachments=v2_files("v1"))
+    assert (
+        upgraded.flags.components_v2
+        and upgraded.content == ""
+        and fake.text_of(upgraded) == ("# Prompt 3\nLatest: v1")
+    )
+    assert [a["filename"] for a in fake.attachments_of(upgraded)] == ["v1.png"]
+    assert fake.buttons_of(upgraded)[0]["label"] == "Edit"
+
+
+async def test_message_context_menu_receives_the_target_message(
+    fake: FakeDiscord, bot: FixtureBot, alice: dict[str, Any]
+) -> None:
+    synced = {c["name"]: c for c in fake.registered_commands[None]}
+    menu = synced["Edit with Mural"]
+    assert (menu["type"], menu["description"], menu.get("options")) == (3, "", None)
+    assert synced["Wave at"]["type"] == 2
+
+    posted = await fake.user_message(alice, fake.channel_id, "my sketch", files={"sketch.png": png("sketch")})
+    inter = await fake.message_command(alice, "Edit with Mural", int(posted["id"]))
+    assert (await inter.wait_response())["type"] == 9  # it answers with the refine modal
+    assert inter.payload["type"] == 2 and inter.target_id == int(posted["id"])
+    assert inter.data["type"] == 3 and inter.data["id"] == menu["id"]
+    assert inter.data["resolved"]["messages"][posted["id"]]["content"] == "my sketch"
+    (seen,) = bot.targets
+    assert seen["content"] == "my sketch" and seen["attachments"] == [("sketch.png", png("sketch"))]
+
+    # On a v2 card the displayed attachments are in the components, not in message.attachments.
+    card = await text_channel(bot, fake.channel_id).send(view=PromptCard(4, ["v1"]), files=v2_files("v1"))
+    on_card = await fake.message_command(alice, "Edit with Mural", card.id)
+    await on_card.wait_response()
+    (v1,) = fake.attachments_of(card)
+    assert bot.targets[-1]["components_v2"] and bot.targets[-1]["attachments"] == []
+    assert bot.targets[-1]["media_ids"] == [int(v1["id"])]
+
+    wave = await fake.user_command(alice, "Wave at", fake.owner_user)
+    body = await wave.wait_response()
+    assert body["data"]["content"] == "alice waves at owner"
+    assert wave.original is not None and wave.original["type"] == 23  # CONTEXT_MENU_COMMAND
+    assert wave.original["interaction_metadata"]["target_user"]["id"] == fake.owner_user["id"]
+
+    with pytest.raises(LookupError, match="not a synced message command"):
+        await fake.message_command(alice, "Wave at", int(posted["id"]))
+    with pytest.raises(LookupError, match="does not exist"):
+        await fake.message_command(alice, "Edit with Mural", 1234)
+
+
+async def test_context_menu_definitions_follow_discord_naming(fake: FakeDiscord, bot: FixtureBot) -> None:
+    path = f"/applications/{fake.application_id}/commands"
+    slash_caps = [{"name": "Edit with Mural", "type": 1, "description": "no capitals or spaces"}]
+    assert inner_error(await raw_error(fake, "PUT", path, slash_caps)) == (
+        "0.name",
+        "APPLICATION_COMMAND_INVALID_NAME",
+    )
+    described = [{"name": "Edit with Mural", "type": 3, "description": "not allowed"}]
+    assert inner_error(await raw_error(fake, "PUT", path, described))[0] == "0.description"
+    with_options = [{"name": "Edit", "type": 3, "options": [{"name": "x", "type": 3, "description": "x"}]}]
+    assert inner_error(await raw_error(fake, "PUT", path, with_options))[0] == "0.options"
+    too_many = [{"name": f"Menu {n}", "type": 3} for n in range(16)]
+    assert (await raw_error(fake, "PUT", path, too_many))["code"] == 30032
+    assert any(c["name"] == "Edit with Mural" for c in fake.registered_commands[None])  # unchanged
+
+
+async def test_modal_file_upload_delivers_attachments(
+    fake: FakeDiscord, bot: FixtureBot, alice: dict[str, Any]
+) -> None:
+    posted = await fake.user_message(alice, fake.channel_id, "my sketch")
+    opener = await fake.message_command(alice, "Edit with Mural", int(posted["id"]))
+    await opener.wait_response()
+    assert opener.modal is not None
+    label = opener.modal["components"][1]
+    assert label["type"] == 18 and label["component"]["type"] == 19
+    assert (label["component"]["max_values"], label["component"]["required"]) == (3, False)
+
+    with pytest.raises(ValueError, match="takes 0 to 3 file"):
+        await fake.submit_modal(
+            alice,
+            "refine-modal",
+            {"change": "x"},
+            files={"reference": [(f"{n}.png", b"x") for n in range(4)]},
+        )
+    with pytest.raises(TypeError, match="file upload"):
+        await fake.submit_modal(alice, "refine-modal", {"change": "x", "reference": ["1"]})
+    submit = await fake.submit_modal(
+        alice,
+        "refine-modal",
+        {"change": "warmer light"},
+        files={"reference": [("ref.png", png("ref")), ("notes.txt", b"more sun")]},
+    )
+    assert (await submit.wait_response())["data"]["content"] == "Refining with 2 reference(s)"
+    upload = submit.data["components"][1]["component"]
+    assert upload["type"] == 19 and upload["custom_id"] == "reference"
+    assert sorted(upload["values"]) == sorted(submit.data["resolved"]["attachments"])
+    (refined,) = bot.refined
+    assert refined == {
+        "change": "warmer light",
+        "files": [("ref.png", "image/png", True, png("ref")), ("notes.txt", "text/plain", True, b"more sun")],
+    }
+
+    reopened = await fake.message_command(alice, "Edit with Mural", int(posted["id"]))
+    await reopened.wait_response()  # a submitted modal is done; discord.py forgets it
+    without = await fake.submit_modal(alice, "refine-modal", {"change": "nothing to add"})
+    assert (await without.wait_response())["data"]["content"] == "Refining with 0 reference(s)"
+    assert "resolved" not in without.data
