@@ -85,7 +85,7 @@ class Rig:
 
         def answer() -> dict[str, Any] | None:
             message = interaction.original
-            return message if message and needle in (message.get("content") or "") else None
+            return message if message and needle in self.discord.text_of(message) else None
 
         return await self.discord.wait_for(answer, within, message=f"the answer to contain {needle!r}")
 
@@ -98,7 +98,7 @@ class Rig:
     async def wait_for_bot_message(self, channel_id: int, needle: str, within: float = 10) -> dict[str, Any]:
         def found() -> dict[str, Any] | None:
             for message in self.bot_messages_in(channel_id):
-                if needle in (message.get("content") or ""):
+                if needle in self.discord.text_of(message):
                     return message
             return None
 

@@ -253,6 +253,11 @@ class RenderedImages:
     cost_usd: float | None
 
 
+def picture_from_bytes(data: bytes) -> Picture:
+    extension, mime = sniff_image(data)
+    return Picture(data, extension, mime)
+
+
 def decode_picture(b64: str) -> Picture:
     if not b64:
         raise BadAnswer("The image service answered without a picture.")

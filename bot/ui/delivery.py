@@ -2,8 +2,9 @@
 
 Order of preference: the interaction's own response; once its token has expired (15 minutes, or
 Discord answers 401/404), the channel or thread directly; when a thread refuses (archived, locked,
-no permission), its parent channel with a note. Progress edits are throttled, and a picture is
-re-encoded until it fits the upload limit.
+no permission), its parent channel with a note. A job shows itself on one `Surface` — progress,
+previews, then the result, all in the same message — with edits throttled to what Discord allows,
+and pictures re-encoded until they fit the upload limit.
 """
 
 from __future__ import annotations
@@ -12,18 +13,22 @@ import asyncio
 import contextlib
 import io
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import discord
+import yarl
 
 from bot.core.images import Picture
 from bot.core.imaging import FittedImage, fit_to_limit
-from bot.ui.layouts import NO_PINGS, compressed_notice, thread_refused_notice, with_notice
+from bot.ui.layouts import NO_PINGS, notice_card, thread_refused_notice
 
 log = logging.getLogger(__name__)
 
 TOKEN_GONE = (401, 404)
+# Discord allows about five message edits per five seconds in a channel.
+EDIT_INTERVAL = 1.0
 
 
 def channel_of(client: discord.Client, interaction: discord.Interaction[Any]) -> discord.abc.Messageable:
@@ -33,23 +38,45 @@ def channel_of(client: discord.Client, interaction: discord.Interaction[Any]) ->
     return client.get_partial_messageable(interaction.channel_id or 0, guild_id=interaction.guild_id)
 
 
+def _rewind(files: Sequence[discord.File]) -> None:
+    """Files that failed to send once are read again from the start on the next try."""
+    for file in files:
+        file.reset()
+
+
+def _message_fields(
+    content: str | None, view: discord.ui.LayoutView | None, files: Sequence[discord.File]
+) -> dict[str, Any]:
+    """A Components v2 card carries no content; a plain message carries no v2 card."""
+    fields: dict[str, Any] = {"allowed_mentions": NO_PINGS}
+    if content is not None:
+        fields["content"] = content
+    if view is not None:
+        fields["view"] = view
+    if files:
+        fields["files"] = list(files)
+    return fields
+
+
 async def send_in(
     client: discord.Client,
     channel: discord.abc.Messageable,
-    content: str,
+    content: str | None = None,
     *,
+    view: discord.ui.LayoutView | None = None,
+    files: Sequence[discord.File] = (),
     reply_to: discord.Message | None = None,
-    **kwargs: Any,
 ) -> discord.Message:
     """Send into a channel or session thread; unarchive it if needed, else fall back to its parent.
 
     Threads archive themselves after a day of quiet and moderators lock them; Discord refuses
     messages there (403, or 400 code 50083), but the member still deserves the answer.
     """
-    reference = reply_to.to_reference(fail_if_not_exists=False) if reply_to else None
-    extra: dict[str, Any] = {"reference": reference, "mention_author": False} if reference else {}
+    fields = _message_fields(content, view, files)
+    if reply_to is not None:
+        fields.update(reference=reply_to.to_reference(fail_if_not_exists=False), mention_author=False)
     try:
-        return await channel.send(content, allowed_mentions=NO_PINGS, **extra, **kwargs)
+        return await channel.send(**fields)
     except discord.HTTPException as error:
         if not isinstance(channel, discord.Thread) or error.status not in (400, 403):
             raise
@@ -58,7 +85,8 @@ async def send_in(
     if archived:
         try:
             await channel.edit(archived=False)
-            return await channel.send(content, allowed_mentions=NO_PINGS, **extra, **kwargs)
+            _rewind(files)
+            return await channel.send(**fields)
         except discord.HTTPException as error:
             failure = error
     log.info(
@@ -68,33 +96,27 @@ async def send_in(
         failure.code,
     )
     parent = client.get_partial_messageable(channel.parent_id, guild_id=channel.guild.id)
-    _rewind(kwargs.get("file"))
-    return await parent.send(
-        with_notice(thread_refused_notice(channel.mention, archived=archived), content),
-        allowed_mentions=NO_PINGS,
-        **kwargs,
-    )
-
-
-def _rewind(file: discord.File | None) -> None:
-    """A file that failed to send once is read again from the start on the next try."""
-    if file is not None:
-        file.reset()
+    _rewind(files)
+    fields.pop("reference", None)
+    fields.pop("mention_author", None)
+    # The note goes first, on its own: a card cannot carry text beside it.
+    await parent.send(thread_refused_notice(channel.mention, archived=archived), allowed_mentions=NO_PINGS)
+    return await parent.send(**fields)
 
 
 async def respond(
     client: discord.Client,
     interaction: discord.Interaction[Any],
-    content: str,
+    content: str | None = None,
     *,
-    view: discord.ui.View | None = None,
-    file: discord.File | None = None,
+    view: discord.ui.LayoutView | None = None,
+    files: Sequence[discord.File] = (),
 ) -> discord.Message:
     """Replace the interaction's placeholder; once its token has expired, post in the channel instead."""
     if not interaction.is_expired():
         try:
             return await interaction.edit_original_response(
-                content=content, attachments=[file] if file else [], view=view, allowed_mentions=NO_PINGS
+                content=content, view=view, attachments=list(files), allowed_mentions=NO_PINGS
             )
         except discord.HTTPException as error:
             if error.status not in TOKEN_GONE:
@@ -102,11 +124,8 @@ async def respond(
             log.info(
                 "Interaction token no longer valid (HTTP %s); posting to the channel instead", error.status
             )
-            _rewind(file)
-    extra: dict[str, Any] = {"view": view} if view else {}
-    if file is not None:
-        extra["file"] = file
-    return await send_in(client, channel_of(client, interaction), content, **extra)
+            _rewind(files)
+    return await send_in(client, channel_of(client, interaction), content, view=view, files=files)
 
 
 async def reply_privately(interaction: discord.Interaction[Any], content: str) -> None:
@@ -120,9 +139,9 @@ async def reply_privately(interaction: discord.Interaction[Any], content: str) -
             discord.InteractionResponseType.deferred_channel_message,
             discord.InteractionResponseType.channel_message,
         ):
-            # The "thinking…" placeholder is replaced, so nothing is left spinning.
+            # The placeholder (maybe already a card) is replaced, so nothing is left spinning.
             await interaction.edit_original_response(
-                content=content, attachments=[], view=None, allowed_mentions=NO_PINGS
+                content=None, view=notice_card(content), attachments=[], allowed_mentions=NO_PINGS
             )
         else:
             await interaction.followup.send(content, ephemeral=True, allowed_mentions=NO_PINGS)
@@ -157,75 +176,164 @@ async def typing_if_allowed(channel: discord.abc.Messageable) -> AsyncIterator[N
         await indicator.__aexit__(None, None, None)
 
 
-async def send_picture(
-    send: Callable[[str, discord.File], Awaitable[discord.Message]],
-    caption: str,
-    image: Picture,
-    limit: int,
-    *,
-    filename: str,
-    description: str,
-) -> discord.Message:
-    """Send the picture within the upload limit; if Discord still says too large (413), shrink once more."""
-    fitted = await asyncio.to_thread(fit_to_limit, image.data, image.extension, image.mime, limit)
-    for attempt in range(2):
-        text = with_notice(caption, compressed_notice(), after=True) if fitted.reencoded else caption
-        try:
-            return await send(text, _picture_file(fitted, filename, description))
-        except discord.HTTPException as error:
-            if error.status != 413 or attempt:
-                raise
-            log.info("Upload of %d bytes was too large; compressing further", len(fitted.data))
-            fitted = await asyncio.to_thread(
-                fit_to_limit, image.data, image.extension, image.mime, len(fitted.data) // 2
-            )
-    raise AssertionError("unreachable")
+# -- surfaces: the one message a job shows itself in ----------------------------------------------
 
 
-def _picture_file(fitted: FittedImage, filename: str, description: str) -> discord.File:
-    return discord.File(
-        io.BytesIO(fitted.data), filename=f"{filename}.{fitted.extension}", description=description
-    )
+class Surface:
+    """One message that shows a job from start to end: progress, previews, the result.
 
-
-class ProgressMessage:
-    """Shows progress in an interaction's placeholder without ever holding up the work.
-
-    `show` only records the wanted text; one background task applies it, at most once per
-    `min_interval`, because Discord limits message edits to about five per five seconds a channel.
+    `show` replaces what the message shows (a card and its files); the first call creates the
+    message where needed. Subclasses say where the message lives.
     """
 
-    def __init__(self, interaction: discord.Interaction[Any], *, min_interval: float = 1.0) -> None:
+    message: discord.Message | None = None
+
+    async def show(self, view: discord.ui.LayoutView, files: Sequence[discord.File] = ()) -> discord.Message:
+        raise NotImplementedError
+
+
+class InteractionSurface(Surface):
+    """The interaction's own response (its deferred placeholder); the channel once the token is gone."""
+
+    def __init__(self, client: discord.Client, interaction: discord.Interaction[Any]) -> None:
+        self._client = client
         self._interaction = interaction
-        self._min_interval = min_interval
-        self._wanted: str | None = None
-        self._shown: str | None = None
+        self._fallback: ChannelSurface | None = None
+
+    async def show(self, view: discord.ui.LayoutView, files: Sequence[discord.File] = ()) -> discord.Message:
+        if self._fallback is None:
+            if not self._interaction.is_expired():
+                try:
+                    self.message = await self._interaction.edit_original_response(
+                        content=None, view=view, attachments=list(files), allowed_mentions=NO_PINGS
+                    )
+                    return self.message
+                except discord.HTTPException as error:
+                    if error.status not in TOKEN_GONE:
+                        raise
+                    log.info(
+                        "Interaction token no longer valid (HTTP %s); going on in the channel", error.status
+                    )
+                    _rewind(files)
+            self._fallback = ChannelSurface(self._client, channel_of(self._client, self._interaction))
+        self.message = await self._fallback.show(view, files)
+        return self.message
+
+
+class ChannelSurface(Surface):
+    """A message of the bot's own in a channel or thread (created on first show, then edited)."""
+
+    def __init__(
+        self,
+        client: discord.Client,
+        channel: discord.abc.Messageable,
+        *,
+        reply_to: discord.Message | None = None,
+    ) -> None:
+        self._client = client
+        self._channel = channel
+        self._reply_to = reply_to
+
+    async def show(self, view: discord.ui.LayoutView, files: Sequence[discord.File] = ()) -> discord.Message:
+        if self.message is None:
+            self.message = await send_in(
+                self._client, self._channel, view=view, files=files, reply_to=self._reply_to
+            )
+        else:
+            self.message = await self.message.edit(
+                view=view, attachments=list(files), allowed_mentions=NO_PINGS
+            )
+        return self.message
+
+
+class Progress:
+    """Shows a job's progress on its surface without ever holding up the work.
+
+    `show` only records the wanted card; one background task applies it, at most once per
+    `EDIT_INTERVAL`, because Discord limits message edits. `finish` lets an edit in flight land,
+    then shows the result, so progress never overwrites it.
+    """
+
+    def __init__(self, surface: Surface, *, interval: float = EDIT_INTERVAL) -> None:
+        self.surface = surface
+        self._interval = interval
+        self._wanted: tuple[discord.ui.LayoutView, Sequence[discord.File]] | None = None
         self._stopped = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self.edits = 0
 
-    def show(self, text: str) -> None:
+    def show(self, view: discord.ui.LayoutView, files: Sequence[discord.File] = ()) -> None:
         if self._stopped.is_set():
             return
-        self._wanted = text
+        self._wanted = (view, files)
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._apply(), name="mural-progress")
 
     async def _apply(self) -> None:
-        while (
-            self._wanted != self._shown and not self._stopped.is_set() and not self._interaction.is_expired()
-        ):
-            text = self._wanted
+        while self._wanted is not None and not self._stopped.is_set():
+            view, files = self._wanted
+            self._wanted = None
             try:
-                await self._interaction.edit_original_response(content=text, allowed_mentions=NO_PINGS)
+                await self.surface.show(view, files)
             except discord.HTTPException:
-                log.info("Progress edit failed; no more progress for this interaction", exc_info=True)
+                log.info("Progress edit failed; no more progress for this job", exc_info=True)
                 return
-            self._shown = text
+            self.edits += 1
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopped.wait(), self._min_interval)
+                await asyncio.wait_for(self._stopped.wait(), self._interval)
 
-    async def stop(self) -> None:
-        """Let an edit in flight land, then stop, so progress never overwrites the result that follows."""
+    async def finish(self) -> None:
+        """Stop showing progress; an edit already on its way lands first."""
         self._stopped.set()
         if self._task is not None:
             await self._task
+
+
+def fit_pictures(
+    pictures: Sequence[Picture], limit: int, *, stem: str
+) -> tuple[list[FittedImage], list[str]]:
+    """Each picture within its share of the upload limit, and the file names they go by."""
+    share = max(1, limit // max(1, len(pictures)))
+    fitted = [fit_to_limit(picture.data, picture.extension, picture.mime, share) for picture in pictures]
+    names = [f"{stem}-{index}.{image.extension}" for index, image in enumerate(fitted, start=1)]
+    return fitted, names
+
+
+def picture_files(
+    fitted: Sequence[FittedImage], names: Sequence[str], description: str
+) -> list[discord.File]:
+    return [
+        discord.File(io.BytesIO(image.data), filename=name, description=description)
+        for image, name in zip(fitted, names, strict=True)
+    ]
+
+
+@dataclass(frozen=True)
+class PictureSource:
+    """A picture on a Discord message: its name, where to download it, and its size when Discord says."""
+
+    filename: str
+    url: str
+    size: int | None = None
+
+
+def pictures_in(message: discord.Message) -> list[PictureSource]:
+    """The pictures a message shows, in order: its image attachments, then those in Components v2 galleries."""
+    found = [
+        PictureSource(attachment.filename, attachment.url, attachment.size)
+        for attachment in message.attachments
+        if (attachment.content_type or "").startswith("image/")
+    ]
+    for item in _gallery_items(message.components):
+        url = item.media.url
+        found.append(PictureSource(yarl.URL(url).name or "picture.png", url))
+    return found
+
+
+def _gallery_items(components: Sequence[Any]) -> list[discord.MediaGalleryItem]:
+    items: list[discord.MediaGalleryItem] = []
+    for component in components:
+        if isinstance(component, discord.MediaGalleryComponent):
+            items.extend(component.items)
+        items.extend(_gallery_items(getattr(component, "children", None) or []))
+    return items

@@ -8,13 +8,17 @@ goes out with mentions disabled, so a prompt that says "@everyone" is shown, nev
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
 
 import discord
 
 from bot.core.errors import MuralError
-from bot.core.images import RenderedImages, size_label
+from bot.core.images import ImageOptions, RenderedImages, size_label
 from bot.core.queue import JobEvent
-from bot.models import Session, Version
+from bot.core.studio import TARGETS
+from bot.models import Render, Session, Version
 
 NO_PINGS = discord.AllowedMentions.none()
 MESSAGE_LIMIT = 2_000
@@ -74,11 +78,91 @@ def thread_name(idea: str) -> str:
     return clip(name, THREAD_NAME_LIMIT)
 
 
-def version_text(version: Version) -> str:
-    head = f"**v{version.number}**"
+ACCENT = discord.Colour.from_rgb(232, 121, 83)
+CARD_TEXT_LIMIT = 4_000
+GALLERY_LIMIT = 10
+# Room kept free in a card for the lines around the prompt (badge, details, notices).
+_CARD_RESERVE = 600
+
+
+def version_badge(version: Version) -> str:
+    """`v3`, or `v3 (from v1)` when it branched from an earlier version than the one before it."""
+    badge = f"v{version.number}"
+    if version.parent is not None and version.parent != version.number - 1:
+        badge += f" (from v{version.parent})"
+    return badge
+
+
+def version_heading(version: Version) -> str:
+    heading = f"### {version_badge(version)}"
     if version.instruction:
-        head += f" · {discord.utils.escape_markdown(clip(one_line(version.instruction), 200))}"
-    return fit_message(head, version.prompt)
+        heading += f"\n-# ✏️ {discord.utils.escape_markdown(clip(one_line(version.instruction), 200))}"
+    return heading
+
+
+def session_details(session: Session) -> str:
+    """The small line under a prompt: where it is for, its style and its shape."""
+    parts = [TARGETS[session.target].label if session.target in TARGETS else session.target]
+    if session.style:
+        parts.append(session.style.replace("-", " "))
+    if session.aspect:
+        parts.append(session.aspect)
+    return "-# " + " · ".join(parts)
+
+
+def prompt_block(prompt: str, room: int = CARD_TEXT_LIMIT - _CARD_RESERVE) -> str:
+    """The prompt as a quote, as much as fits in `room`; the whole text is one Copy away."""
+    quoted = quote_block(prompt)
+    if len(quoted) <= room:
+        return quoted
+    room -= len(SHORTENED_NOTE) + 1
+    raw = prompt
+    while len(quoted) > room and raw:
+        # Shorten the raw text and quote again, so an escape or quote marker is never cut in half.
+        raw = raw[: max(0, len(raw) - max(20, len(quoted) - room))]
+        quoted = quote_block(raw.rstrip() + ELLIPSIS)
+    return f"{quoted}\n{SHORTENED_NOTE}"
+
+
+def version_texts(session: Session, version: Version) -> list[str]:
+    """The text blocks of a version card: badge, prompt, details."""
+    return [version_heading(version), prompt_block(version.prompt), session_details(session)]
+
+
+def picture_details(options: ImageOptions) -> str:
+    return f"{options.model} · {size_label(options.size)} · {options.quality}"
+
+
+def picture_subject(render: Render, version: Version) -> str:
+    """Which version or which edit a picture is."""
+    if render.kind == "edit":
+        change = discord.utils.escape_markdown(clip(one_line(render.instruction or ""), 200))
+        return f"Edit of v{version.number}: “{change}”"
+    return f"v{version.number}"
+
+
+def picture_texts(
+    session: Session,
+    version: Version,
+    render: Render,
+    image: RenderedImages,
+    *,
+    with_prompt: bool,
+    compressed: bool = False,
+) -> list[str]:
+    """The caption of a picture card: what it is and for whom, the prompt for /imagine, model details."""
+    texts = []
+    if with_prompt and render.kind == "generate":
+        texts += [idea_heading(session), prompt_block(version.prompt, CARD_TEXT_LIMIT - 2 * _CARD_RESERVE)]
+    texts.append(f"**{picture_subject(render, version)}** for <@{render.requester_id}>")
+    notes = [f"-# {picture_details(image.options)}"]
+    if image.revised_prompt:
+        revised = clip(one_line(discord.utils.escape_markdown(image.revised_prompt)), 600)
+        notes.append(f"-# The model revised the prompt to: {revised}")
+    if compressed:
+        notes.append(compressed_notice())
+    texts.append("\n".join(notes))
+    return texts
 
 
 def idea_heading(session: Session) -> str:
@@ -87,30 +171,13 @@ def idea_heading(session: Session) -> str:
     return f"**{idea}** — <@{session.owner_id}>"
 
 
-def render_caption(session: Session, version: Version, image: RenderedImages, *, with_prompt: bool) -> str:
-    """The text under a picture: who and what (with the prompt for /imagine), and any revised prompt."""
-    options = image.options
-    details = f"{size_label(options.size)} · {options.quality} · {options.model}"
-    notes = []
-    if with_prompt:
-        head = idea_heading(session)
-        notes.append(f"-# v{version.number} · {details}")
-    else:
-        head = f"**v{version.number}** for <@{session.owner_id}> · {details}"
-    if image.revised_prompt:
-        revised = clip(one_line(discord.utils.escape_markdown(image.revised_prompt)), 600)
-        notes.append(f"-# The model revised the prompt to: {revised}")
-    tail = "\n".join(notes)
-    if with_prompt:
-        return fit_message(head, version.prompt, tail)
-    return "\n".join(part for part in (head, tail) if part)[:MESSAGE_LIMIT]
-
-
 def alt_text(prompt: str) -> str:
     return clip(one_line(prompt), ALT_TEXT_LIMIT)
 
 
 def progress_text(version_number: int, update: JobEvent) -> str:
+    if update.stage == "preview":
+        return f"🎨 v{version_number} is taking shape…"
     if update.stage == "queued":
         if update.own_render_running:
             return f"⏳ v{version_number} is queued behind your render that is still running."
@@ -128,12 +195,15 @@ def error_text(error: MuralError) -> str:
     return f"⚠️ {error.user_message} `{error.code}`"
 
 
-def render_failure_text(session: Session, version: Version, error: MuralError, *, with_prompt: bool) -> str:
+def render_failure_texts(
+    session: Session, version: Version, error: MuralError, *, with_prompt: bool, editing: bool = False
+) -> list[str]:
     """A render that failed; for /imagine, the prompt that was written (and paid for) stays visible."""
-    problem = f"⚠️ Couldn't render **v{version.number}**: {error.user_message} `{error.code}`"
+    what = f"an edit of **v{version.number}**" if editing else f"**v{version.number}**"
+    problem = f"⚠️ Couldn't render {what}: {error.user_message} `{error.code}`"
     if not with_prompt:
-        return problem
-    return fit_message(idea_heading(session), version.prompt, problem)
+        return [problem]
+    return [idea_heading(session), prompt_block(version.prompt, CARD_TEXT_LIMIT - 2 * _CARD_RESERVE), problem]
 
 
 def upload_refused_text(version: Version) -> str:
@@ -159,7 +229,19 @@ def version_in_thread_text(version: Version, jump_url: str) -> str:
 
 
 def thread_hint(session: Session) -> str:
-    return f"Reply here to refine the prompt: each message from <@{session.owner_id}> becomes a new version."
+    """The thread's first message: how to talk to the prompt, and to the pictures."""
+    return (
+        f"Reply here to refine the prompt: each message from <@{session.owner_id}> becomes a new version. "
+        "**Reply to a picture** to change that picture itself; **Undo** goes back a version."
+    )
+
+
+def undo_text(version: Version) -> str:
+    return f"↩️ Back to {version_badge(version)}: your next message continues from it."
+
+
+def thread_opened_text(jump_url: str) -> str:
+    return f"🧵 This picture's session is in {jump_url}: refine the prompt there, or reply to a picture to edit it."
 
 
 def no_thread_text(*, missing_permission: bool, channel_kind_unsupported: bool) -> str:
@@ -200,16 +282,54 @@ def interrupted_render_text(requester_id: int, version: int) -> str:
     )
 
 
-def copy_text(version: Version) -> str | None:
+def copy_text(prompt: str) -> str | None:
     """The bare prompt in a code block, or None when it is too long for one message (send a file)."""
-    prompt = version.prompt.replace("```", "'''")
+    prompt = prompt.replace("```", "'''")
     block = f"```\n{prompt}\n```"
     return block if len(block) <= MESSAGE_LIMIT else None
 
 
-def copy_file_note(version: Version) -> str:
-    return f"v{version.number} is too long for one message; here it is as a file."
+def copy_file_note() -> str:
+    return "This prompt is too long for one message; here it is as a file."
 
 
 def compressed_notice() -> str:
     return "-# Compressed to fit this server's upload limit."
+
+
+def when(stored: str) -> str:
+    """A stored UTC time as a Discord timestamp, which each member sees in their own time zone."""
+    moment = datetime.fromisoformat(stored.replace("Z", "+00:00"))
+    return f"<t:{int(moment.timestamp())}:R>"
+
+
+def card(
+    texts: Sequence[str],
+    *,
+    gallery: Sequence[tuple[str, str]] = (),
+    buttons: Sequence[discord.ui.Item[Any]] = (),
+) -> discord.ui.LayoutView:
+    """One Components v2 container: the pictures (`attachment://` name, description), the texts, the buttons."""
+    view = discord.ui.LayoutView(timeout=None)
+    container: discord.ui.Container[discord.ui.LayoutView] = discord.ui.Container(accent_colour=ACCENT)
+    if gallery:
+        container.add_item(
+            discord.ui.MediaGallery(
+                *(
+                    discord.MediaGalleryItem(f"attachment://{name}", description=clip(text, 256))
+                    for name, text in gallery[:GALLERY_LIMIT]
+                )
+            )
+        )
+    for text in texts:
+        if text:
+            container.add_item(discord.ui.TextDisplay(text))
+    if buttons:
+        container.add_item(discord.ui.ActionRow(*buttons))
+    view.add_item(container)
+    return view
+
+
+def notice_card(text: str) -> discord.ui.LayoutView:
+    """A plain sentence as a card (an error or a pointer that replaces a card)."""
+    return card([text])

@@ -1,8 +1,9 @@
-"""The studio's buttons and modal: restart-proof components that hand every press to the studio cog.
+"""The studio's components: restart-proof buttons and selects, and the modals they open.
 
-Each button is a `DynamicItem` whose `custom_id` carries the session and version
-(`mural:<action>:<session>:<version>`); a press reloads the rest from SQLite through the cog, which
-checks who pressed. Failures go to the one error owner, so no press is left unanswered.
+Each button is a `DynamicItem` whose `custom_id` carries the ids it acts on — a session and version
+(`mural:gen:<session>:<version>`) or a render and picture (`mural:edit:<render>:<picture>`) — so a
+press reloads the rest from SQLite through the studio cog, which checks who pressed. Failures go to
+the one error owner, so no press is left unanswered.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import discord
 from discord.ext import commands
 
 from bot.core.studio import MAX_INSTRUCTION_CHARS
+from bot.ui.delivery import PictureSource
 from bot.ui.errors import send_error
 
 STUDIO_COG = "Studio"
@@ -28,9 +30,29 @@ class StudioActions(Protocol):
 
     async def refine_pressed(self, interaction: Interaction, session_id: int) -> None: ...
 
+    async def undo_pressed(self, interaction: Interaction, session_id: int, version: int) -> None: ...
+
     async def copy_pressed(self, interaction: Interaction, session_id: int, version: int) -> None: ...
 
     async def refine_submitted(self, interaction: Interaction, session_id: int, instruction: str) -> None: ...
+
+    async def edit_pressed(self, interaction: Interaction, render_id: int, picture: int) -> None: ...
+
+    async def edit_submitted(
+        self, interaction: Interaction, render_id: int, picture: int, change: str
+    ) -> None: ...
+
+    async def reroll_pressed(self, interaction: Interaction, render_id: int) -> None: ...
+
+    async def copy_render_pressed(self, interaction: Interaction, render_id: int) -> None: ...
+
+    async def thread_pressed(self, interaction: Interaction, render_id: int) -> None: ...
+
+    async def history_picked(self, interaction: Interaction, owner_id: int, session_id: int) -> None: ...
+
+    async def picture_edit_submitted(
+        self, interaction: Interaction, source: PictureSource, change: str
+    ) -> None: ...
 
 
 def studio_actions(interaction: Interaction) -> StudioActions:
@@ -40,32 +62,36 @@ def studio_actions(interaction: Interaction) -> StudioActions:
     return cast(StudioActions, actions)
 
 
+def _template(action: str, ids: int) -> str:
+    return rf"mural:{action}" + "".join(rf":(?P<id{n}>[0-9]+)" for n in range(ids))
+
+
 # The shared base is never registered, so its template matches nothing.
-class _VersionButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"(?!)"):
-    """What the version buttons share: the custom_id format, parsing it back, and error handling."""
+class _StudioButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"(?!)"):
+    """What the studio's buttons share: `mural:<action>:<id>…` custom ids, parsing them back, errors."""
 
     action: ClassVar[str]
     label: ClassVar[str]
     emoji: ClassVar[str]
     style: ClassVar[discord.ButtonStyle] = discord.ButtonStyle.secondary
 
-    def __init__(self, session_id: int, version: int, *, label: str | None = None) -> None:
+    def __init__(self, *ids: int, label: str | None = None, disabled: bool = False) -> None:
         super().__init__(
             discord.ui.Button(
                 label=label or self.label,
                 emoji=self.emoji,
                 style=self.style,
-                custom_id=f"mural:{self.action}:{session_id}:{version}",
+                disabled=disabled,
+                custom_id=":".join(["mural", self.action, *map(str, ids)]),
             )
         )
-        self.session_id = session_id
-        self.version = version
+        self.ids = ids
 
     @classmethod
     async def from_custom_id(
         cls, interaction: Interaction, item: discord.ui.Button[Any], match: re.Match[str], /
-    ) -> _VersionButton:
-        return cls(int(match["session"]), int(match["version"]))
+    ) -> _StudioButton:
+        return cls(*(int(value) for value in match.groups()))
 
     async def callback(self, interaction: Interaction) -> None:
         try:
@@ -77,70 +103,171 @@ class _VersionButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"
         raise NotImplementedError
 
 
-def _template(action: str) -> str:
-    return rf"mural:{action}:(?P<session>[0-9]+):(?P<version>[0-9]+)"
+# -- on a version ---------------------------------------------------------------------------------
 
 
-class GenerateButton(_VersionButton, template=_template("gen")):
+class GenerateButton(_StudioButton, template=_template("gen", 2)):
     action, label, emoji, style = "gen", "Generate", "🎨", discord.ButtonStyle.primary
 
     async def press(self, actions: StudioActions, interaction: Interaction) -> None:
-        await actions.generate_pressed(interaction, self.session_id, self.version)
+        await actions.generate_pressed(interaction, *self.ids)
 
 
-class RefineButton(_VersionButton, template=_template("refine")):
+class RefineButton(_StudioButton, template=_template("refine", 2)):
     action, label, emoji = "refine", "Refine", "✏️"
 
     async def press(self, actions: StudioActions, interaction: Interaction) -> None:
-        await actions.refine_pressed(interaction, self.session_id)
+        await actions.refine_pressed(interaction, self.ids[0])
 
 
-class CopyButton(_VersionButton, template=_template("copy")):
+class UndoButton(_StudioButton, template=_template("undo", 2)):
+    action, label, emoji = "undo", "Undo", "↩️"
+
+    async def press(self, actions: StudioActions, interaction: Interaction) -> None:
+        await actions.undo_pressed(interaction, *self.ids)
+
+
+class CopyButton(_StudioButton, template=_template("copy", 2)):
     action, label, emoji = "copy", "Copy", "📋"
 
     async def press(self, actions: StudioActions, interaction: Interaction) -> None:
-        await actions.copy_pressed(interaction, self.session_id, self.version)
+        await actions.copy_pressed(interaction, *self.ids)
 
 
-DYNAMIC_ITEMS = (GenerateButton, RefineButton, CopyButton)
+# -- on a picture ---------------------------------------------------------------------------------
 
 
-def version_view(session_id: int, version: int) -> discord.ui.View:
-    view = discord.ui.View(timeout=None)
-    view.add_item(GenerateButton(session_id, version))
-    view.add_item(RefineButton(session_id, version))
-    view.add_item(CopyButton(session_id, version))
-    return view
+class EditButton(_StudioButton, template=_template("edit", 2)):
+    action, label, emoji, style = "edit", "Edit", "🖌️", discord.ButtonStyle.primary
+
+    async def press(self, actions: StudioActions, interaction: Interaction) -> None:
+        await actions.edit_pressed(interaction, *self.ids)
 
 
-def result_view(
-    session_id: int, version: int, *, generate: str | None = "Reroll", copy: bool = True
-) -> discord.ui.View | None:
-    """Buttons under a picture or a failed render: render again (labelled `generate`) and Copy."""
-    view = discord.ui.View(timeout=None)
-    if generate is not None:
-        view.add_item(GenerateButton(session_id, version, label=generate))
-    if copy:
-        view.add_item(CopyButton(session_id, version))
-    return view if view.children else None
+class RerollButton(_StudioButton, template=_template("reroll", 1)):
+    action, label, emoji = "reroll", "Reroll", "🎲"
+
+    async def press(self, actions: StudioActions, interaction: Interaction) -> None:
+        await actions.reroll_pressed(interaction, self.ids[0])
 
 
-class RefineModal(discord.ui.Modal):
-    def __init__(self, session_id: int) -> None:
-        super().__init__(title="Refine the prompt", timeout=600)
-        self.session_id = session_id
-        self.instruction: discord.ui.TextInput[RefineModal] = discord.ui.TextInput(
-            style=discord.TextStyle.paragraph,
-            placeholder="make it night, add a fox, less busy…",
-            max_length=MAX_INSTRUCTION_CHARS,
-            custom_id="instruction",
+class CopyRenderButton(_StudioButton, template=_template("rcopy", 1)):
+    action, label, emoji = "rcopy", "Copy", "📋"
+
+    async def press(self, actions: StudioActions, interaction: Interaction) -> None:
+        await actions.copy_render_pressed(interaction, self.ids[0])
+
+
+class ThreadButton(_StudioButton, template=_template("thread", 1)):
+    """`Refine` on an /imagine picture: opens a session thread for it."""
+
+    action, label, emoji = "thread", "Refine", "✏️"
+
+    async def press(self, actions: StudioActions, interaction: Interaction) -> None:
+        await actions.thread_pressed(interaction, self.ids[0])
+
+
+# -- /history -------------------------------------------------------------------------------------
+
+
+class HistorySelect(
+    discord.ui.DynamicItem[discord.ui.Select[Any]], template=r"mural:history:(?P<owner>[0-9]+)"
+):
+    """Re-post one of a member's sessions here; the owner's id rides in the custom id."""
+
+    def __init__(self, owner_id: int, options: list[discord.SelectOption] | None = None) -> None:
+        super().__init__(
+            discord.ui.Select(
+                custom_id=f"mural:history:{owner_id}",
+                placeholder="Post one here again, with its buttons",
+                options=options or [discord.SelectOption(label="-", value="0")],
+            )
         )
-        self.add_item(discord.ui.Label(text="What should change?", component=self.instruction))
+        self.owner_id = owner_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: Interaction, item: discord.ui.Select[Any], match: re.Match[str], /
+    ) -> HistorySelect:
+        return cls(int(match["owner"]), item.options)
+
+    async def callback(self, interaction: Interaction) -> None:
+        try:
+            await studio_actions(interaction).history_picked(
+                interaction, self.owner_id, int(self.item.values[0])
+            )
+        except Exception as error:
+            await send_error(interaction, error)
+
+
+DYNAMIC_ITEMS = (
+    GenerateButton,
+    RefineButton,
+    UndoButton,
+    CopyButton,
+    EditButton,
+    RerollButton,
+    CopyRenderButton,
+    ThreadButton,
+    HistorySelect,
+)
+
+
+# -- modals ---------------------------------------------------------------------------------------
+
+
+def _change_box(placeholder: str) -> discord.ui.TextInput[Any]:
+    return discord.ui.TextInput(
+        style=discord.TextStyle.paragraph,
+        placeholder=placeholder,
+        max_length=MAX_INSTRUCTION_CHARS,
+        custom_id="instruction",
+    )
+
+
+class _ChangeModal(discord.ui.Modal):
+    """One box, "What should change?"; what the answer does is up to the subclass."""
+
+    def __init__(self, title: str, placeholder: str) -> None:
+        super().__init__(title=title, timeout=600)
+        self.change = _change_box(placeholder)
+        self.add_item(discord.ui.Label(text="What should change?", component=self.change))
 
     async def on_submit(self, interaction: Interaction) -> None:
-        await studio_actions(interaction).refine_submitted(
-            interaction, self.session_id, self.instruction.value
-        )
+        await self.submitted(studio_actions(interaction), interaction, self.change.value)
+
+    async def submitted(self, actions: StudioActions, interaction: Interaction, change: str) -> None:
+        raise NotImplementedError
 
     async def on_error(self, interaction: Interaction, error: Exception) -> None:
         await send_error(interaction, error)
+
+
+class RefineModal(_ChangeModal):
+    def __init__(self, session_id: int) -> None:
+        super().__init__("Refine the prompt", "make it night, add a fox, less busy…")
+        self.session_id = session_id
+
+    async def submitted(self, actions: StudioActions, interaction: Interaction, change: str) -> None:
+        await actions.refine_submitted(interaction, self.session_id, change)
+
+
+class EditModal(_ChangeModal):
+    def __init__(self, render_id: int, picture: int) -> None:
+        super().__init__("Edit the picture", "make the sky darker, remove the boat…")
+        self.render_id = render_id
+        self.picture = picture
+
+    async def submitted(self, actions: StudioActions, interaction: Interaction, change: str) -> None:
+        await actions.edit_submitted(interaction, self.render_id, self.picture, change)
+
+
+class PictureEditModal(_ChangeModal):
+    """**Edit with Mural** on any message with a picture; it is downloaded once the change is known."""
+
+    def __init__(self, source: PictureSource) -> None:
+        super().__init__("Edit with Mural", "turn it into a watercolour, add snow…")
+        self.source = source
+
+    async def submitted(self, actions: StudioActions, interaction: Interaction, change: str) -> None:
+        await actions.picture_edit_submitted(interaction, self.source, change)

@@ -13,8 +13,12 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.core.images import capabilities_for, quality_choices, size_label
+from bot.core.errors import InvalidRequest
+from bot.core.images import ASPECTS, capabilities_for, check_options, quality_choices, size_label
+from bot.core.imaging import check_reference_size, input_image, read_reference
 from bot.core.studio import MAX_IDEA_CHARS, STYLES, TARGETS
+from bot.models import Reference
+from bot.ui.delivery import PictureSource
 from cogs.studio import _flows
 from cogs.studio._buttons import DYNAMIC_ITEMS, STUDIO_COG
 
@@ -27,16 +31,22 @@ Interaction = discord.Interaction[Any]
 
 TARGET_CHOICES = [app_commands.Choice(name=target.label, value=key) for key, target in TARGETS.items()]
 STYLE_CHOICES = [app_commands.Choice(name=key.replace("-", " ").title(), value=key) for key in STYLES]
+ASPECT_CHOICES = [app_commands.Choice(name=aspect.title(), value=aspect) for aspect in ASPECTS]
 REFINABLE_MESSAGE_TYPES = (discord.MessageType.default, discord.MessageType.reply)
+EDIT_MENU = "Edit with Mural"
+MAX_COUNT = 4
 AUTOCOMPLETE_LIMIT = 25
 
 
 class StudioCog(commands.Cog, name=STUDIO_COG):
     def __init__(self, bot: MuralBot) -> None:
         self.bot = bot
+        self.edit_menu = app_commands.ContextMenu(name=EDIT_MENU, callback=self.edit_with_mural)
+        self.edit_menu.guild_only = True
 
     async def cog_load(self) -> None:
         self.bot.add_dynamic_items(*DYNAMIC_ITEMS)
+        self.bot.tree.add_command(self.edit_menu)
         if self.bot.sync_only:
             return
         cut_off = await self.bot.studio.interrupted_by_last_stop()
@@ -59,6 +69,7 @@ class StudioCog(commands.Cog, name=STUDIO_COG):
 
     async def cog_unload(self) -> None:
         self.bot.remove_dynamic_items(*DYNAMIC_ITEMS)
+        self.bot.tree.remove_command(EDIT_MENU, type=discord.AppCommandType.message)
 
     # -- commands -----------------------------------------------------------------------------
 
@@ -70,16 +81,20 @@ class StudioCog(commands.Cog, name=STUDIO_COG):
         idea="What you want to see, in your own words",
         target="Where you will use the prompt (default: OpenAI images)",
         style="A style preset to steer the look",
+        aspect="The shape of the pictures (default: the server's size)",
+        reference="Your own picture (PNG, JPEG or WebP) that every picture of this session starts from",
     )
-    @app_commands.choices(target=TARGET_CHOICES, style=STYLE_CHOICES)
+    @app_commands.choices(target=TARGET_CHOICES, style=STYLE_CHOICES, aspect=ASPECT_CHOICES)
     async def prompt(
         self,
         interaction: Interaction,
         idea: app_commands.Range[str, 1, MAX_IDEA_CHARS],
         target: str | None = None,
         style: str | None = None,
+        aspect: str | None = None,
+        reference: discord.Attachment | None = None,
     ) -> None:
-        # Checked before anything is posted: a refusal stays private.
+        # Checked before anything is posted or spent: a refusal stays private.
         request = self.bot.studio.new_session_request(
             idea=idea,
             owner_id=interaction.user.id,
@@ -87,6 +102,8 @@ class StudioCog(commands.Cog, name=STUDIO_COG):
             channel_id=interaction.channel_id or 0,
             target=target,
             style=style,
+            aspect=aspect,
+            reference=await _reference(reference),
         )
         await _flows.start_prompt(self.bot, interaction, request)
 
@@ -98,6 +115,10 @@ class StudioCog(commands.Cog, name=STUDIO_COG):
         idea="What you want to see, in your own words",
         size="Picture size (default: the server's)",
         quality="Higher quality takes longer and costs more (default: the server's)",
+        count="How many pictures to draw at once (1–4)",
+        review="Show me the prompt first; draw only when I press Generate",
+        raw="Draw my words exactly as written, without writing a prompt from them",
+        reference="Your own picture (PNG, JPEG or WebP) to start from",
     )
     async def imagine(
         self,
@@ -105,17 +126,25 @@ class StudioCog(commands.Cog, name=STUDIO_COG):
         idea: app_commands.Range[str, 1, MAX_IDEA_CHARS],
         size: str | None = None,
         quality: str | None = None,
+        count: app_commands.Range[int, 1, MAX_COUNT] = 1,
+        review: bool = False,
+        raw: bool = False,
+        reference: discord.Attachment | None = None,
     ) -> None:
         # Checked before anything is posted or spent: a refusal stays private.
-        options = self.bot.images.options(size=size, quality=quality)
+        options = self.bot.images.options(size=size, quality=quality, count=count)
         request = self.bot.studio.new_session_request(
             idea=idea,
             owner_id=interaction.user.id,
             guild_id=interaction.guild_id,
             channel_id=interaction.channel_id or 0,
             origin="imagine",
+            raw=raw,
+            reference=await _reference(reference),
         )
-        await _flows.start_imagine(self.bot, interaction, request, options)
+        if request.reference is not None:
+            check_options(options, editing=True)
+        await _flows.start_imagine(self.bot, interaction, request, options, review=review)
 
     @imagine.autocomplete("size")
     async def size_choices(self, interaction: Interaction, typed: str) -> list[app_commands.Choice[str]]:
@@ -132,21 +161,48 @@ class StudioCog(commands.Cog, name=STUDIO_COG):
             [(quality.title(), quality) for quality in qualities], typed, default=defaults.quality
         )
 
+    @app_commands.command(name="describe", description="Turn a picture into the prompt that would make it")
+    @app_commands.guild_only()
+    @app_commands.describe(image="The picture to describe (PNG, JPEG or WebP)")
+    async def describe(self, interaction: Interaction, image: discord.Attachment) -> None:
+        reference = await _reference(image)
+        assert reference is not None
+        await _flows.start_describe(self.bot, interaction, input_image(reference))
+
+    @app_commands.command(
+        name="history", description="Your latest sessions, to jump back in or post one here again"
+    )
+    @app_commands.guild_only()
+    async def history(self, interaction: Interaction) -> None:
+        await _flows.history(self.bot, interaction)
+
+    async def edit_with_mural(self, interaction: Interaction, message: discord.Message) -> None:
+        """The message menu **Edit with Mural**: change the picture on any message."""
+        await _flows.open_picture_edit(interaction, message)
+
     # -- replies --------------------------------------------------------------------------------
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
-        """The owner's message in a session thread, or reply to a version message, refines the prompt."""
+        """The owner's words in a session: a reply to a picture edits it; anything else refines the prompt."""
         if message.author.bot or message.guild is None:
             return
         if message.type not in REFINABLE_MESSAGE_TYPES or not message.content.strip():
             return
+        replied_to = message.reference.message_id if message.reference else None
+        if replied_to is not None:
+            picture = await self.bot.jobs.render_for_message(replied_to)
+            if picture is not None:
+                session = await self.bot.studio.session(picture.session_id)
+                if message.author.id == session.owner_id:
+                    await _flows.edit_from_reply(self.bot, message, picture)
+                return
         studio = self.bot.studio
         if isinstance(message.channel, discord.Thread):
             session = await studio.session_for_thread(message.channel.id)
-        elif message.reference is not None and message.reference.message_id is not None:
+        elif replied_to is not None:
             # Without a thread (Create Public Threads refused), replies to the version message refine.
-            session = await studio.session_for_message(message.reference.message_id)
+            session = await studio.session_for_message(replied_to)
             if session is not None and session.thread_id is not None:
                 return
         else:
@@ -155,7 +211,7 @@ class StudioCog(commands.Cog, name=STUDIO_COG):
             return
         await _flows.refine_from_message(self.bot, message, session)
 
-    # -- buttons and the modal (StudioActions) --------------------------------------------------
+    # -- buttons, selects and modals (StudioActions) --------------------------------------------
 
     async def generate_pressed(self, interaction: Interaction, session_id: int, version: int) -> None:
         await _flows.generate(self.bot, interaction, session_id, version)
@@ -163,11 +219,55 @@ class StudioCog(commands.Cog, name=STUDIO_COG):
     async def refine_pressed(self, interaction: Interaction, session_id: int) -> None:
         await _flows.open_refine_modal(self.bot, interaction, session_id)
 
+    async def undo_pressed(self, interaction: Interaction, session_id: int, version: int) -> None:
+        await _flows.undo(self.bot, interaction, session_id, version)
+
     async def copy_pressed(self, interaction: Interaction, session_id: int, version: int) -> None:
-        await _flows.copy_prompt(self.bot, interaction, session_id, version)
+        await _flows.copy_version(self.bot, interaction, session_id, version)
 
     async def refine_submitted(self, interaction: Interaction, session_id: int, instruction: str) -> None:
         await _flows.refine_from_modal(self.bot, interaction, session_id, instruction)
+
+    async def edit_pressed(self, interaction: Interaction, render_id: int, picture: int) -> None:
+        await _flows.open_edit_modal(self.bot, interaction, render_id, picture)
+
+    async def edit_submitted(
+        self, interaction: Interaction, render_id: int, picture: int, change: str
+    ) -> None:
+        await _flows.edit_submitted(self.bot, interaction, render_id, picture, change)
+
+    async def reroll_pressed(self, interaction: Interaction, render_id: int) -> None:
+        await _flows.reroll(self.bot, interaction, render_id)
+
+    async def copy_render_pressed(self, interaction: Interaction, render_id: int) -> None:
+        await _flows.copy_render(self.bot, interaction, render_id)
+
+    async def thread_pressed(self, interaction: Interaction, render_id: int) -> None:
+        await _flows.open_session_thread(self.bot, interaction, render_id)
+
+    async def history_picked(self, interaction: Interaction, owner_id: int, session_id: int) -> None:
+        await _flows.repost(self.bot, interaction, owner_id, session_id)
+
+    async def picture_edit_submitted(
+        self, interaction: Interaction, source: PictureSource, change: str
+    ) -> None:
+        await _flows.picture_edit_submitted(self.bot, interaction, source, change)
+
+
+async def _reference(attachment: discord.Attachment | None) -> Reference | None:
+    """A member's attached picture, checked before anything is posted or spent."""
+    if attachment is None:
+        return None
+    check_reference_size(attachment.filename, attachment.size)
+    if attachment.content_type and not attachment.content_type.startswith("image/"):
+        raise InvalidRequest(f"{attachment.filename} is not a picture. Attach a PNG, JPEG or WebP image.")
+    try:
+        data = await attachment.read()
+    except discord.HTTPException as error:
+        raise InvalidRequest(
+            f"I couldn't download {attachment.filename} from Discord; please attach it again."
+        ) from error
+    return read_reference(attachment.filename, data)
 
 
 def _matching(choices: list[tuple[str, str]], typed: str, *, default: str) -> list[app_commands.Choice[str]]:

@@ -1,27 +1,32 @@
-"""What happens when a member acts in the studio: the flows shared by commands, buttons, the modal and replies.
+"""What happens when a member acts in the studio: the flows shared by commands, buttons, modals and replies.
 
-Each thing a member sees is posted by exactly one function here ("post a version", "post a
-picture"), through `bot.ui.delivery`'s single way out. A session's versions and pictures belong in
-its thread whenever it has one.
+Each card is built once in `_cards` and goes out through `bot.ui.delivery`'s single way out. A
+session's versions and pictures belong in its thread whenever it has one; a job shows its progress,
+previews and result in one message.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
 import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import discord
 
-from bot.core.errors import RETRYABLE, MuralError
-from bot.core.images import ImageOptions
+from bot.core.ai import InputImage
+from bot.core.errors import RETRYABLE, InvalidRequest, MuralError
+from bot.core.images import ImageOptions, picture_from_bytes
+from bot.core.imaging import check_reference_size, input_image, read_reference
 from bot.core.queue import FinishedRender, JobEvent, RenderFailed, RenderRequest
 from bot.core.studio import SessionRequest, check_owner
 from bot.models import Refinement, Render, Session, Version
 from bot.ui import delivery, layouts
 from bot.ui.errors import report_error
-from cogs.studio._buttons import RefineModal, result_view, version_view
+from cogs.studio import _cards
+from cogs.studio._buttons import EditModal, PictureEditModal, RefineModal
 
 if TYPE_CHECKING:
     from bot.app import MuralBot
@@ -36,20 +41,20 @@ Interaction = discord.Interaction[Any]
 
 async def post_version(
     bot: MuralBot,
+    session: Session,
     version: Version,
     *,
     interaction: Interaction | None = None,
     channel: discord.abc.Messageable | None = None,
     reply_to: discord.Message | None = None,
 ) -> discord.Message:
-    """Post a version with its buttons (as the interaction's answer, or in `channel`) and remember where."""
-    text = layouts.version_text(version)
-    view = version_view(version.session_id, version.number)
+    """Post a version card (as the interaction's answer, or in `channel`) and remember where it is."""
+    card = _cards.version_card(session, version)
     if interaction is not None:
-        message = await delivery.respond(bot, interaction, text, view=view)
+        message = await delivery.respond(bot, interaction, view=card)
     else:
         assert channel is not None, "a version goes to an interaction or a channel"
-        message = await delivery.send_in(bot, channel, text, view=view, reply_to=reply_to)
+        message = await delivery.send_in(bot, channel, view=card, reply_to=reply_to)
     await bot.studio.remember_message(version, message.id)
     return message
 
@@ -58,14 +63,27 @@ async def start_prompt(bot: MuralBot, interaction: Interaction, request: Session
     """/prompt: v1 as the command's answer, then a thread on it."""
     await interaction.response.defer(thinking=True)
     session, first = await bot.studio.start_session(request)
-    message = await post_version(bot, first, interaction=interaction)
+    message = await post_version(bot, session, first, interaction=interaction)
+    await open_thread(bot, interaction, session, message)
+
+
+async def start_describe(bot: MuralBot, interaction: Interaction, image: InputImage) -> None:
+    """/describe: the prompt that would reproduce a picture becomes v1 of a new session, with its thread."""
+    await interaction.response.defer(thinking=True)
+    session, first = await bot.studio.describe(
+        image,
+        owner_id=interaction.user.id,
+        guild_id=interaction.guild_id,
+        channel_id=interaction.channel_id or 0,
+    )
+    message = await post_version(bot, session, first, interaction=interaction)
     await open_thread(bot, interaction, session, message)
 
 
 async def open_thread(
     bot: MuralBot, interaction: Interaction, session: Session, message: discord.Message
 ) -> None:
-    """Open the session's thread on the v1 message; say so plainly when Discord will not allow it.
+    """Open the session's thread on its first message; say so plainly when Discord will not allow it.
 
     The thread is created through the channel: a message returned for an interaction is a webhook
     message without guild information, on which discord.py cannot create a thread.
@@ -101,13 +119,13 @@ async def _tell_privately(interaction: Interaction, text: str) -> None:
 
 
 async def refine_from_message(bot: MuralBot, message: discord.Message, session: Session) -> None:
-    """A reply from the owner (in the thread, or to a version message) becomes the next version."""
+    """A message from the owner (in the thread, or a reply to a version) becomes the next version."""
     try:
         async with delivery.typing_if_allowed(message.channel):
             version = await bot.studio.refine(
                 session.id, message.content, author_id=message.author.id, channel_id=message.channel.id
             )
-        await post_version(bot, version, channel=message.channel, reply_to=message)
+        await post_version(bot, session, version, channel=message.channel, reply_to=message)
     except Exception as error:
         await report_error(
             bot, message.channel, error, where=f"Refinement of session {session.id}", reply_to=message
@@ -120,19 +138,29 @@ async def open_refine_modal(bot: MuralBot, interaction: Interaction, session_id:
     await interaction.response.send_modal(RefineModal(session.id))
 
 
+def _elsewhere_than_thread(session: Session, interaction: Interaction) -> bool:
+    """Pressed outside the session's thread (v1 sits in the channel), so the answer belongs in the thread."""
+    return bool(session.thread_id) and interaction.channel_id != session.thread_id
+
+
+def _thread_of(bot: MuralBot, session: Session, interaction: Interaction) -> discord.abc.Messageable:
+    assert session.thread_id is not None
+    return bot.get_partial_messageable(session.thread_id, guild_id=interaction.guild_id)
+
+
 async def refine_from_modal(
     bot: MuralBot, interaction: Interaction, session_id: int, instruction: str
 ) -> None:
     """The Refine modal: the new version goes to the session's thread when it has one, else answers here."""
     session = await bot.studio.session(session_id)
     check_owner(session, interaction.user.id, "refine it")
-    if session.thread_id and interaction.channel_id != session.thread_id:
+    if _elsewhere_than_thread(session, interaction):
+        assert session.thread_id is not None
         await interaction.response.defer(thinking=True, ephemeral=True)
         version = await bot.studio.refine(
             session.id, instruction, author_id=interaction.user.id, channel_id=session.thread_id
         )
-        thread = bot.get_partial_messageable(session.thread_id, guild_id=interaction.guild_id)
-        message = await post_version(bot, version, channel=thread)
+        message = await post_version(bot, session, version, channel=_thread_of(bot, session, interaction))
         with contextlib.suppress(discord.HTTPException):
             await interaction.edit_original_response(
                 content=layouts.version_in_thread_text(version, message.jump_url)
@@ -145,161 +173,427 @@ async def refine_from_modal(
         author_id=interaction.user.id,
         channel_id=interaction.channel_id or session.channel_id,
     )
-    await post_version(bot, version, interaction=interaction)
+    await post_version(bot, session, version, interaction=interaction)
 
 
-async def copy_prompt(bot: MuralBot, interaction: Interaction, session_id: int, number: int) -> None:
+async def undo(bot: MuralBot, interaction: Interaction, session_id: int, number: int) -> None:
+    """Undo: the head goes back to the parent, said where the session lives; nothing is deleted."""
+    parent = await bot.studio.undo(session_id, number, user_id=interaction.user.id)
+    session = await bot.studio.session(session_id)
+    text = layouts.undo_text(parent)
+    if _elsewhere_than_thread(session, interaction):
+        await interaction.response.send_message(text, ephemeral=True)
+        with contextlib.suppress(discord.HTTPException):
+            await delivery.send_in(bot, _thread_of(bot, session, interaction), text)
+        return
+    await interaction.response.send_message(text, allowed_mentions=layouts.NO_PINGS)
+
+
+async def copy_text(interaction: Interaction, prompt: str, filename: str) -> None:
     """The bare prompt, privately: a code block, or a file when it is too long for one message."""
-    _, version = await bot.studio.version(session_id, number)
-    block = layouts.copy_text(version)
+    block = layouts.copy_text(prompt)
     if block is not None:
         await interaction.response.send_message(block, ephemeral=True, allowed_mentions=layouts.NO_PINGS)
         return
-    file = discord.File(io.BytesIO(version.prompt.encode()), filename=f"prompt-v{number}.txt")
+    file = discord.File(io.BytesIO(prompt.encode()), filename=filename)
     await interaction.response.send_message(
-        layouts.copy_file_note(version), file=file, ephemeral=True, allowed_mentions=layouts.NO_PINGS
+        layouts.copy_file_note(), file=file, ephemeral=True, allowed_mentions=layouts.NO_PINGS
     )
+
+
+async def copy_version(bot: MuralBot, interaction: Interaction, session_id: int, number: int) -> None:
+    _, version = await bot.studio.version(session_id, number)
+    await copy_text(interaction, version.prompt, f"prompt-v{number}.txt")
+
+
+async def copy_render(bot: MuralBot, interaction: Interaction, render_id: int) -> None:
+    render = await bot.jobs.render_record(render_id)
+    prompt = render.prompt
+    if prompt is None:
+        prompt = (await bot.studio.version(render.session_id, render.version))[1].prompt
+    await copy_text(interaction, prompt, f"prompt-{render_id}.txt")
 
 
 # -- pictures ---------------------------------------------------------------------------------
 
 
 async def start_imagine(
-    bot: MuralBot, interaction: Interaction, request: SessionRequest, options: ImageOptions
+    bot: MuralBot, interaction: Interaction, request: SessionRequest, options: ImageOptions, *, review: bool
 ) -> None:
-    """/imagine: the prompt is written, then drawn, and the picture answers the command."""
+    """/imagine: the prompt is written (or taken as is), then drawn; with review, shown first and nothing drawn."""
     await interaction.response.defer(thinking=True)
     session, first = await bot.studio.start_session(request)
-    await render_for_interaction(bot, interaction, session, first, options, with_prompt=True)
-
-
-async def generate(bot: MuralBot, interaction: Interaction, session_id: int, number: int) -> None:
-    session, version = await bot.studio.version(session_id, number)
-    check_owner(session, interaction.user.id, "render its versions")
-    options = bot.images.options()
-    if session.thread_id and interaction.channel_id != session.thread_id:
-        # v1 sits in the channel, but a session's pictures belong in its thread; progress stays private.
-        await interaction.response.defer(thinking=True, ephemeral=True)
-        thread = bot.get_partial_messageable(session.thread_id, guild_id=interaction.guild_id)
-        await render_for_interaction(bot, interaction, session, version, options, post_to=thread)
+    if review:
+        await post_version(bot, session, first, interaction=interaction)
         return
-    await interaction.response.defer(thinking=True)
-    await render_for_interaction(
-        bot, interaction, session, version, options, with_prompt=session.origin == "imagine"
+    await render(
+        bot,
+        interaction,
+        delivery.InteractionSurface(bot, interaction),
+        session,
+        first,
+        _generate_request(
+            session, first, interaction, options, request.reference and input_image(request.reference)
+        ),
     )
 
 
-async def render_for_interaction(
-    bot: MuralBot,
-    interaction: Interaction,
+def _generate_request(
     session: Session,
     version: Version,
+    interaction: Interaction,
     options: ImageOptions,
-    *,
-    with_prompt: bool = False,
-    post_to: discord.abc.Messageable | None = None,
-) -> Render:
-    """Render a version for a deferred interaction, showing progress, and post the picture as a file.
-
-    The picture replaces the placeholder, or goes to `post_to` (the session's thread) with the
-    placeholder turned into a pointer to it; if that channel refuses, the placeholder gets it after all.
-    """
-    progress = delivery.ProgressMessage(interaction)
-
-    async def on_event(event: JobEvent) -> None:
-        progress.show(layouts.progress_text(version.number, event))
-
-    request = RenderRequest(
+    reference: InputImage | None,
+) -> RenderRequest:
+    return RenderRequest(
         session_id=session.id,
         version=version.number,
         prompt=version.prompt,
         requester_id=interaction.user.id,
         channel_id=interaction.channel_id or session.channel_id,
         options=options,
+        inputs=(reference,) if reference else (),
+        with_reference=reference is not None,
     )
+
+
+async def generate(bot: MuralBot, interaction: Interaction, session_id: int, number: int) -> None:
+    session, version = await bot.studio.version(session_id, number)
+    check_owner(session, interaction.user.id, "render its versions")
+    options = bot.images.options(aspect=session.aspect)
+    reference = await bot.studio.reference_for(session)
+    request = _generate_request(session, version, interaction, options, reference and input_image(reference))
+    await _render_where_it_belongs(bot, interaction, session, version, request)
+
+
+async def _render_where_it_belongs(
+    bot: MuralBot, interaction: Interaction, session: Session, version: Version, request: RenderRequest
+) -> None:
+    """A session's pictures land in its thread (the member gets a private pointer), else answer here."""
+    if _elsewhere_than_thread(session, interaction):
+        await interaction.response.defer(thinking=True, ephemeral=True)
+        surface = delivery.ChannelSurface(bot, _thread_of(bot, session, interaction))
+        message = await render(bot, interaction, surface, session, version, request)
+        if message is not None:
+            with contextlib.suppress(discord.HTTPException):
+                await interaction.edit_original_response(
+                    content=layouts.picture_in_thread_text(version, message.jump_url)
+                )
+        return
+    await interaction.response.defer(thinking=True)
+    await render(bot, interaction, delivery.InteractionSurface(bot, interaction), session, version, request)
+
+
+async def render(
+    bot: MuralBot,
+    interaction: Interaction | None,
+    surface: delivery.Surface,
+    session: Session,
+    version: Version,
+    request: RenderRequest,
+    *,
+    limit: int | None = None,
+) -> discord.Message | None:
+    """Run a job on `surface`: progress and previews as they come, then the pictures, or what went wrong."""
+    progress = delivery.Progress(surface)
+    editing = request.kind == "edit"
+    upload_limit = limit or (
+        interaction.filesize_limit if interaction else discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES
+    )
+
+    async def on_event(event: JobEvent) -> None:
+        text = layouts.progress_text(version.number, event)
+        if event.preview is None:
+            progress.show(_cards.progress_card(text))
+            return
+        fitted, names = await asyncio.to_thread(
+            delivery.fit_pictures, [picture_from_bytes(event.preview)], upload_limit, stem="preview"
+        )
+        progress.show(_cards.progress_card(text, names[0]), delivery.picture_files(fitted, names, "preview"))
+
     try:
         finished = await bot.jobs.render(request, on_event=on_event)
     except RenderFailed as failed:
-        await progress.stop()
-        await post_render_failure(bot, interaction, session, version, failed.error, with_prompt=with_prompt)
-        return failed.record
-    await progress.stop()
-    await post_picture(bot, interaction, session, version, finished, with_prompt=with_prompt, post_to=post_to)
-    return finished.record
+        await progress.finish()
+        with_prompt = session.origin == "imagine" and not editing
+        texts = layouts.render_failure_texts(
+            session, version, failed.error, with_prompt=with_prompt, editing=editing
+        )
+        card = _cards.failure_card(
+            session,
+            version,
+            failed.record,
+            texts,
+            retry=isinstance(failed.error, RETRYABLE),
+            copy=with_prompt,
+        )
+        await surface.show(card)
+        return None
+    await progress.finish()
+    return await post_pictures(bot, surface, session, version, finished, upload_limit)
 
 
-async def post_render_failure(
+async def post_pictures(
     bot: MuralBot,
-    interaction: Interaction,
-    session: Session,
-    version: Version,
-    error: MuralError,
-    *,
-    with_prompt: bool,
-) -> None:
-    """A failed render keeps what was made: the prompt (with Copy) for /imagine, and Retry where it can help."""
-    retry = "Retry" if isinstance(error, RETRYABLE) else None
-    view = result_view(session.id, version.number, generate=retry, copy=with_prompt)
-    text = layouts.render_failure_text(session, version, error, with_prompt=with_prompt)
-    await delivery.respond(bot, interaction, text, view=view)
-
-
-async def post_picture(
-    bot: MuralBot,
-    interaction: Interaction,
+    surface: delivery.Surface,
     session: Session,
     version: Version,
     finished: FinishedRender,
-    *,
-    with_prompt: bool,
-    post_to: discord.abc.Messageable | None,
-) -> None:
-    """Post a finished picture as an uploaded file with its caption and buttons, and remember where."""
-    image = finished.image
-    caption = layouts.render_caption(session, version, image, with_prompt=with_prompt)
-    view = result_view(session.id, version.number)
-    limit = interaction.filesize_limit
-    picture = {
-        "filename": f"mural-{session.id}-v{version.number}",
-        "description": layouts.alt_text(version.prompt),
-    }
-    message: discord.Message | None = None
-    try:
-        if post_to is not None:
-            try:
-                message = await delivery.send_picture(
-                    lambda text, file: delivery.send_in(bot, post_to, text, file=file, view=view),
-                    caption,
-                    image.pictures[0],
-                    limit,
-                    **picture,
-                )
-            except discord.HTTPException as error:
-                log.info("Could not post render %d in the thread (HTTP %s)", finished.record.id, error.status)
-                caption = layouts.with_notice(layouts.thread_refused_picture_notice(), caption)
-            else:
-                with contextlib.suppress(discord.HTTPException):
-                    await interaction.edit_original_response(
-                        content=layouts.picture_in_thread_text(version, message.jump_url)
-                    )
-        if message is None:
-            message = await delivery.send_picture(
-                lambda text, file: delivery.respond(bot, interaction, text, view=view, file=file),
-                caption,
-                image.pictures[0],
-                limit,
-                **picture,
-            )
-    except discord.Forbidden:
-        log.info("Render %d finished but the picture could not be uploaded (403)", finished.record.id)
-        await delivery.respond(
-            bot,
+    limit: int,
+) -> discord.Message | None:
+    """The finished pictures as uploaded files in one card, within the upload limit, remembered for Edit."""
+    image, record = finished.image, finished.record
+    stem = f"mural-{session.id}-{record.id}"
+    with_prompt = session.origin == "imagine" and record.kind == "generate"
+    for attempt in range(2):
+        fitted, names = await asyncio.to_thread(delivery.fit_pictures, image.pictures, limit, stem=stem)
+        card = _cards.picture_card(
+            session,
+            version,
+            record,
+            image,
+            names,
+            with_prompt=with_prompt,
+            compressed=any(f.reencoded for f in fitted),
+        )
+        files = delivery.picture_files(fitted, names, layouts.alt_text(record.prompt or version.prompt))
+        try:
+            message = await surface.show(card, files)
+        except discord.Forbidden:
+            log.info("Render %d finished but the pictures could not be uploaded (403)", record.id)
+            await surface.show(_cards.retry_card(record, layouts.upload_refused_text(version)))
+            return None
+        except discord.HTTPException as error:
+            if error.status != 413 or attempt:
+                raise
+            log.info("Upload of render %d was too large; compressing further", record.id)
+            limit = sum(len(f.data) for f in fitted) // 2
+            continue
+        await bot.jobs.remember_message(record, channel_id=message.channel.id, message_id=message.id)
+        return message
+    return None
+
+
+async def reroll(bot: MuralBot, interaction: Interaction, render_id: int) -> None:
+    """The same job again: the same version (or the same edit of the same picture) with the same options."""
+    record = await bot.jobs.render_record(render_id)
+    session, version = await bot.studio.version(record.session_id, record.version)
+    check_owner(session, interaction.user.id, "render its pictures again")
+    options = bot.images.options(model=record.model, size=record.size, quality=record.quality, count=record.n)
+    if record.kind == "edit" and record.source_render_id is not None:
+        source = await source_picture(
+            bot, await bot.jobs.render_record(record.source_render_id), record.source_index or 1, None
+        )
+        request = _edit_request(
+            session,
+            version,
             interaction,
-            layouts.upload_refused_text(version),
-            view=result_view(session.id, version.number, generate="Retry"),
+            options,
+            record.prompt or version.prompt,
+            source,
+            record.source_render_id,
+            record.source_index or 1,
+            record.instruction,
+        )
+    else:
+        reference = await bot.studio.reference_for(session) if record.with_reference else None
+        request = _generate_request(
+            session, version, interaction, options, reference and input_image(reference)
+        )
+    await _render_where_it_belongs(bot, interaction, session, version, request)
+
+
+# -- edits: change the picture itself ---------------------------------------------------------
+
+
+async def open_edit_modal(bot: MuralBot, interaction: Interaction, render_id: int, picture: int) -> None:
+    record = await bot.jobs.render_record(render_id)
+    session = await bot.studio.session(record.session_id)
+    check_owner(session, interaction.user.id, "edit its pictures")
+    await interaction.response.send_modal(EditModal(render_id, picture))
+
+
+def _edit_request(
+    session: Session,
+    version: Version,
+    requester: Interaction | discord.Message,
+    options: ImageOptions,
+    prompt: str,
+    source: InputImage,
+    source_render_id: int,
+    source_index: int,
+    instruction: str | None,
+) -> RenderRequest:
+    author = requester.user if isinstance(requester, discord.Interaction) else requester.author
+    return RenderRequest(
+        session_id=session.id,
+        version=version.number,
+        prompt=prompt,
+        requester_id=author.id,
+        channel_id=requester.channel.id if requester.channel else session.channel_id,
+        options=ImageOptions(model=options.model, size=options.size, quality=options.quality, count=1),
+        kind="edit",
+        inputs=(source,),
+        source_render_id=source_render_id,
+        source_index=source_index,
+        instruction=instruction,
+    )
+
+
+async def source_picture(
+    bot: MuralBot, record: Render, index: int, shown: discord.Message | None
+) -> InputImage:
+    """The bytes of picture `index` of a finished render, read back from its message on Discord."""
+    message = shown if shown is not None and shown.id == record.message_id else None
+    if message is None:
+        if record.message_id is None:
+            raise InvalidRequest("That picture was never posted, so there is nothing to edit.")
+        channel = bot.get_partial_messageable(record.message_channel_id or record.channel_id)
+        message = await channel.fetch_message(record.message_id)
+    pictures = delivery.pictures_in(message)
+    if not 1 <= index <= len(pictures):
+        raise InvalidRequest("That picture is no longer on its message, so it cannot be edited.")
+    picture = pictures[index - 1]
+    return input_image(read_reference(picture.filename, await bot.http.get_from_cdn(picture.url)))
+
+
+async def edit_picture(
+    bot: MuralBot,
+    requester: Interaction | discord.Message,
+    surface: delivery.Surface,
+    record: Render,
+    index: int,
+    change: str,
+    shown: discord.Message | None,
+) -> None:
+    """Change one picture by an instruction: the chat model writes the edit prompt, the edit endpoint draws it."""
+    session, version = await bot.studio.version(record.session_id, record.version)
+    author = requester.user if isinstance(requester, discord.Interaction) else requester.author
+    check_owner(session, author.id, "edit its pictures")
+    source = await source_picture(bot, record, index, shown)
+    prompt = await bot.studio.edit_prompt(session, record.prompt or version.prompt, change, user_id=author.id)
+    options = bot.images.options(model=record.model, size=record.size, quality=record.quality)
+    request = _edit_request(session, version, requester, options, prompt, source, record.id, index, change)
+    interaction = requester if isinstance(requester, discord.Interaction) else None
+    await render(bot, interaction, surface, session, version, request)
+
+
+async def edit_submitted(
+    bot: MuralBot, interaction: Interaction, render_id: int, index: int, change: str
+) -> None:
+    """The Edit modal: the result is a new picture card in the same place."""
+    record = await bot.jobs.render_record(render_id)
+    await interaction.response.defer(thinking=True)
+    surface = delivery.InteractionSurface(bot, interaction)
+    await edit_picture(bot, interaction, surface, record, index, change, interaction.message)
+
+
+async def edit_from_reply(bot: MuralBot, message: discord.Message, record: Render) -> None:
+    """A reply to a picture changes that picture; the result answers the reply."""
+    try:
+        surface = delivery.ChannelSurface(bot, message.channel, reply_to=message)
+        await edit_picture(bot, message, surface, record, 1, message.content, None)
+    except Exception as error:
+        await report_error(bot, message.channel, error, where=f"Edit of render {record.id}", reply_to=message)
+
+
+async def open_session_thread(bot: MuralBot, interaction: Interaction, render_id: int) -> None:
+    """`Refine` on an /imagine picture: a thread on the picture, its prompt as v1, the picture as where it stands."""
+    record = await bot.jobs.render_record(render_id)
+    session, head = await bot.studio.version(
+        record.session_id, (await bot.studio.session(record.session_id)).head_version
+    )
+    check_owner(session, interaction.user.id, "refine it")
+    if session.thread_id is not None:
+        await interaction.response.send_message(
+            layouts.thread_opened_text(f"<#{session.thread_id}>"),
+            ephemeral=True,
+            allowed_mentions=layouts.NO_PINGS,
         )
         return
-    await bot.jobs.remember_message(finished.record, channel_id=message.channel.id, message_id=message.id)
+    channel = interaction.channel
+    message = interaction.message
+    if not isinstance(channel, discord.TextChannel) or message is None:
+        raise InvalidRequest(layouts.no_thread_text(missing_permission=False, channel_kind_unsupported=True))
+    await interaction.response.defer(thinking=True, ephemeral=True)
+    try:
+        thread = await channel.create_thread(
+            name=layouts.thread_name(session.idea), message=message, auto_archive_duration=1440
+        )
+    except discord.HTTPException as error:
+        raise InvalidRequest(
+            layouts.no_thread_text(missing_permission=error.status == 403, channel_kind_unsupported=False)
+        ) from error
+    await bot.studio.attach_thread(session, thread.id)
+    session = await bot.studio.session(session.id)
+    await delivery.send_in(bot, thread, layouts.thread_hint(session))
+    await post_version(bot, session, head, channel=thread)
+    await interaction.edit_original_response(content=layouts.thread_opened_text(thread.jump_url))
+
+
+# -- Edit with Mural (a message's own picture) -------------------------------------------------
+
+
+async def open_picture_edit(interaction: Interaction, message: discord.Message) -> None:
+    """The message menu: find its picture, check it cheaply, and ask what should change."""
+    pictures = delivery.pictures_in(message)
+    if not pictures:
+        raise InvalidRequest(
+            "That message has no picture I can edit. Use it on a message with a PNG, JPEG or WebP image."
+        )
+    if pictures[0].size is not None:
+        check_reference_size(pictures[0].filename, pictures[0].size)
+    await interaction.response.send_modal(PictureEditModal(pictures[0]))
+
+
+async def picture_edit_submitted(
+    bot: MuralBot, interaction: Interaction, source: delivery.PictureSource, change: str
+) -> None:
+    """The picture becomes the reference of a new session; the change is drawn from it and posted here."""
+    await interaction.response.defer(thinking=True)
+    reference = read_reference(source.filename, await bot.http.get_from_cdn(source.url))
+    request = bot.studio.new_session_request(
+        idea=change,
+        owner_id=interaction.user.id,
+        guild_id=interaction.guild_id,
+        channel_id=interaction.channel_id or 0,
+        origin="imagine",
+        raw=True,
+        reference=reference,
+    )
+    session, first = await bot.studio.start_session(request)
+    options = bot.images.options()
+    await render(
+        bot,
+        interaction,
+        delivery.InteractionSurface(bot, interaction),
+        session,
+        first,
+        _generate_request(session, first, interaction, options, input_image(reference)),
+    )
+
+
+# -- /history -----------------------------------------------------------------------------------
+
+
+async def history(bot: MuralBot, interaction: Interaction) -> None:
+    summaries = await bot.studio.recent_sessions(interaction.user.id)
+    card = _cards.history_card(interaction.user.id, summaries, interaction.guild_id)
+    await interaction.response.send_message(view=card, ephemeral=True)
+
+
+async def repost(bot: MuralBot, interaction: Interaction, owner_id: int, session_id: int) -> None:
+    """Post a session's current version here again, with working buttons."""
+    session = await bot.studio.session(session_id)
+    check_owner(session, interaction.user.id, "post it again")
+    if owner_id != interaction.user.id:
+        raise InvalidRequest("That menu belongs to someone else's history.")
+    _, head = await bot.studio.version(session.id, session.head_version)
+    await interaction.response.send_message(
+        view=_cards.version_card(session, head), allowed_mentions=layouts.NO_PINGS
+    )
+    message = await interaction.original_response()
+    await bot.studio.remember_message(head, message.id)
 
 
 # -- after a restart --------------------------------------------------------------------------
@@ -309,7 +603,9 @@ async def report_interrupted_refinements(bot: MuralBot, refinements: list[Refine
     """Tell each author that a restart cut off their instruction; the session is as it was before it."""
     for refinement in refinements:
         try:
-            session = await bot.studio.session(refinement.session_id)
+            session, head = await bot.studio.version(
+                refinement.session_id, (await bot.studio.session(refinement.session_id)).head_version
+            )
         except MuralError:
             continue
         channel = bot.get_partial_messageable(refinement.channel_id)
@@ -317,19 +613,18 @@ async def report_interrupted_refinements(bot: MuralBot, refinements: list[Refine
             refinement.author_id, refinement.instruction, session.head_version
         )
         try:
-            await delivery.send_in(bot, channel, text, view=version_view(session.id, session.head_version))
+            await delivery.send_in(bot, channel, text)
+            await post_version(bot, session, head, channel=channel)
         except discord.HTTPException:
             log.warning("Could not report interrupted refinement %d", refinement.id, exc_info=True)
 
 
-async def report_interrupted_renders(bot: MuralBot, renders: list[Render]) -> None:
+async def report_interrupted_renders(bot: MuralBot, renders: Sequence[Render]) -> None:
     """Tell each owner that a restart cut their render off, with a button to try again."""
-    for render in renders:
-        channel = bot.get_partial_messageable(render.channel_id)
-        text = layouts.interrupted_render_text(render.requester_id, render.version)
+    for record in renders:
+        channel = bot.get_partial_messageable(record.channel_id)
+        text = layouts.interrupted_render_text(record.requester_id, record.version)
         try:
-            await delivery.send_in(
-                bot, channel, text, view=result_view(render.session_id, render.version, generate="Retry")
-            )
+            await delivery.send_in(bot, channel, view=_cards.retry_card(record, text))
         except discord.HTTPException:
-            log.warning("Could not report interrupted render %d", render.id, exc_info=True)
+            log.warning("Could not report interrupted render %d", record.id, exc_info=True)
