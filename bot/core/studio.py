@@ -17,6 +17,7 @@ from bot.core.ai import ChatAnswer, InputImage, OpenAIService
 from bot.core.errors import BadAnswer, ChatRefused, InvalidRequest, NotAllowed, SessionGone
 from bot.core.images import ASPECTS, safety_identifier
 from bot.core.pricing import chat_cost
+from bot.core.queue import AcknowledgementsFirst
 from bot.core.tasks import TaskOwner
 from bot.models import Reference, Refinement, Session, SessionSummary, Version
 from bot.store import Store
@@ -218,9 +219,18 @@ def check_owner(session: Session, user_id: int, what: str) -> None:
 class Studio:
     """Sessions of prompt versions, created and refined through the chat model."""
 
-    def __init__(self, store: Store, ai: OpenAIService, *, history_window: int = HISTORY_WINDOW) -> None:
+    def __init__(
+        self,
+        store: Store,
+        ai: OpenAIService,
+        *,
+        history_window: int = HISTORY_WINDOW,
+        ahead: AcknowledgementsFirst | None = None,
+    ) -> None:
         self._store = store
         self._ai = ai
+        # Model calls wait for the acknowledgements still owed (see AcknowledgementsFirst).
+        self._ahead = ahead
         self._history_window = history_window
         self._locks: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()
         self._tasks = TaskOwner("refinement")
@@ -273,6 +283,10 @@ class Studio:
 
     # -- the chat model -----------------------------------------------------------------------
 
+    async def _my_turn(self) -> None:
+        if self._ahead is not None:
+            await self._ahead.turn()
+
     async def _chat(
         self,
         messages: list[dict[str, str]],
@@ -283,6 +297,7 @@ class Studio:
         session_id: int | None,
     ) -> tuple[ChatAnswer, int]:
         """Ask the chat model and record what the call cost; returns the answer and its usage row."""
+        await self._my_turn()
         answer = await self._ai.chat(messages, user_hash=safety_identifier(user_id))
         usage_id = await self._record_usage(
             answer, purpose=purpose, user_id=user_id, guild_id=guild_id, session_id=session_id
@@ -379,6 +394,7 @@ class Studio:
         self, image: InputImage, *, owner_id: int, guild_id: int | None, channel_id: int
     ) -> tuple[Session, Version]:
         """A vision model writes the prompt that would reproduce a picture; it becomes v1 of a new session."""
+        await self._my_turn()
         answer = await self._ai.describe_image(_DESCRIBE_RULES, image, user_hash=safety_identifier(owner_id))
         usage_id = await self._record_usage(answer, purpose="describe", user_id=owner_id, guild_id=guild_id)
         prompt = parse_prompt(answer.text)
