@@ -50,6 +50,7 @@ def build_ai(settings: Settings, *, retry: RetryPolicy | None = None) -> OpenAIS
         api_key=settings.openai_api_key,
         base_url=settings.openai_base_url,
         chat_model=settings.chat_model,
+        vision_model=settings.vision_model,
         chat_api_key=settings.chat_api_key,
         chat_base_url=settings.chat_base_url,
         chat_timeout=settings.chat_timeout,

@@ -37,6 +37,8 @@ class Settings:
     openai_api_key: str = field(repr=False)
     openai_base_url: str | None = None
     chat_model: str = DEFAULT_CHAT_MODEL
+    # Reads pictures for /describe; the chat model unless set.
+    vision_model: str | None = None
     chat_base_url: str | None = None
     chat_api_key: str | None = field(default=None, repr=False)
     image_model: str = DEFAULT_IMAGE_MODEL
@@ -155,6 +157,7 @@ def settings_from(env: Mapping[str, str]) -> Settings:
         openai_api_key=openai_api_key,
         openai_base_url=_url(env, "OPENAI_BASE_URL"),
         chat_model=_model(env, "CHAT_MODEL", DEFAULT_CHAT_MODEL),
+        vision_model=_model(env, "VISION_MODEL", "") if _text(env, "VISION_MODEL") else None,
         chat_base_url=_url(env, "CHAT_BASE_URL"),
         chat_api_key=chat_api_key,
         image_model=image_model,
