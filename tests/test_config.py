@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -88,28 +90,69 @@ def test_legacy_sizes_accepted_for_dalle() -> None:
     assert settings.image_size == "1792x1024"
 
 
-def _run_bot(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    clean = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT), **env}
-    return subprocess.run(
-        [sys.executable, "-m", "bot", *args], cwd=cwd, env=clean, capture_output=True, text=True, timeout=60
-    )
+@dataclass(frozen=True)
+class BotRun:
+    """One `python -m bot` run this module checks: its environment, arguments and `.env` file."""
+
+    env: dict[str, str]
+    args: tuple[str, ...] = ()
+    dotenv: str | None = None
 
 
-@pytest.mark.parametrize(
-    ("env", "variable"),
-    [
-        ({"OPENAI_API_KEY": KEY}, "DISCORD_TOKEN"),
-        ({"DISCORD_TOKEN": TOKEN}, "OPENAI_API_KEY"),
-        ({**VALID, "IMAGE_SIZE": "999x999"}, "IMAGE_SIZE"),
-        ({**VALID, "IMAGE_QUALITY": "best"}, "IMAGE_QUALITY"),
-        ({**VALID, "OPENAI_BASE_URL": "not a url"}, "OPENAI_BASE_URL"),
-        ({**VALID, "DEV_GUILD_ID": "abc"}, "DEV_GUILD_ID"),
-        ({**VALID, "RENDER_CONCURRENCY": "0"}, "RENDER_CONCURRENCY"),
-    ],
-)
-def test_bad_configuration_exits_2_with_one_line(env: dict[str, str], variable: str, tmp_path: Path) -> None:
+BAD_CONFIGURATIONS = {
+    "DISCORD_TOKEN": BotRun({"OPENAI_API_KEY": KEY}),
+    "OPENAI_API_KEY": BotRun({"DISCORD_TOKEN": TOKEN}),
+    "IMAGE_SIZE": BotRun({**VALID, "IMAGE_SIZE": "999x999"}),
+    "IMAGE_QUALITY": BotRun({**VALID, "IMAGE_QUALITY": "best"}),
+    "OPENAI_BASE_URL": BotRun({**VALID, "OPENAI_BASE_URL": "not a url"}),
+    "DEV_GUILD_ID": BotRun({**VALID, "DEV_GUILD_ID": "abc"}),
+    "RENDER_CONCURRENCY": BotRun({**VALID, "RENDER_CONCURRENCY": "0"}),
+}
+RUNS = {
+    **{f"bad-{variable}": run for variable, run in BAD_CONFIGURATIONS.items()},
+    "bad-dotenv": BotRun({}, dotenv=f"DISCORD_TOKEN={TOKEN}\nOPENAI_API_KEY={KEY}\nLOG_LEVEL=chatty\n"),
+    "unknown-subcommand": BotRun(VALID, ("dance",)),
+}
+
+
+@pytest.fixture(scope="module")
+def bot_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, subprocess.Popen[str]]]:
+    """Every run in RUNS, started together, each in a folder of its own: a run is a second of imports,
+    so one after another they would take a second each."""
+    started: dict[str, subprocess.Popen[str]] = {}
+    try:
+        for name, run in RUNS.items():
+            folder = tmp_path_factory.mktemp(name)
+            if run.dotenv is not None:
+                (folder / ".env").write_text(run.dotenv)
+            started[name] = subprocess.Popen(
+                [sys.executable, "-m", "bot", *run.args],
+                cwd=folder,
+                env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT), **run.env},
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        yield started
+    finally:
+        for process in started.values():
+            process.kill()
+            process.communicate()
+
+
+def finished(bot_runs: dict[str, subprocess.Popen[str]], name: str) -> subprocess.CompletedProcess[str]:
+    process = bot_runs[name]
+    stdout, stderr = process.communicate(timeout=60)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+@pytest.mark.parametrize("variable", BAD_CONFIGURATIONS)
+def test_bad_configuration_exits_2_with_one_line(
+    bot_runs: dict[str, subprocess.Popen[str]], variable: str
+) -> None:
     """`python -m bot` names the variable on one line, exits 2, prints no traceback and no secret."""
-    result = _run_bot(env, tmp_path)
+    result = finished(bot_runs, f"bad-{variable}")
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
@@ -119,14 +162,13 @@ def test_bad_configuration_exits_2_with_one_line(env: dict[str, str], variable: 
     assert KEY not in result.stderr + result.stdout
 
 
-def test_bad_value_in_dotenv_is_reported_too(tmp_path: Path) -> None:
-    (tmp_path / ".env").write_text(f"DISCORD_TOKEN={TOKEN}\nOPENAI_API_KEY={KEY}\nLOG_LEVEL=chatty\n")
-    result = _run_bot({}, tmp_path)
+def test_bad_value_in_dotenv_is_reported_too(bot_runs: dict[str, subprocess.Popen[str]]) -> None:
+    result = finished(bot_runs, "bad-dotenv")
     assert result.returncode == 2
     assert "LOG_LEVEL" in result.stderr
 
 
-def test_unknown_subcommand_exits_2(tmp_path: Path) -> None:
-    result = _run_bot(VALID, tmp_path, "dance")
+def test_unknown_subcommand_exits_2(bot_runs: dict[str, subprocess.Popen[str]]) -> None:
+    result = finished(bot_runs, "unknown-subcommand")
     assert result.returncode == 2
     assert "unknown command" in result.stderr

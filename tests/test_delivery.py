@@ -6,38 +6,17 @@ Discord or OpenAI does, and checks what the member sees and what was stored or s
 
 from __future__ import annotations
 
-import sqlite3
-
 import pytest
 
 from bot.core.pricing import chat_cost
 from loopback.fake_openai import moderation_blocked, server_error
-from loopback.rig import Rig, button, custom_ids
+from loopback.rig import EPHEMERAL, ORIGINAL, Rig, button, buttons, custom_ids, png_size
 
 pytestmark = pytest.mark.asyncio
 
-ORIGINAL = r"/webhooks/\d+/[^/]+/messages/@original"
 V1 = "A red fox on a snowy hill at dawn, soft pink light, long shadows, shallow depth of field."
 V2 = "The same fox under a full moon, silver light on the snow, deep blue shadows."
-
-
-def rows(rig: Rig, sql: str) -> list[tuple]:
-    with sqlite3.connect(rig.database) as db:
-        return db.execute(sql).fetchall()
-
-
-def labels(message: dict) -> dict[str, str]:
-    """custom_id → label of every button on a message."""
-    found: dict[str, str] = {}
-
-    def walk(items: list[dict]) -> None:
-        for item in items:
-            if "custom_id" in item:
-                found[item["custom_id"]] = item.get("label", "")
-            walk(item.get("components", []))
-
-    walk(message.get("components", []))
-    return found
+IDEA = "a fox in the snow"
 
 
 async def test_prompt_whose_token_expired_posts_v1_in_the_channel_with_its_thread(rig: Rig) -> None:
@@ -45,14 +24,14 @@ async def test_prompt_whose_token_expired_posts_v1_in_the_channel_with_its_threa
     alice = rig.discord.add_member("alice")
     rig.discord.fail_next("PATCH", ORIGINAL, 404, code=10015, message="Unknown Webhook", times=50)
     rig.openai.script_chat(V1)
-    await rig.discord.slash_command(alice, "prompt", {"idea": "a fox in the snow"})
+    await rig.discord.slash_command(alice, "prompt", {"idea": IDEA})
 
     v1 = await rig.wait_for_bot_message(rig.discord.channel_id, "**v1**")
     assert "snowy hill" in v1["content"]
     assert any(cid.startswith("mural:gen:") for cid in custom_ids(v1))
     thread = await rig.settled_thread()
     assert int(thread["id"]) == int(v1["id"])
-    assert rows(rig, "SELECT message_id FROM versions") == [(int(v1["id"]),)]
+    assert rig.query("SELECT message_id FROM versions") == [(int(v1["id"]),)]
 
 
 async def test_an_error_after_the_token_expired_still_reaches_the_member(rig: Rig) -> None:
@@ -60,7 +39,7 @@ async def test_an_error_after_the_token_expired_still_reaches_the_member(rig: Ri
     alice = rig.discord.add_member("alice")
     rig.discord.fail_next("PATCH", ORIGINAL, 401, code=50027, message="Invalid Webhook Token", times=50)
     rig.openai.script_chat(*[server_error(503)] * 3)
-    await rig.discord.slash_command(alice, "prompt", {"idea": "a fox in the snow"})
+    await rig.discord.slash_command(alice, "prompt", {"idea": IDEA})
 
     told = await rig.wait_for_bot_message(rig.discord.channel_id, "E-DOWN")
     assert f"<@{alice['id']}>" in told["content"]
@@ -68,7 +47,7 @@ async def test_an_error_after_the_token_expired_still_reaches_the_member(rig: Ri
         r for r in rig.discord.requests_to("POST", r"/channels/\d+/messages$") if "E-DOWN" in str(r.json)
     )
     assert posted.json["allowed_mentions"] == {"parse": []}
-    assert rows(rig, "SELECT COUNT(*) FROM sessions") == [(0,)]
+    assert rig.query("SELECT COUNT(*) FROM sessions") == [(0,)]
 
 
 async def test_without_a_thread_a_reply_to_the_version_refines_it(rig: Rig) -> None:
@@ -78,7 +57,7 @@ async def test_without_a_thread_a_reply_to_the_version_refines_it(rig: Rig) -> N
         "POST", r"/channels/\d+/messages/\d+/threads", 403, code=50013, message="Missing Permissions"
     )
     rig.openai.script_chat(V1)
-    prompt = await rig.discord.slash_command(alice, "prompt", {"idea": "a fox in the snow"})
+    prompt = await rig.discord.slash_command(alice, "prompt", {"idea": IDEA})
     v1 = await rig.answer_containing(prompt, "**v1**")
     note = await rig.discord.wait_for(
         lambda: next(iter(prompt.followups), None), message="the no-thread note"
@@ -103,19 +82,20 @@ async def test_a_failed_imagine_keeps_its_prompt_with_copy_and_retry(rig: Rig) -
     alice = rig.discord.add_member("alice")
     rig.openai.script_chat(V1)
     rig.openai.script_images(*[server_error(500)] * 3)
-    imagine = await rig.discord.slash_command(alice, "imagine", {"idea": "a fox in the snow"})
+    imagine = await rig.discord.slash_command(alice, "imagine", {"idea": IDEA})
 
     failed = await rig.answer_containing(imagine, "Couldn't render")
     assert "snowy hill" in failed["content"] and "E-DOWN" in failed["content"]
-    buttons = labels(failed)
-    assert sorted(buttons.values()) == ["Copy", "Retry"]
+    assert sorted(buttons(failed).values()) == ["Copy", "Retry"]
 
     copy = await rig.discord.click(alice, int(failed["id"]), button(failed, "copy"))
     assert V1 in (await copy.wait_response())["data"]["content"]
+    before = len(rig.discord.requests)
     retry = await rig.discord.click(alice, int(failed["id"]), button(failed, "gen"))
     await rig.answer_containing(retry, "v1")
-    _, upload = await rig.wait_for_upload()
-    assert upload.data
+    _, upload = await rig.wait_for_upload(before)
+    png_size(upload.data)
+    assert rig.openai.image_requests[-1].json["prompt"] == V1
 
 
 async def test_a_refused_imagine_keeps_its_prompt_without_a_pointless_retry(rig: Rig) -> None:
@@ -123,15 +103,15 @@ async def test_a_refused_imagine_keeps_its_prompt_without_a_pointless_retry(rig:
     alice = rig.discord.add_member("alice")
     rig.openai.script_chat(V1)
     rig.openai.script_images(moderation_blocked())
-    imagine = await rig.discord.slash_command(alice, "imagine", {"idea": "a fox in the snow"})
+    imagine = await rig.discord.slash_command(alice, "imagine", {"idea": IDEA})
     failed = await rig.answer_containing(imagine, "E-SAFETY")
     assert "snowy hill" in failed["content"]
-    assert list(labels(failed).values()) == ["Copy"]
+    assert list(buttons(failed).values()) == ["Copy"]
 
 
 async def test_a_long_prompt_is_kept_whole_rendered_whole_and_copied_whole(rig: Rig) -> None:
+    # About 3,500 characters: more than one Discord message holds.
     long_prompt = "Positive: " + ", ".join(f"detail {n}" for n in range(300)) + "\nNegative: blur, watermark"
-    assert len(long_prompt) > 3_000
     await rig.start_bot()
     alice = rig.discord.add_member("alice")
     rig.openai.script_chat(long_prompt)
@@ -140,7 +120,7 @@ async def test_a_long_prompt_is_kept_whole_rendered_whole_and_copied_whole(rig: 
     )
     v1 = await rig.answer_containing(prompt, "**v1**")
     assert len(v1["content"]) <= 2_000 and "Copy gives the whole prompt" in v1["content"]
-    assert rows(rig, "SELECT prompt FROM versions") == [(long_prompt,)]
+    assert rig.query("SELECT prompt FROM versions") == [(long_prompt,)]
     await rig.settled_thread()
 
     generate = await rig.discord.click(alice, int(v1["id"]), button(v1, "gen"))
@@ -150,7 +130,7 @@ async def test_a_long_prompt_is_kept_whole_rendered_whole_and_copied_whole(rig: 
 
     copy = await rig.discord.click(alice, int(v1["id"]), button(v1, "copy"))
     response = await copy.wait_response()
-    assert response["data"]["flags"] & 64
+    assert response["data"]["flags"] & EPHEMERAL
     (attachment,) = copy.original["attachments"]
     assert rig.discord.attachment_bytes(attachment["url"]).decode() == long_prompt
 
@@ -158,21 +138,15 @@ async def test_a_long_prompt_is_kept_whole_rendered_whole_and_copied_whole(rig: 
 async def test_every_chat_call_records_its_tokens_and_cost(rig: Rig) -> None:
     await rig.start_bot()
     alice = rig.discord.add_member("alice")
-    rig.openai.script_chat(V1)
-    prompt = await rig.discord.slash_command(alice, "prompt", {"idea": "a fox in the snow"})
-    await rig.answer_containing(prompt, "**v1**")
-    thread = await rig.settled_thread()
-    rig.openai.script_chat(V2)
-    await rig.discord.user_message(alice, int(thread["id"]), "make it night")
-    await rig.wait_for_bot_message(int(thread["id"]), "**v2**")
+    _, _, thread = await rig.start_prompt(alice, IDEA, V1)
+    await rig.refine(alice, int(thread["id"]), "make it night", V2)
 
-    recorded = rows(
-        rig,
+    recorded = rig.query(
         "SELECT purpose, session_id, user_id, model, input_tokens, output_tokens, estimated, cost_usd"
         " FROM chat_usage ORDER BY id",
     )
     assert [row[0] for row in recorded] == ["expand", "refine"]
-    (session_id,) = rows(rig, "SELECT id FROM sessions")[0]
+    (session_id,) = rig.query("SELECT id FROM sessions")[0]
     for (purpose, session, user, model, tokens_in, tokens_out, estimated, cost), request in zip(
         recorded, rig.openai.chat_requests, strict=True
     ):

@@ -5,8 +5,6 @@ from __future__ import annotations
 import io
 import logging
 import random
-import socket
-import sqlite3
 
 import pytest
 from PIL import Image
@@ -24,11 +22,10 @@ from loopback.fake_openai import (
     server_error,
     unauthorized,
 )
-from loopback.rig import FAST_RETRIES, OPENAI_KEY, Rig, button, custom_ids, png_size
+from loopback.rig import FAST_RETRIES, OPENAI_KEY, ORIGINAL, Rig, button, custom_ids, png_size, unused_port
 
 pytestmark = pytest.mark.asyncio
 PROMPT = "A red fox on a snowy hill at dawn, soft pink light, long shadows, shallow depth of field."
-ORIGINAL = r"/webhooks/\d+/[^/]+/messages/@original"
 
 
 async def imagine(rig: Rig, member: dict, idea: str = "a fox in the snow"):
@@ -45,8 +42,7 @@ def edits_of(rig: Rig, interaction) -> list[str]:
 
 
 def render_rows(rig: Rig) -> list[tuple]:
-    with sqlite3.connect(rig.database) as db:
-        return db.execute("SELECT status, error_code FROM renders ORDER BY id").fetchall()
+    return rig.query("SELECT status, error_code FROM renders ORDER BY id")
 
 
 # -- OpenAI ------------------------------------------------------------------------------------
@@ -55,6 +51,7 @@ def render_rows(rig: Rig) -> list[tuple]:
 async def test_rate_limit_shows_retrying_then_fails_with_retry(rig: Rig) -> None:
     await rig.start_bot()
     alice = rig.discord.add_member("alice")
+    # A second apart: progress edits go out at most once a second, so a shorter wait hides "retrying".
     rig.openai.script_images(*(rate_limited(retry_after=1.0) for _ in range(FAST_RETRIES.attempts)))
     interaction = await imagine(rig, alice)
 
@@ -136,11 +133,8 @@ async def test_hanging_chat_call_times_out(rig: Rig) -> None:
 
 
 async def test_unreachable_image_service_and_the_bot_keeps_serving(rig: Rig) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        dead = probe.getsockname()[1]
     rig.overrides.update(
-        {"OPENAI_BASE_URL": f"http://127.0.0.1:{dead}/v1", "CHAT_BASE_URL": rig.openai.base_url}
+        {"OPENAI_BASE_URL": f"http://127.0.0.1:{unused_port()}/v1", "CHAT_BASE_URL": rig.openai.base_url}
     )
     await rig.start_bot()
     alice = rig.discord.add_member("alice")
@@ -181,10 +175,7 @@ async def test_operator_problems_are_explained_and_logged(
 async def test_gateway_drop_mid_session_loses_nothing(rig: Rig) -> None:
     await rig.start_bot()
     alice = rig.discord.add_member("alice")
-    rig.openai.script_chat(PROMPT)
-    prompt = await rig.discord.slash_command(alice, "prompt", {"idea": "a fox"})
-    message = await rig.answer_containing(prompt, "**v1**")
-    thread = await rig.settled_thread()
+    _, message, thread = await rig.start_prompt(alice, "a fox", PROMPT)
     rig.openai.script_images(ImageReply(delay=1.0))
     before = len(rig.discord.requests)
     generate = button(message, "gen")
@@ -194,7 +185,9 @@ async def test_gateway_drop_mid_session_loses_nothing(rig: Rig) -> None:
     await rig.discord.drop_gateway()
     _, upload = await rig.wait_for_upload(before, within=15)
     png_size(upload.data)
-    await rig.discord.wait_for(lambda: rig.bot.is_ready() and rig.discord.resume_count >= 1, 15)
+    await rig.discord.wait_for(
+        lambda: rig.bot.is_ready() and rig.discord.resume_count >= 1, 15, message="the bot to resume"
+    )
 
     rig.openai.script_chat("A fox at night.")
     await rig.discord.user_message(alice, int(thread["id"]), "make it night")
@@ -225,10 +218,7 @@ def revoke(rig: Rig, permission: int) -> None:
 async def test_no_thread_posting_permission_falls_back_to_the_channel(rig: Rig) -> None:
     await rig.start_bot()
     alice = rig.discord.add_member("alice", permissions=Permissions.EVERYONE_DEFAULT)
-    rig.openai.script_chat(PROMPT)
-    prompt = await rig.discord.slash_command(alice, "prompt", {"idea": "a fox"})
-    await rig.answer_containing(prompt, "**v1**")
-    thread = await rig.settled_thread()
+    _, _, thread = await rig.start_prompt(alice, "a fox", PROMPT)
     revoke(rig, Permissions.SEND_MESSAGES_IN_THREADS)
 
     rig.openai.script_chat("A fox at night.")
@@ -241,10 +231,7 @@ async def test_no_thread_posting_permission_falls_back_to_the_channel(rig: Rig) 
 async def test_no_attach_permission_in_the_thread_is_explained(rig: Rig) -> None:
     await rig.start_bot()
     alice = rig.discord.add_member("alice", permissions=Permissions.EVERYONE_DEFAULT)
-    rig.openai.script_chat(PROMPT)
-    prompt = await rig.discord.slash_command(alice, "prompt", {"idea": "a fox"})
-    message = await rig.answer_containing(prompt, "**v1**")
-    await rig.settled_thread()
+    _, message, _ = await rig.start_prompt(alice, "a fox", PROMPT)
     revoke(rig, Permissions.ATTACH_FILES)
 
     generate = button(message, "gen")
@@ -290,9 +277,13 @@ async def test_413_from_discord_shrinks_and_retries(rig: Rig) -> None:
     interaction = await imagine(rig, alice)
     await rig.openai.wait_for_calls("/images/generations", 1)
     # Progress edits are done by now; the next edit of the placeholder is the upload.
-    await rig.discord.wait_for(lambda: any("Rendering" in text for text in edits_of(rig, interaction)))
+    await rig.discord.wait_for(
+        lambda: any("Rendering" in text for text in edits_of(rig, interaction)), message="a progress edit"
+    )
     rig.discord.fail_next("PATCH", ORIGINAL + "$", 413, code=40005, message="Request entity too large")
-    await rig.discord.wait_for(lambda: interaction.original and interaction.original.get("attachments"))
+    await rig.discord.wait_for(
+        lambda: interaction.original and interaction.original.get("attachments"), message="the picture"
+    )
     uploads = [r for r in rig.discord.requests[before:] if r.files]
     assert [r.status for r in uploads] == [413, 200]
     assert len(uploads[1].files[0].data) < len(big)
@@ -301,10 +292,7 @@ async def test_413_from_discord_shrinks_and_retries(rig: Rig) -> None:
 async def _session_locked_while_the_model_works(rig: Rig) -> tuple[dict, int]:
     """A moderator archives and locks the thread between the owner's message and the bot's answer."""
     alice = rig.discord.add_member("alice")
-    rig.openai.script_chat(PROMPT)
-    prompt = await rig.discord.slash_command(alice, "prompt", {"idea": "a fox"})
-    await rig.answer_containing(prompt, "**v1**")
-    thread = await rig.settled_thread()
+    _, _, thread = await rig.start_prompt(alice, "a fox", PROMPT)
     thread_id = int(thread["id"])
     rig.openai.script_chat(Reply(content="A fox at night.", delay=0.5))
     await rig.discord.user_message(alice, thread_id, "make it night")
@@ -332,11 +320,7 @@ async def test_locked_thread_is_answered_in_the_channel_when_the_bot_may_not_reo
 async def test_archived_thread_reopens_when_the_owner_writes(rig: Rig) -> None:
     await rig.start_bot()
     alice = rig.discord.add_member("alice")
-    rig.openai.script_chat(PROMPT)
-    prompt = await rig.discord.slash_command(alice, "prompt", {"idea": "a fox"})
-    await rig.answer_containing(prompt, "**v1**")
-    thread_id = int((await rig.settled_thread())["id"])
+    _, _, thread = await rig.start_prompt(alice, "a fox", PROMPT)
+    thread_id = int(thread["id"])
     rig.discord.channels[thread_id]["thread_metadata"]["archived"] = True
-    rig.openai.script_chat("A fox at night.")
-    await rig.discord.user_message(alice, thread_id, "make it night")
-    await rig.wait_for_bot_message(thread_id, "**v2**")
+    await rig.refine(alice, thread_id, "make it night", "A fox at night.")

@@ -7,22 +7,14 @@ import sqlite3
 import pytest
 
 from loopback.fake_openai import last_user_text
-from loopback.rig import DISCORD_TOKEN, OPENAI_KEY, Rig, custom_ids
+from loopback.rig import DISCORD_TOKEN, EPHEMERAL, OPENAI_KEY, Rig, button, custom_ids
 
 pytestmark = pytest.mark.asyncio
-EPHEMERAL = 64
 PROMPT = "A lighthouse on a cliff in a storm, waves breaking, dramatic clouds, cinematic light."
 
 
-def snapshot(rig: Rig) -> list[str]:
-    """Every row of every table, to prove an input left stored data exactly as it was."""
-    with sqlite3.connect(rig.database) as db:
-        return list(db.iterdump())
-
-
 def count(rig: Rig, table: str) -> int:
-    with sqlite3.connect(rig.database) as db:
-        return db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+    return rig.query(f"SELECT COUNT(*) FROM {table}")[0][0]
 
 
 @pytest.mark.parametrize(
@@ -38,13 +30,13 @@ def count(rig: Rig, table: str) -> int:
 async def test_empty_ideas_are_refused_privately_and_store_nothing(rig: Rig, idea: str, answer: str) -> None:
     await rig.start_bot()
     alice = rig.discord.add_member("alice")
-    before = snapshot(rig)
+    before = rig.snapshot()
     for command in ("prompt", "imagine"):
         interaction = await rig.discord.slash_command(alice, command, {"idea": idea})
         response = await interaction.wait_response()
         assert response["type"] == 4 and response["data"]["flags"] & EPHEMERAL
         assert answer in response["data"]["content"]
-    assert snapshot(rig) == before
+    assert rig.snapshot() == before
     assert rig.openai.requests == []
 
 
@@ -93,9 +85,7 @@ async def test_model_output_with_mentions_never_pings(rig: Rig) -> None:
     alice = rig.discord.add_member("alice")
     rig.openai.script_chat("@everyone <@&1> <@2> a crowd cheering")
     interaction = await rig.discord.slash_command(alice, "prompt", {"idea": "a crowd"})
-    await rig.discord.wait_for(
-        lambda: interaction.original and "crowd" in (interaction.original.get("content") or "")
-    )
+    await rig.answer_containing(interaction, "crowd")
     edits = [
         r
         for r in rig.discord.requests
@@ -111,12 +101,12 @@ async def test_option_the_model_does_not_offer_is_refused_before_anything_is_sto
     imagine = next(c for c in rig.discord.registered_commands[None] if c["name"] == "imagine")
     for option in imagine["options"]:
         option.pop("choices", None)
-    before = snapshot(rig)
+    before = rig.snapshot()
     interaction = await rig.discord.slash_command(alice, "imagine", {"idea": "a fox", "size": "1792x1000"})
     response = await interaction.wait_response()
     assert response["data"]["flags"] & EPHEMERAL
     assert "Size 1792x1000" in response["data"]["content"]
-    assert snapshot(rig) == before and rig.openai.requests == []
+    assert rig.snapshot() == before and rig.openai.requests == []
 
 
 async def test_unknown_target_is_refused(rig: Rig) -> None:
@@ -132,10 +122,7 @@ async def test_unknown_target_is_refused(rig: Rig) -> None:
 
 
 async def _session(rig: Rig, member: dict) -> tuple[dict, int]:
-    rig.openai.script_chat(PROMPT)
-    interaction = await rig.discord.slash_command(member, "prompt", {"idea": "a lighthouse"})
-    message = await rig.answer_containing(interaction, "**v1**")
-    thread = await rig.settled_thread()
+    _, message, thread = await rig.start_prompt(member, "a lighthouse", PROMPT)
     return message, int(thread["id"])
 
 
@@ -147,7 +134,7 @@ async def test_message_in_a_thread_whose_session_was_deleted_is_ignored(rig: Rig
     with sqlite3.connect(rig.database) as db:
         db.execute("PRAGMA foreign_keys = ON")
         db.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
-    before = snapshot(rig)
+    before = rig.snapshot()
     bot_messages = len(rig.bot_messages_in(thread_id))
     chats = len(rig.openai.chat_requests)
 
@@ -158,21 +145,20 @@ async def test_message_in_a_thread_whose_session_was_deleted_is_ignored(rig: Rig
     assert "no longer exists" in response["data"]["content"] and response["data"]["flags"] & EPHEMERAL
     assert len(rig.openai.chat_requests) == chats
     assert len(rig.bot_messages_in(thread_id)) == bot_messages
-    assert snapshot(rig) == before
+    assert rig.snapshot() == before
 
 
-@pytest.mark.parametrize("button", ["gen", "refine"])
-async def test_another_member_on_owner_only_buttons_changes_nothing(rig: Rig, button: str) -> None:
+@pytest.mark.parametrize("action", ["gen", "refine"])
+async def test_another_member_on_owner_only_buttons_changes_nothing(rig: Rig, action: str) -> None:
     await rig.start_bot()
     alice, mallory = rig.discord.add_member("alice"), rig.discord.add_member("mallory")
     message, _ = await _session(rig, alice)
-    before = snapshot(rig)
-    custom_id = next(c for c in custom_ids(message) if c.startswith(f"mural:{button}:"))
-    click = await rig.discord.click(mallory, int(message["id"]), custom_id)
+    before = rig.snapshot()
+    click = await rig.discord.click(mallory, int(message["id"]), button(message, action))
     response = await click.wait_response()
     assert response["type"] == 4 and response["data"]["flags"] & EPHEMERAL
     assert "Only" in response["data"]["content"]
-    assert snapshot(rig) == before
+    assert rig.snapshot() == before
     assert rig.openai.image_requests == []
 
 
@@ -180,11 +166,11 @@ async def test_overlong_thread_instruction_gets_a_clear_answer(rig: Rig) -> None
     await rig.start_bot()
     alice = rig.discord.add_member("alice")
     _, thread_id = await _session(rig, alice)
-    before = snapshot(rig)
+    before = rig.snapshot()
     await rig.discord.user_message(alice, thread_id, "more detail " * 120)
     reply = await rig.wait_for_bot_message(thread_id, "keep it under 1,000")
     assert reply["content"].startswith("⚠️")
-    assert snapshot(rig) == before
+    assert rig.snapshot() == before
 
 
 async def test_sessions_never_see_each_other(rig: Rig) -> None:
@@ -193,20 +179,17 @@ async def test_sessions_never_see_each_other(rig: Rig) -> None:
     alice, bob = rig.discord.add_member("alice"), rig.discord.add_member("bob")
     rig.openai.script_chat("ALICE-PROMPT a red barn")
     first = await rig.discord.slash_command(alice, "prompt", {"idea": "alice-idea barn"})
-    await rig.discord.wait_for(lambda: len(rig.threads()) == 1)
+    await rig.discord.wait_for(lambda: len(rig.threads()) == 1, message="alice's thread")
     rig.openai.script_chat("BOB-PROMPT a blue boat")
     second = await rig.discord.slash_command(bob, "prompt", {"idea": "bob-idea boat"})
-    await rig.discord.wait_for(lambda: len(rig.threads()) == 2)
-    await rig.discord.wait_for(lambda: first.original and second.original)
+    await rig.discord.wait_for(lambda: len(rig.threads()) == 2, message="bob's thread")
+    await rig.discord.wait_for(lambda: first.original and second.original, message="both v1 messages")
     threads = {int(t["id"]) for t in rig.threads()}
     alice_thread = int(first.original["id"])
     bob_thread = (threads - {alice_thread}).pop()
 
-    rig.openai.script_chat("ALICE-V2", "BOB-V2")
-    await rig.discord.user_message(alice, alice_thread, "alice-instruction snow")
-    await rig.wait_for_bot_message(alice_thread, "**v2**")
-    await rig.discord.user_message(bob, bob_thread, "bob-instruction storm")
-    await rig.wait_for_bot_message(bob_thread, "**v2**")
+    await rig.refine(alice, alice_thread, "alice-instruction snow", "ALICE-V2")
+    await rig.refine(bob, bob_thread, "bob-instruction storm", "BOB-V2")
 
     alice_request, bob_request = (str(r.json["messages"]) for r in rig.openai.chat_requests[-2:])
     assert "alice-instruction" in alice_request and "bob" not in alice_request.lower()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 import pytest_asyncio
 
@@ -33,6 +31,7 @@ from loopback.fake_openai import (
     server_error,
     unauthorized,
 )
+from loopback.rig import unused_port
 
 pytestmark = pytest.mark.asyncio
 MESSAGES = [{"role": "user", "content": "a beach"}]
@@ -158,10 +157,7 @@ async def test_hang_times_out(fake: FakeOpenAI) -> None:
 
 
 async def test_connection_refused_is_unavailable() -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    ai = _service(f"http://127.0.0.1:{port}/v1", retry=RetryPolicy(attempts=1))
+    ai = _service(f"http://127.0.0.1:{unused_port()}/v1", retry=RetryPolicy(attempts=1))
     try:
         with pytest.raises(ServiceUnavailable) as caught:
             await ai.chat(MESSAGES, user_hash="u")

@@ -6,26 +6,15 @@ import sqlite3
 
 import pytest
 
-from loopback.fake_openai import hang, moderation_blocked, server_error
-from loopback.rig import Rig, button, custom_ids, png_size
+from loopback.fake_openai import moderation_blocked, server_error
+from loopback.rig import DEFERRED, EPHEMERAL, MODAL, Rig, button, custom_ids, png_size, unused_port
 
 pytestmark = pytest.mark.asyncio
 
 V1 = "A wide, quiet beach at golden hour, the low sun melting into a hazy horizon, warm amber light."
 V2 = "The same beach at night under a full moon, silver light on the wet sand, deep blue shadows."
 V3 = "The moonlit beach, now with a red fox pausing at the waterline, calm and uncluttered."
-DEFERRED = 5
-EPHEMERAL = 64
-
-
-async def start_prompt(rig: Rig, member: dict, idea: str = "a beach at sunset", prompt: str = V1):
-    """Run /prompt to completion; returns (interaction, v1 message, thread)."""
-    rig.openai.script_chat(prompt)
-    interaction = await rig.discord.slash_command(member, "prompt", {"idea": idea})
-    await interaction.wait_response()
-    thread = await rig.settled_thread()
-    await rig.discord.wait_for(lambda: interaction.original and interaction.original.get("content"))
-    return interaction, interaction.original, thread
+IDEA = "a beach at sunset"
 
 
 async def test_bot_connects_and_registers_its_commands(rig: Rig) -> None:
@@ -72,7 +61,7 @@ async def test_imagine_checks_a_typed_size_against_the_model_at_the_call(rig: Ri
 async def test_prompt_is_deferred_then_posts_v1_and_opens_a_thread(rig: Rig) -> None:
     await rig.start_bot()
     alice = rig.discord.add_member("alice")
-    interaction, message, thread = await start_prompt(rig, alice)
+    interaction, message, thread = await rig.start_prompt(alice, IDEA, V1)
 
     assert interaction.response_type == DEFERRED
     assert interaction.response_latency < 3
@@ -89,12 +78,10 @@ async def test_prompt_is_deferred_then_posts_v1_and_opens_a_thread(rig: Rig) -> 
 async def test_thread_reply_refines_into_v2(rig: Rig) -> None:
     await rig.start_bot()
     alice = rig.discord.add_member("alice")
-    _, _, thread = await start_prompt(rig, alice)
+    _, _, thread = await rig.start_prompt(alice, IDEA, V1)
     thread_id = int(thread["id"])
 
-    rig.openai.script_chat(V2)
-    await rig.discord.user_message(alice, thread_id, "make it night")
-    v2 = await rig.wait_for_bot_message(thread_id, "**v2**")
+    v2 = await rig.refine(alice, thread_id, "make it night", V2)
 
     assert "full moon" in v2["content"]
     assert any(cid.endswith(":2") for cid in custom_ids(v2))
@@ -108,7 +95,7 @@ async def test_thread_reply_refines_into_v2(rig: Rig) -> None:
 async def test_generate_on_v1_uploads_a_png_into_the_thread(rig: Rig) -> None:
     await rig.start_bot()
     alice = rig.discord.add_member("alice")
-    _, message, thread = await start_prompt(rig, alice)
+    _, message, thread = await rig.start_prompt(alice, IDEA, V1)
     generate = button(message, "gen")
 
     before = len(rig.discord.requests)
@@ -121,20 +108,18 @@ async def test_generate_on_v1_uploads_a_png_into_the_thread(rig: Rig) -> None:
     assert png_size(upload.data) == (64, 64)
     assert "**v1**" in request.json["content"]
     assert rig.openai.image_requests[0].json["prompt"] == V1
-    pointer = await rig.discord.wait_for(
-        lambda: click.original and "in the thread" in click.original["content"]
-    )
-    assert pointer
+    # The clicker is pointed at the picture: a link to the message holding it, in the thread.
+    pointer = await rig.answer_containing(click, "v1 is in the thread")
+    (picture,) = (m for m in rig.bot_messages_in(int(thread["id"])) if m.get("attachments"))
+    assert pointer["content"].endswith(f"/{thread['id']}/{picture['id']}")
 
 
 async def test_generate_inside_the_thread_answers_there_with_the_picture(rig: Rig) -> None:
     await rig.start_bot()
     alice = rig.discord.add_member("alice")
-    _, _, thread = await start_prompt(rig, alice)
+    _, _, thread = await rig.start_prompt(alice, IDEA, V1)
     thread_id = int(thread["id"])
-    rig.openai.script_chat(V2)
-    await rig.discord.user_message(alice, thread_id, "make it night")
-    v2 = await rig.wait_for_bot_message(thread_id, "**v2**")
+    v2 = await rig.refine(alice, thread_id, "make it night", V2)
 
     before = len(rig.discord.requests)
     click = await rig.discord.click(alice, int(v2["id"]), "mural:gen:1:2")
@@ -162,13 +147,13 @@ async def test_imagine_posts_a_png_and_the_prompt_in_the_channel(rig: Rig) -> No
     assert "golden hour" in request.json["content"]
     sent = rig.openai.image_requests[0].json
     assert (sent["size"], sent["quality"], sent["model"]) == ("1536x1024", "high", "gpt-image-2")
-    assert interaction.channel_id == rig.discord.channel_id
+    assert interaction.original["channel_id"] == str(rig.discord.channel_id)
 
 
 async def test_someone_elses_generate_click_is_refused_privately(rig: Rig) -> None:
     await rig.start_bot()
     alice, bob = rig.discord.add_member("alice"), rig.discord.add_member("bob")
-    _, message, _ = await start_prompt(rig, alice)
+    _, message, _ = await rig.start_prompt(alice, IDEA, V1)
     generate = button(message, "gen")
 
     click = await rig.discord.click(bob, int(message["id"]), generate)
@@ -183,7 +168,7 @@ async def test_messages_from_other_members_and_bots_are_ignored(rig: Rig) -> Non
     await rig.start_bot()
     alice, bob = rig.discord.add_member("alice"), rig.discord.add_member("bob")
     helper = rig.discord.add_member("helperbot", bot=True)
-    _, _, thread = await start_prompt(rig, alice)
+    _, _, thread = await rig.start_prompt(alice, IDEA, V1)
     chats = len(rig.openai.chat_requests)
 
     await rig.discord.user_message(bob, int(thread["id"]), "make it purple")
@@ -199,7 +184,7 @@ async def test_messages_from_other_members_and_bots_are_ignored(rig: Rig) -> Non
 async def test_two_quick_replies_become_v2_and_v3(rig: Rig) -> None:
     await rig.start_bot()
     alice = rig.discord.add_member("alice")
-    _, _, thread = await start_prompt(rig, alice)
+    _, _, thread = await rig.start_prompt(alice, IDEA, V1)
     thread_id = int(thread["id"])
     rig.openai.latency = 0.2
     rig.openai.script_chat(V2, V3)
@@ -221,18 +206,14 @@ async def test_two_quick_replies_become_v2_and_v3(rig: Rig) -> None:
 async def test_restart_continues_the_session_and_old_buttons_work(rig: Rig) -> None:
     await rig.start_bot()
     alice = rig.discord.add_member("alice")
-    _, message, thread = await start_prompt(rig, alice)
+    _, message, thread = await rig.start_prompt(alice, IDEA, V1)
     thread_id = int(thread["id"])
-    rig.openai.script_chat(V2)
-    await rig.discord.user_message(alice, thread_id, "make it night")
-    await rig.wait_for_bot_message(thread_id, "**v2**")
+    await rig.refine(alice, thread_id, "make it night", V2)
     syncs = len(rig.discord.requests_to("PUT", r"/applications/\d+/commands"))
 
     await rig.restart()
 
-    rig.openai.script_chat(V3)
-    await rig.discord.user_message(alice, thread_id, "add a fox")
-    await rig.wait_for_bot_message(thread_id, "**v3**")
+    await rig.refine(alice, thread_id, "add a fox", V3, version=3)
     assert V2 in rig.openai.chat_requests[-1].json["messages"][-1]["content"]
 
     before = len(rig.discord.requests)
@@ -252,11 +233,7 @@ async def test_safety_refusal_is_explained_and_the_bot_serves_the_next_command(r
     rig.openai.script_images(moderation_blocked())
 
     refused = await rig.discord.slash_command(alice, "imagine", {"idea": "something edgy"})
-    text = await rig.discord.wait_for(
-        lambda: (
-            refused.original and "E-SAFETY" in (refused.original.get("content") or "") and refused.original
-        )
-    )
+    text = await rig.answer_containing(refused, "E-SAFETY")
     assert "safety" in text["content"]
     assert rig.openai.calls("/images/generations") == 1
 
@@ -272,22 +249,17 @@ async def test_chat_model_failure_reaches_the_member(rig: Rig) -> None:
     rig.openai.script_chat(*(server_error(503) for _ in range(3)))
 
     interaction = await rig.discord.slash_command(alice, "prompt", {"idea": "a beach"})
-    failed = await rig.discord.wait_for(
-        lambda: interaction.original and "E-DOWN" in (interaction.original.get("content") or "")
-    )
-    assert failed
+    failed = await rig.answer_containing(interaction, "E-DOWN")
+    assert "cannot be reached" in failed["content"]
+    assert rig.openai.calls("/chat/completions") == 3
     assert rig.threads() == []
 
 
 async def test_nobody_is_pinged_whatever_the_text_says(rig: Rig) -> None:
     await rig.start_bot()
     alice = rig.discord.add_member("alice")
-    _, _, thread = await start_prompt(
-        rig, alice, idea="@everyone look", prompt="@everyone @here <@123> a beach"
-    )
-    rig.openai.script_chat("@here a beach at night")
-    await rig.discord.user_message(alice, int(thread["id"]), "@everyone make it night")
-    await rig.wait_for_bot_message(int(thread["id"]), "**v2**")
+    _, _, thread = await rig.start_prompt(alice, "@everyone look", "@everyone @here <@123> a beach")
+    await rig.refine(alice, int(thread["id"]), "@everyone make it night", "@here a beach at night")
 
     sends = [
         r
@@ -296,16 +268,14 @@ async def test_nobody_is_pinged_whatever_the_text_says(rig: Rig) -> None:
     ]
     assert sends
     for request in sends:
-        assert request.json.get("allowed_mentions") == {"parse": []} or (
-            request.json.get("allowed_mentions", {}).get("parse") == []
-        ), request.path
+        assert request.json.get("allowed_mentions", {}).get("parse") == [], request.path
 
 
 async def test_a_very_long_prompt_still_fits_discord(rig: Rig) -> None:
     await rig.start_bot()
     alice = rig.discord.add_member("alice")
     long_prompt = "A beach " + "with ever more detail " * 300
-    _, message, _ = await start_prompt(rig, alice, prompt=long_prompt)
+    _, message, _ = await rig.start_prompt(alice, IDEA, long_prompt)
     assert len(message["content"]) <= 2000
     copy = button(message, "copy")
     click = await rig.discord.click(alice, int(message["id"]), copy)
@@ -317,11 +287,11 @@ async def test_refine_button_on_v1_posts_the_next_version_in_the_thread(rig: Rig
     """v1 sits in the channel, but the session lives in its thread: v2 goes there, not beside v1."""
     await rig.start_bot()
     alice = rig.discord.add_member("alice")
-    _, message, thread = await start_prompt(rig, alice)
+    _, message, thread = await rig.start_prompt(alice, IDEA, V1)
     refine = button(message, "refine")
 
     click = await rig.discord.click(alice, int(message["id"]), refine)
-    assert (await click.wait_response())["type"] == 9
+    assert (await click.wait_response())["type"] == MODAL
     rig.openai.script_chat(V2)
     submitted = await rig.discord.submit_modal(
         alice, click.modal["custom_id"], {"instruction": "make it night"}
@@ -337,11 +307,9 @@ async def test_refine_button_on_v1_posts_the_next_version_in_the_thread(rig: Rig
 async def test_refine_button_inside_the_thread_answers_there(rig: Rig) -> None:
     await rig.start_bot()
     alice = rig.discord.add_member("alice")
-    _, _, thread = await start_prompt(rig, alice)
+    _, _, thread = await rig.start_prompt(alice, IDEA, V1)
     thread_id = int(thread["id"])
-    rig.openai.script_chat(V2)
-    await rig.discord.user_message(alice, thread_id, "make it night")
-    v2 = await rig.wait_for_bot_message(thread_id, "**v2**")
+    v2 = await rig.refine(alice, thread_id, "make it night", V2)
 
     click = await rig.discord.click(alice, int(v2["id"]), button(v2, "refine"))
     await click.wait_response()
@@ -354,7 +322,7 @@ async def test_refine_button_inside_the_thread_answers_there(rig: Rig) -> None:
 async def test_copy_shows_the_bare_prompt_privately(rig: Rig) -> None:
     await rig.start_bot()
     alice, bob = rig.discord.add_member("alice"), rig.discord.add_member("bob")
-    _, message, _ = await start_prompt(rig, alice)
+    _, message, _ = await rig.start_prompt(alice, IDEA, V1)
     copy = button(message, "copy")
     click = await rig.discord.click(bob, int(message["id"]), copy)
     response = await click.wait_response()
@@ -420,10 +388,7 @@ async def test_legacy_dalle_server_gets_legacy_parameters(rig: Rig) -> None:
 async def test_render_cut_off_by_a_restart_is_reported_with_retry(rig: Rig) -> None:
     await rig.start_bot()
     alice = rig.discord.add_member("alice")
-    rig.openai.script_chat(V1)
-    rig.openai.script_images(hang())
-    await rig.discord.slash_command(alice, "imagine", {"idea": "a beach"})
-    await rig.openai.wait_for_calls("/images/generations", 1)
+    await rig.imagine_hanging_at_openai(alice, "a beach", V1)
 
     await rig.restart()
     notice = await rig.wait_for_bot_message(rig.discord.channel_id, "interrupted")
@@ -450,33 +415,24 @@ async def test_a_rejected_token_stops_with_one_clear_line(
 async def test_refinement_in_flight_at_a_clean_stop_is_reported_after_the_restart(rig: Rig) -> None:
     await rig.start_bot()
     alice = rig.discord.add_member("alice")
-    _, _, thread = await start_prompt(rig, alice)
+    _, _, thread = await rig.start_prompt(alice, IDEA, V1)
     thread_id = int(thread["id"])
-    rig.openai.script_chat(hang())
-    await rig.discord.user_message(alice, thread_id, "make it night")
-    await rig.openai.wait_for_calls("/chat/completions", 2)
+    await rig.refinement_hanging_at_openai(alice, thread_id, "make it night")
 
     await rig.restart()
     notice = await rig.wait_for_bot_message(thread_id, "I restarted while working on")
     assert "make it night" in notice["content"]
-    rig.openai.script_chat(V2)
-    await rig.discord.user_message(alice, thread_id, "make it night")
-    await rig.wait_for_bot_message(thread_id, "**v2**")
+    await rig.refine(alice, thread_id, "make it night", V2)
 
 
 async def test_unreachable_discord_stops_with_one_clear_line(
     rig: Rig, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import socket
-
     import discord.http
 
     from bot.__main__ import serve
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        dead = probe.getsockname()[1]
-    monkeypatch.setattr(discord.http.Route, "BASE", f"http://127.0.0.1:{dead}/api/v10")
+    monkeypatch.setattr(discord.http.Route, "BASE", f"http://127.0.0.1:{unused_port()}/api/v10")
     assert await serve(rig.settings(), sync_only=False) == 1
     err = capsys.readouterr().err
     assert "cannot reach Discord" in err and "Traceback" not in err

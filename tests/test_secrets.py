@@ -37,12 +37,8 @@ async def test_failure_paths_leak_neither_token_nor_key(rig: Rig, caplog: pytest
     await rig.start_bot()
     alice, bob = rig.discord.add_member("alice"), rig.discord.add_member("bob")
 
-    rig.openai.script_chat(PROMPT)
-    prompt = await rig.discord.slash_command(alice, "prompt", {"idea": "a harbour"})
-    message = await rig.discord.wait_for(
-        lambda: prompt.original and prompt.original.get("content") and prompt.original
-    )
-    thread_id = int((await rig.settled_thread())["id"])
+    _, message, thread = await rig.start_prompt(alice, "a harbour", PROMPT)
+    thread_id = int(thread["id"])
     generate = button(message, "gen")
 
     for fault in (
@@ -54,18 +50,14 @@ async def test_failure_paths_leak_neither_token_nor_key(rig: Rig, caplog: pytest
         rig.openai.script_images(fault)
     for expected in ("E-CONFIG", "E-CONFIG", "E-SAFETY", "E-DOWN"):
         click = await rig.discord.click(alice, int(message["id"]), generate)
-        await rig.discord.wait_for(
-            lambda c=click, e=expected: c.original and e in (c.original.get("content") or "")
-        )
+        await rig.answer_containing(click, expected)
     await rig.discord.click(bob, int(message["id"]), generate)
     rig.openai.script_chat(hang())
     await rig.discord.user_message(alice, thread_id, "make it night")
     await rig.wait_for_bot_message(thread_id, "E-TIMEOUT")
     rig.openai.script_chat(unauthorized())
     failed = await rig.discord.slash_command(alice, "prompt", {"idea": "a harbour again"})
-    await rig.discord.wait_for(
-        lambda: failed.original and "E-CONFIG" in (failed.original.get("content") or "")
-    )
+    await rig.answer_containing(failed, "E-CONFIG")
 
     sent = everything_discord_received(rig)
     model_saw = json.dumps([r.json for r in rig.openai.requests])

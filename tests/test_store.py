@@ -6,22 +6,18 @@ import asyncio
 import sqlite3
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
 
 from bot.store import Store
 from bot.store.database import migration_files
+from loopback.rig import query
 
 MIGRATIONS = migration_files()
 
 pytestmark = pytest.mark.asyncio
-
-
-def _query(path: Path, sql: str, params: tuple = ()) -> list[tuple]:
-    """Read the database file as an operator would, beside the store."""
-    with sqlite3.connect(path) as raw:
-        return raw.execute(sql, params).fetchall()
 
 
 DATABASE = "mural.db"
@@ -34,16 +30,29 @@ async def store(tmp_path: Path):
     await opened.close()
 
 
-async def _session(store: Store, owner: int = 1):
+async def _session(store: Store, *, idea: str = "a beach at sunset", **extra: Any):
     return await store.create_session(
         guild_id=10,
         channel_id=20,
-        owner_id=owner,
+        owner_id=1,
         origin="prompt",
-        idea="a beach at sunset",
+        idea=idea,
         target="openai",
         style=None,
         first_prompt="v1 prompt",
+        **extra,
+    )
+
+
+async def _render(store: Store, session_id: int):
+    return await store.create_render(
+        session_id=session_id,
+        version=1,
+        requester_id=1,
+        channel_id=20,
+        model="gpt-image-2",
+        size="1024x1024",
+        quality="low",
     )
 
 
@@ -51,8 +60,8 @@ async def test_new_database_is_migrated_private_and_in_wal(tmp_path: Path) -> No
     path = tmp_path / "sub" / "mural.db"
     store = await Store.open(path)
     await store.close()
-    assert _query(path, "PRAGMA user_version") == [(len(MIGRATIONS),)]
-    assert _query(path, "PRAGMA integrity_check") == [("ok",)]
+    assert query(path, "PRAGMA user_version") == [(len(MIGRATIONS),)]
+    assert query(path, "PRAGMA integrity_check") == [("ok",)]
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     with sqlite3.connect(path) as raw:
         assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -68,7 +77,7 @@ async def test_reopening_keeps_data_and_does_not_migrate_again(tmp_path: Path) -
         assert (await second.get_session(session.id)).idea == "a beach at sunset"
     finally:
         await second.close()
-    assert _query(path, "PRAGMA user_version") == [(len(MIGRATIONS),)]
+    assert query(path, "PRAGMA user_version") == [(len(MIGRATIONS),)]
 
 
 async def test_newer_schema_is_refused(tmp_path: Path) -> None:
@@ -128,7 +137,7 @@ async def test_thread_lookup(store: Store) -> None:
 
 
 def _render_row(tmp_path: Path, render_id: int) -> tuple:
-    return _query(
+    return query(
         tmp_path / DATABASE,
         "SELECT status, output_tokens, message_id FROM renders WHERE id = ?",
         (render_id,),
@@ -137,15 +146,7 @@ def _render_row(tmp_path: Path, render_id: int) -> tuple:
 
 async def test_render_lifecycle(store: Store, tmp_path: Path) -> None:
     session, _ = await _session(store)
-    render = await store.create_render(
-        session_id=session.id,
-        version=1,
-        requester_id=1,
-        channel_id=20,
-        model="gpt-image-2",
-        size="1024x1024",
-        quality="low",
-    )
+    render = await _render(store, session.id)
     assert render.status == "queued"
     await store.mark_render_running(render.id)
     assert _render_row(tmp_path, render.id)[0] == "running"
@@ -158,17 +159,12 @@ async def test_render_lifecycle(store: Store, tmp_path: Path) -> None:
 
 async def test_unfinished_renders_become_interrupted(store: Store, tmp_path: Path) -> None:
     session, _ = await _session(store)
-    kwargs = dict(
-        session_id=session.id, version=1, requester_id=1, channel_id=20, model="m", size="auto", quality="low"
-    )
-    queued = await store.create_render(**kwargs)
-    running = await store.create_render(**kwargs)
-    finished = await store.create_render(**kwargs)
+    queued, running, finished = [await _render(store, session.id) for _ in range(3)]
     await store.mark_render_running(running.id)
     await store.fail_render(finished.id, code="E-SAFETY", error="refused")
     interrupted = await store.interrupt_unfinished_renders()
     assert sorted(r.id for r in interrupted) == [queued.id, running.id]
-    statuses = _query(tmp_path / DATABASE, "SELECT status FROM renders WHERE session_id = ?", (session.id,))
+    statuses = query(tmp_path / DATABASE, "SELECT status FROM renders WHERE session_id = ?", (session.id,))
     assert sorted(status for (status,) in statuses) == ["failed", "interrupted", "interrupted"]
     assert await store.interrupt_unfinished_renders() == []
 
@@ -205,8 +201,8 @@ async def test_a_database_from_before_chat_usage_is_upgraded_in_place(tmp_path: 
         )
     finally:
         await store.close()
-    assert _query(path, "PRAGMA user_version") == [(len(MIGRATIONS),)]
-    assert _query(path, "SELECT session_id, estimated FROM chat_usage") == [(1, 1)]
+    assert query(path, "PRAGMA user_version") == [(len(MIGRATIONS),)]
+    assert query(path, "SELECT session_id, estimated FROM chat_usage") == [(1, 1)]
 
 
 async def test_chat_usage_of_v1_is_linked_to_its_new_session(store: Store, tmp_path: Path) -> None:
@@ -221,18 +217,8 @@ async def test_chat_usage_of_v1_is_linked_to_its_new_session(store: Store, tmp_p
         estimated=False,
         cost_usd=0.0004,
     )
-    session, _ = await store.create_session(
-        guild_id=10,
-        channel_id=20,
-        owner_id=1,
-        origin="prompt",
-        idea="a fox",
-        target="openai",
-        style=None,
-        first_prompt="p",
-        chat_usage_id=usage_id,
-    )
-    rows = _query(
+    session, _ = await _session(store, chat_usage_id=usage_id)
+    rows = query(
         tmp_path / DATABASE, "SELECT session_id, input_tokens, output_tokens, cost_usd FROM chat_usage"
     )
     assert rows == [(session.id, 120, 80, 0.0004)]
@@ -240,16 +226,7 @@ async def test_chat_usage_of_v1_is_linked_to_its_new_session(store: Store, tmp_p
 
 async def test_hostile_text_is_stored_verbatim(store: Store) -> None:
     idea = "'); DROP TABLE sessions; -- @everyone \u202e"
-    session, _ = await store.create_session(
-        guild_id=1,
-        channel_id=2,
-        owner_id=3,
-        origin="prompt",
-        idea=idea,
-        target="openai",
-        style=None,
-        first_prompt="p",
-    )
+    session, _ = await _session(store, idea=idea)
     assert (await store.get_session(session.id)).idea == idea
 
 
