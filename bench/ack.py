@@ -73,6 +73,8 @@ WORK_TIMEOUT = 120.0
 BACKLOG = 2048
 ARRIVALS = ("batch", "stream")
 PERCENTILES = (("p50", 0.50), ("p95", 0.95), ("p99", 0.99))
+# How a v1 answer begins: a Components v2 card, or the plain message of trees from before the cards.
+V1_HEADINGS = ("### v1", "**v1**")
 
 BotFactory = Callable[..., Awaitable[Any]]
 Heap = tuple[Callable[[], None], Callable[[], None]]  # freeze once started, thaw when closed
@@ -249,9 +251,10 @@ async def poll(predicate: Callable[[], bool], within: float, what: str) -> None:
 def work_done(discord_server: FakeDiscord, interactions: list[FakeInteraction]) -> bool:
     """Every acknowledged /prompt answered with v1, its thread opened and the hint posted there."""
     answered = [i for i in interactions if not i.errors]
-    if not all(((i.original or {}).get("content") or "").startswith("**v1**") for i in answered):
+    # A v1 card starts "### v1"; a tree from before the cards (`--source`) posted "**v1**" as content.
+    if not all(i.original and discord_server.text_of(i.original).startswith(V1_HEADINGS) for i in answered):
         return False
-    hints = sum(1 for m in discord_server.messages.values() if "Reply here" in (m.get("content") or ""))
+    hints = sum(1 for m in discord_server.messages.values() if "Reply here" in discord_server.text_of(m))
     return hints >= len(answered)
 
 

@@ -42,12 +42,7 @@ async def run(rounds: int, model_latency: float) -> None:
                 )
                 await interaction.wait_response(timeout=30)
                 acks.append(interaction.response_latency)
-                message = await discord_server.wait_for(
-                    lambda i=interaction: (
-                        i.original and (i.original.get("content") or "").startswith("**v1**") and i.original
-                    ),
-                    30,
-                )
+                message = await rig.answer_containing(interaction, "### v1", within=30)
                 thread_id = await discord_server.wait_for(
                     lambda m=message: int(m["id"]) if int(m["id"]) in discord_server.channels else None, 30
                 )
@@ -55,7 +50,7 @@ async def run(rounds: int, model_latency: float) -> None:
 
                 begin = time.monotonic()
                 await discord_server.user_message(member, thread_id, "make it night")
-                await rig.wait_for_bot_message(thread_id, "**v2**", within=30)
+                await rig.wait_for_bot_message(thread_id, "### v2", within=30)
                 to_v2.append(time.monotonic() - begin)
 
                 generate = button(message, "gen")
@@ -66,6 +61,8 @@ async def run(rounds: int, model_latency: float) -> None:
                 acks.append(click.response_latency)
                 await rig.wait_for_upload(before, within=30)
                 to_picture.append(time.monotonic() - begin)
+                # The member who pressed is then pointed at the picture; the round ends once they are.
+                await rig.answer_containing(click, "is in the thread", within=30)
         finally:
             await rig.stop_bot()
             await openai_server.close()

@@ -24,7 +24,8 @@ from discord.ext import commands
 from bot.config import Settings
 from bot.core.ai import OpenAIService, RetryPolicy
 from bot.core.images import ImageOptions, ImageService, capabilities_for
-from bot.core.queue import AcknowledgementsFirst, RenderQueue
+from bot.core.pacing import AcknowledgementsFirst
+from bot.core.queue import RenderQueue
 from bot.core.studio import Studio
 from bot.core.tasks import TaskOwner
 from bot.store import Store

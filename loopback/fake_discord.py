@@ -2755,6 +2755,9 @@ class FakeDiscord:
         body = req.json or {}
         if int(message["author"]["id"]) != self._bot_id():
             raise _ApiError(403, 50005, "Cannot edit a message authored by another user")
+        if req.files:
+            # Uploading with an edit needs the same permission as uploading with a new message.
+            self._require_bot_perms(Permissions.ATTACH_FILES)
         self._validate_message_body(body, req.files, "", new=False, existing=message)
         self._apply_edit(message, body, req.files)
         await self._dispatch_message("MESSAGE_UPDATE", message)

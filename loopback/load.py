@@ -14,10 +14,12 @@ from typing import Any
 
 from loopback.fake_discord import FakeDiscord, FakeInteraction, RecordedRequest
 from loopback.fake_openai import ImageReply
-from loopback.rig import Rig
+from loopback.rig import Rig, finished_pictures, sent_text
 
 _ORIGINAL = re.compile(r"^/webhooks/\d+/(?P<token>[^/]+)/messages/@original$")
-_CHANNEL_MESSAGES = re.compile(r"^/channels/\d+/messages$")
+# A message of the bot's own in a channel: created (progress, or the whole answer), then edited.
+_CHANNEL_MESSAGE = re.compile(r"^/channels/\d+/messages(/\d+)?$")
+# A failure card (or error notice) has a line that starts with this; progress lines start with ⏳ or 🎨.
 FAILURE_MARK = "⚠️"
 
 
@@ -58,19 +60,22 @@ class Command:
     idea: str
     interaction: FakeInteraction
     edits: list[RecordedRequest] = field(default_factory=list)  # PATCH @original, in order
-    channel_pictures: list[RecordedRequest] = field(default_factory=list)  # fallback posts with a file
+    # Once the token failed, the job goes on in a message in the channel: the requests there with its picture.
+    channel_pictures: list[RecordedRequest] = field(default_factory=list)
 
     @property
     def pictures(self) -> list[RecordedRequest]:
-        return [r for r in self.edits if r.files] + self.channel_pictures
+        """The edits that uploaded the finished picture (previews shown while it formed are not counted)."""
+        return [r for r in self.edits if finished_pictures(r)] + self.channel_pictures
 
     @property
     def failures(self) -> list[RecordedRequest]:
-        return [r for r in self.edits if not r.files and _content(r).startswith(FAILURE_MARK)]
+        return [r for r in self.edits if not finished_pictures(r) and _failed(r)]
 
     @property
     def progress(self) -> list[str]:
-        return [_content(r) for r in self.edits if not r.files and not _content(r).startswith(FAILURE_MARK)]
+        """What each progress edit showed (queued, rendering, retrying, a preview)."""
+        return [sent_text(r) for r in self.edits if not finished_pictures(r) and not _failed(r)]
 
     @property
     def finished(self) -> bool:
@@ -82,9 +87,8 @@ class Command:
         return min(ends) if ends else None
 
 
-def _content(request: RecordedRequest) -> str:
-    body = request.json if isinstance(request.json, dict) else {}
-    return body.get("content") or ""
+def _failed(request: RecordedRequest) -> bool:
+    return any(line.startswith(FAILURE_MARK) for line in sent_text(request).splitlines())
 
 
 def _ok(request: RecordedRequest) -> bool:
@@ -105,9 +109,9 @@ def collect(discord: FakeDiscord, commands: list[Command]) -> None:
             command = by_token.get(match["token"])
             if command is not None:
                 command.edits.append(request)
-        elif request.method == "POST" and request.files and _CHANNEL_MESSAGES.match(request.path):
+        elif finished_pictures(request) and _CHANNEL_MESSAGE.match(request.path):
             # The token path failed and the picture went to the channel: its caption names the idea.
-            owners = [c for idea, c in by_idea.items() if idea in _content(request)]
+            owners = [c for idea, c in by_idea.items() if idea in sent_text(request)]
             if len(owners) == 1:
                 owners[0].channel_pictures.append(request)
 

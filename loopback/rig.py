@@ -37,7 +37,14 @@ from typing import Any
 from bot.app import MuralBot, build_bot
 from bot.config import Settings, settings_from
 from bot.core.ai import RetryPolicy
-from loopback.fake_discord import API_PREFIX, FakeDiscord, FakeInteraction, UploadedFile
+from loopback.fake_discord import (
+    API_PREFIX,
+    TEXT_DISPLAY,
+    FakeDiscord,
+    FakeInteraction,
+    RecordedRequest,
+    UploadedFile,
+)
 from loopback.fake_openai import FakeOpenAI, hang
 from loopback.launch_bot import API_VARIABLE, GATEWAY_VARIABLE, GUILD_READY_VARIABLE, STAND_BY
 
@@ -45,6 +52,8 @@ REPO = Path(__file__).resolve().parents[1]
 DISCORD_TOKEN = "fake-discord-token.SECRET-123"
 OPENAI_KEY = "sk-test-SECRET-openai-key-456"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# What the bot names a finished picture's file (`mural-<session>-<render>-<n>.png`); previews are `preview-…`.
+PICTURE_PREFIX = "mural-"
 # Discord's numbers that tests compare answers with: the ephemeral message flag, and the callback types
 # of a deferred answer and of a modal.
 EPHEMERAL = 64
@@ -312,7 +321,7 @@ class Rig:
         """
         self.openai.script_chat(prompt)
         interaction = await self.discord.slash_command(member, "prompt", {"idea": idea})
-        v1 = await self.answer_containing(interaction, "**v1**")
+        v1 = await self.answer_containing(interaction, "### v1")
         thread = await self.settled_thread()
         return interaction, v1, thread
 
@@ -322,7 +331,7 @@ class Rig:
         """Reply `instruction` in the session's thread, the model answering `answer`: the new version."""
         self.openai.script_chat(answer)
         await self.discord.user_message(member, thread_id, instruction)
-        return await self.wait_for_bot_message(thread_id, f"**v{version}**")
+        return await self.wait_for_bot_message(thread_id, f"### v{version}")
 
     async def imagine_hanging_at_openai(
         self, member: dict[str, Any], idea: str, prompt: str
@@ -392,15 +401,18 @@ class Rig:
         )
 
     async def wait_for_upload(self, start: int = 0, within: float | None = None) -> tuple[Any, UploadedFile]:
-        """The first request after index `start` that uploaded a file successfully: (request, file)."""
+        """The first request after index `start` that uploaded a finished picture successfully: (request, file).
+
+        Previews shown while a picture forms are uploaded too (`preview-1.png`); they are passed over.
+        """
 
         def upload() -> tuple[Any, UploadedFile] | None:
             for request in self.discord.requests[start:]:
-                if request.files and 200 <= request.status < 300:
-                    return request, request.files[0]
+                if 200 <= request.status < 300 and (pictures := finished_pictures(request)):
+                    return request, pictures[0]
             return None
 
-        return await self.discord.wait_for(upload, within or self.within, message="an uploaded file")
+        return await self.discord.wait_for(upload, within or self.within, message="an uploaded picture")
 
 
 @contextlib.asynccontextmanager
@@ -467,6 +479,23 @@ def buttons(message: dict[str, Any]) -> dict[str, str]:
         for component in FakeDiscord._walk_components(message.get("components") or [])
         if component.get("custom_id")
     }
+
+
+def sent_text(request: RecordedRequest) -> str:
+    """What a message create or edit asked Discord to show: its content and every text display, one a line."""
+    body = request.json if isinstance(request.json, dict) else {}
+    parts = [body.get("content") or ""]
+    parts += [
+        component.get("content") or ""
+        for component in FakeDiscord._walk_components(body.get("components") or [])
+        if component.get("type") == TEXT_DISPLAY
+    ]
+    return "\n".join(part for part in parts if part)
+
+
+def finished_pictures(request: RecordedRequest) -> list[UploadedFile]:
+    """The finished pictures a request uploaded (`mural-<session>-<render>-<n>.<ext>`), previews left out."""
+    return [upload for upload in request.files if upload.filename.startswith(PICTURE_PREFIX)]
 
 
 def custom_ids(message: dict[str, Any]) -> list[str]:

@@ -120,8 +120,9 @@ async def test_render_cut_off_by_sigkill_is_reported_with_a_retry_that_renders(r
 
     await rig.start_process()
     notice = await rig.wait_for_bot_message([rig.discord.channel_id, int(thread["id"])], "interrupted")
-    assert f"<@{alice['id']}>" in notice["content"] and "**v1**" in notice["content"]
-    retry = button(notice, "gen")
+    assert f"<@{alice['id']}>" in rig.discord.text_of(notice) and "**v1**" in rig.discord.text_of(notice)
+    assert [b["label"] for b in rig.discord.buttons_of(notice)] == ["Retry"]
+    retry = button(notice, "reroll")
     assert rig.query("SELECT status FROM renders") == [("interrupted",)]
 
     before = len(rig.discord.requests)
@@ -171,7 +172,7 @@ async def test_refinement_continues_in_the_thread_after_a_sigkill(rig: Rig) -> N
     await rig.start_process()
     v2 = await rig.refine(alice, thread_id, "make it night, please", V2)
 
-    assert "full moon" in v2["content"]
+    assert "full moon" in rig.discord.text_of(v2)
     sent = rig.openai.chat_requests[-1].json["messages"][-1]["content"]
     assert V1 in sent and "make it night, please" in sent
     assert rig.query("SELECT number FROM versions ORDER BY number") == [(1,), (2,)]
@@ -184,8 +185,15 @@ async def test_refinement_cut_off_by_sigkill_is_reported_to_its_author(rig: Rig)
     await rig.start_process()
     notice = await rig.wait_for_bot_message(thread_id, "I restarted while working on")
 
-    assert f"<@{alice['id']}>" in notice["content"] and "**v1**" in notice["content"]
-    assert any(cid.startswith("mural:refine:") for cid in custom_ids(notice))
+    assert f"<@{alice['id']}>" in rig.discord.text_of(notice) and "**v1**" in rig.discord.text_of(notice)
+    # Then the version the prompt is still at, with its Refine button, right after the notice.
+    head = await rig.discord.wait_for(
+        lambda: next((m for m in rig.bot_messages_in(thread_id) if int(m["id"]) > int(notice["id"])), None),
+        rig.within,
+        message="the head version after the notice",
+    )
+    assert rig.discord.text_of(head).startswith("### v1")
+    assert "mural:refine:1:1" in custom_ids(head)
     assert rig.query("SELECT status FROM refinements") == [("interrupted",)]
 
 
@@ -239,8 +247,8 @@ async def test_render_stopped_by_sigterm_is_reported_after_the_restart(rig: Rig)
     await rig.start_process()
     notice = await rig.wait_for_bot_message(rig.discord.channel_id, "interrupted")
 
-    assert f"<@{alice['id']}>" in notice["content"]
-    assert any(cid.startswith("mural:gen:") for cid in custom_ids(notice))
+    assert f"<@{alice['id']}>" in rig.discord.text_of(notice)
+    assert any(cid.startswith("mural:reroll:") for cid in custom_ids(notice))
 
 
 async def test_serve_returns_only_after_the_database_and_http_clients_are_closed(

@@ -26,8 +26,8 @@ async def test_prompt_whose_token_expired_posts_v1_in_the_channel_with_its_threa
     rig.openai.script_chat(V1)
     await rig.discord.slash_command(alice, "prompt", {"idea": IDEA})
 
-    v1 = await rig.wait_for_bot_message(rig.discord.channel_id, "**v1**")
-    assert "snowy hill" in v1["content"]
+    v1 = await rig.wait_for_bot_message(rig.discord.channel_id, "### v1")
+    assert "snowy hill" in rig.discord.text_of(v1)
     assert any(cid.startswith("mural:gen:") for cid in custom_ids(v1))
     thread = await rig.settled_thread()
     assert int(thread["id"]) == int(v1["id"])
@@ -42,7 +42,7 @@ async def test_an_error_after_the_token_expired_still_reaches_the_member(rig: Ri
     await rig.discord.slash_command(alice, "prompt", {"idea": IDEA})
 
     told = await rig.wait_for_bot_message(rig.discord.channel_id, "E-DOWN")
-    assert f"<@{alice['id']}>" in told["content"]
+    assert f"<@{alice['id']}>" in rig.discord.text_of(told)
     posted = next(
         r for r in rig.discord.requests_to("POST", r"/channels/\d+/messages$") if "E-DOWN" in str(r.json)
     )
@@ -58,11 +58,11 @@ async def test_without_a_thread_a_reply_to_the_version_refines_it(rig: Rig) -> N
     )
     rig.openai.script_chat(V1)
     prompt = await rig.discord.slash_command(alice, "prompt", {"idea": IDEA})
-    v1 = await rig.answer_containing(prompt, "**v1**")
+    v1 = await rig.answer_containing(prompt, "### v1")
     note = await rig.discord.wait_for(
         lambda: next(iter(prompt.followups), None), message="the no-thread note"
     )
-    assert "replying to the prompt message" in note["content"]
+    assert "replying to the prompt message" in rig.discord.text_of(note)
     channel = rig.discord.channel_id
 
     await rig.discord.user_message(bob, channel, "make it purple", reply_to=int(v1["id"]))
@@ -70,8 +70,8 @@ async def test_without_a_thread_a_reply_to_the_version_refines_it(rig: Rig) -> N
     rig.openai.script_chat(V2)
     answer_to = await rig.discord.user_message(alice, channel, "make it night", reply_to=int(v1["id"]))
 
-    v2 = await rig.wait_for_bot_message(channel, "**v2**")
-    assert "full moon" in v2["content"]
+    v2 = await rig.wait_for_bot_message(channel, "### v2")
+    assert "full moon" in rig.discord.text_of(v2)
     assert int(v2["message_reference"]["message_id"]) == int(answer_to["id"])
     assert len(rig.openai.chat_requests) == 2
     assert "make it night" in rig.openai.chat_requests[-1].json["messages"][-1]["content"]
@@ -85,14 +85,14 @@ async def test_a_failed_imagine_keeps_its_prompt_with_copy_and_retry(rig: Rig) -
     imagine = await rig.discord.slash_command(alice, "imagine", {"idea": IDEA})
 
     failed = await rig.answer_containing(imagine, "Couldn't render")
-    assert "snowy hill" in failed["content"] and "E-DOWN" in failed["content"]
+    assert "snowy hill" in rig.discord.text_of(failed) and "E-DOWN" in rig.discord.text_of(failed)
     assert sorted(buttons(failed).values()) == ["Copy", "Retry"]
 
-    copy = await rig.discord.click(alice, int(failed["id"]), button(failed, "copy"))
+    copy = await rig.discord.click(alice, int(failed["id"]), button(failed, "rcopy"))
     assert V1 in (await copy.wait_response())["data"]["content"]
     before = len(rig.discord.requests)
-    retry = await rig.discord.click(alice, int(failed["id"]), button(failed, "gen"))
-    await rig.answer_containing(retry, "v1")
+    retry = await rig.discord.click(alice, int(failed["id"]), button(failed, "reroll"))
+    await rig.answer_containing(retry, "**v1**")
     _, upload = await rig.wait_for_upload(before)
     png_size(upload.data)
     assert rig.openai.image_requests[-1].json["prompt"] == V1
@@ -105,7 +105,7 @@ async def test_a_refused_imagine_keeps_its_prompt_without_a_pointless_retry(rig:
     rig.openai.script_images(moderation_blocked())
     imagine = await rig.discord.slash_command(alice, "imagine", {"idea": IDEA})
     failed = await rig.answer_containing(imagine, "E-SAFETY")
-    assert "snowy hill" in failed["content"]
+    assert "snowy hill" in rig.discord.text_of(failed)
     assert list(buttons(failed).values()) == ["Copy"]
 
 
@@ -118,8 +118,9 @@ async def test_a_long_prompt_is_kept_whole_rendered_whole_and_copied_whole(rig: 
     prompt = await rig.discord.slash_command(
         alice, "prompt", {"idea": "a busy market", "target": "stable-diffusion"}
     )
-    v1 = await rig.answer_containing(prompt, "**v1**")
-    assert len(v1["content"]) <= 2_000 and "Copy gives the whole prompt" in v1["content"]
+    v1 = await rig.answer_containing(prompt, "### v1")
+    # Discord's limit for all the text of a Components v2 message.
+    assert len(rig.discord.text_of(v1)) <= 4_000 and "Copy gives the whole prompt" in rig.discord.text_of(v1)
     assert rig.query("SELECT prompt FROM versions") == [(long_prompt,)]
     await rig.settled_thread()
 

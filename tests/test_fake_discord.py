@@ -662,7 +662,12 @@ async def test_fail_next_and_permissions_raise_discord_errors(fake: FakeDiscord,
     with pytest.raises(discord.Forbidden) as no_files:
         await channel.send(file=discord.File(io.BytesIO(PNG), filename="x.png"))
     assert no_files.value.code == 50013
-    assert (await channel.send("text still works")).content == "text still works"
+    text_only = await channel.send("text still works")
+    assert text_only.content == "text still works"
+    with pytest.raises(discord.Forbidden) as no_files_on_edit:
+        await text_only.edit(attachments=[discord.File(io.BytesIO(PNG), filename="x.png")])
+    assert no_files_on_edit.value.code == 50013
+    assert (await text_only.edit(content="edited without files")).content == "edited without files"
 
 
 async def test_restarted_bot_sees_existing_thread_and_old_buttons(

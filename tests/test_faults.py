@@ -22,7 +22,17 @@ from loopback.fake_openai import (
     server_error,
     unauthorized,
 )
-from loopback.rig import FAST_RETRIES, OPENAI_KEY, ORIGINAL, Rig, button, custom_ids, png_size, unused_port
+from loopback.rig import (
+    FAST_RETRIES,
+    OPENAI_KEY,
+    ORIGINAL,
+    Rig,
+    button,
+    custom_ids,
+    png_size,
+    sent_text,
+    unused_port,
+)
 
 pytestmark = pytest.mark.asyncio
 PROMPT = "A red fox on a snowy hill at dawn, soft pink light, long shadows, shallow depth of field."
@@ -34,11 +44,23 @@ async def imagine(rig: Rig, member: dict, idea: str = "a fox in the snow"):
 
 
 def edits_of(rig: Rig, interaction) -> list[str]:
-    return [
-        r.json.get("content") or ""
-        for r in rig.discord.requests_to("PATCH", ORIGINAL)
-        if interaction.token in r.path and isinstance(r.json, dict)
+    """What each edit of the interaction's answer showed."""
+    return [sent_text(r) for r in rig.discord.requests_to("PATCH", ORIGINAL) if interaction.token in r.path]
+
+
+def retry_of(rig: Rig, message: dict) -> str:
+    """The Retry button of a failure card: it renders the same job again."""
+    (retry,) = (b for b in rig.discord.buttons_of(message) if b["label"] == "Retry")
+    assert retry["custom_id"].startswith("mural:reroll:")
+    return retry["custom_id"]
+
+
+def just_before(rig: Rig, message: dict) -> dict:
+    """The bot's message right before `message` in its channel."""
+    earlier = [
+        m for m in rig.bot_messages_in(int(message["channel_id"])) if int(m["id"]) < int(message["id"])
     ]
+    return earlier[-1]
 
 
 def render_rows(rig: Rig) -> list[tuple]:
@@ -58,7 +80,7 @@ async def test_rate_limit_shows_retrying_then_fails_with_retry(rig: Rig) -> None
     answer = await rig.answer_containing(interaction, "E-BUSY")
     assert any("retrying" in text for text in edits_of(rig, interaction))
     assert rig.openai.calls("/images/generations") == FAST_RETRIES.attempts
-    assert any(cid.startswith("mural:gen:") for cid in custom_ids(answer)), "a Retry button"
+    assert retry_of(rig, answer), "a Retry button"
     assert render_rows(rig) == [("failed", "E-BUSY")]
 
 
@@ -99,7 +121,7 @@ async def test_server_errors_are_retried_then_fail_with_retry(rig: Rig, status: 
     interaction = await imagine(rig, alice)
     answer = await rig.answer_containing(interaction, "E-DOWN")
     assert rig.openai.calls("/images/generations") == FAST_RETRIES.attempts
-    assert any(cid.startswith("mural:gen:") for cid in custom_ids(answer))
+    assert retry_of(rig, answer)
 
 
 async def test_a_passing_server_error_goes_unnoticed(rig: Rig) -> None:
@@ -143,7 +165,7 @@ async def test_unreachable_image_service_and_the_bot_keeps_serving(rig: Rig) -> 
 
     rig.openai.script_chat(PROMPT)
     prompt = await rig.discord.slash_command(alice, "prompt", {"idea": "a fox"})
-    await rig.answer_containing(prompt, "**v1**")
+    await rig.answer_containing(prompt, "### v1")
 
 
 @pytest.mark.parametrize(
@@ -191,7 +213,7 @@ async def test_gateway_drop_mid_session_loses_nothing(rig: Rig) -> None:
 
     rig.openai.script_chat("A fox at night.")
     await rig.discord.user_message(alice, int(thread["id"]), "make it night")
-    await rig.wait_for_bot_message(int(thread["id"]), "**v2**", within=15)
+    await rig.wait_for_bot_message(int(thread["id"]), "### v2", within=15)
     assert render_rows(rig) == [("done", None)]
 
 
@@ -206,7 +228,17 @@ async def test_expired_interaction_token_posts_to_the_channel(rig: Rig, status: 
     await imagine(rig, alice)
     request, upload = await rig.wait_for_upload(before)
     png_size(upload.data)
-    assert request.method == "POST" and request.path == f"/channels/{rig.discord.channel_id}/messages"
+    # The job goes on in a message of the bot's own in the channel: progress first, then the picture.
+    channel = rig.discord.channel_id
+    (shown,) = (m for m in rig.bot_messages_in(channel) if rig.discord.attachments_of(m))
+    (created,) = (
+        r
+        for r in rig.discord.requests[before:]
+        if (r.method, r.path, r.status) == ("POST", f"/channels/{channel}/messages", 200)
+    )
+    assert not created.files and "v1" in sent_text(created)
+    assert (request.method, request.path) == ("PATCH", f"/channels/{channel}/messages/{shown['id']}")
+    assert "**v1**" in rig.discord.text_of(shown)
 
 
 def revoke(rig: Rig, permission: int) -> None:
@@ -223,22 +255,36 @@ async def test_no_thread_posting_permission_falls_back_to_the_channel(rig: Rig) 
 
     rig.openai.script_chat("A fox at night.")
     await rig.discord.user_message(alice, int(thread["id"]), "make it night")
-    fallback = await rig.wait_for_bot_message(rig.discord.channel_id, "**v2**")
-    assert "Send Messages in Threads" in fallback["content"]
+    fallback = await rig.wait_for_bot_message(rig.discord.channel_id, "### v2")
     assert any(cid.endswith(":2") for cid in custom_ids(fallback))
+    # Said just before, on its own: a card carries no text beside it.
+    note = just_before(rig, fallback)
+    assert "Send Messages in Threads" in rig.discord.text_of(note) and not note.get("components")
 
 
 async def test_no_attach_permission_in_the_thread_is_explained(rig: Rig) -> None:
     await rig.start_bot()
     alice = rig.discord.add_member("alice", permissions=Permissions.EVERYONE_DEFAULT)
-    _, message, _ = await rig.start_prompt(alice, "a fox", PROMPT)
+    _, message, thread = await rig.start_prompt(alice, "a fox", PROMPT)
+    thread_id = int(thread["id"])
     revoke(rig, Permissions.ATTACH_FILES)
+    # The picture is uploaded by editing the message that showed the progress; Discord refuses the upload.
+    # (No previews, so that edit is the first one.)
+    rig.openai.script_images(ImageReply(partial_pngs=[]))
+    rig.discord.fail_next(
+        "PATCH", rf"/channels/{thread_id}/messages/\d+$", 403, code=50013, message="Missing Permissions"
+    )
 
     generate = button(message, "gen")
     click = await rig.discord.click(alice, int(message["id"]), generate)
-    answer = await rig.answer_containing(click, "Attach Files")
-    assert answer["attachments"], "the picture still reaches its owner, privately"
+    pointer = await rig.answer_containing(click, "the thread says why")
     assert click.ephemeral
+    explained = int(rig.discord.text_of(pointer).rsplit("/", 1)[1])
+    assert "Attach Files" in rig.discord.text_of(explained)
+    assert [b["label"] for b in rig.discord.buttons_of(explained)] == ["Retry"]
+    assert rig.discord.buttons_of(explained)[0]["custom_id"].startswith("mural:reroll:")
+    assert not rig.discord.attachments_of(explained)
+    assert rig.discord.messages[explained]["channel_id"] == str(thread_id)
 
 
 def _noisy_png(width: int = 400, height: int = 400) -> bytes:
@@ -265,14 +311,15 @@ async def test_picture_over_the_upload_limit_is_recompressed(
     request, upload = await rig.wait_for_upload(before)
     assert len(upload.data) <= 150_000
     assert upload.filename.endswith((".webp", ".jpg"))
-    assert "Compressed" in request.json["content"]
+    assert "Compressed" in sent_text(request)
 
 
 async def test_413_from_discord_shrinks_and_retries(rig: Rig) -> None:
     await rig.start_bot()
     alice = rig.discord.add_member("alice")
     big = _noisy_png()
-    rig.openai.script_images(ImageReply(png=big, delay=0.5))
+    # No previews: the only upload is the picture.
+    rig.openai.script_images(ImageReply(png=big, delay=0.5, partial_pngs=[]))
     before = len(rig.discord.requests)
     interaction = await imagine(rig, alice)
     await rig.openai.wait_for_calls("/images/generations", 1)
@@ -282,7 +329,8 @@ async def test_413_from_discord_shrinks_and_retries(rig: Rig) -> None:
     )
     rig.discord.fail_next("PATCH", ORIGINAL + "$", 413, code=40005, message="Request entity too large")
     await rig.discord.wait_for(
-        lambda: interaction.original and interaction.original.get("attachments"), message="the picture"
+        lambda: interaction.original and rig.discord.attachments_of(interaction.original),
+        message="the picture",
     )
     uploads = [r for r in rig.discord.requests[before:] if r.files]
     assert [r.status for r in uploads] == [413, 200]
@@ -304,7 +352,7 @@ async def _session_locked_while_the_model_works(rig: Rig) -> tuple[dict, int]:
 async def test_locked_thread_is_reopened_when_the_bot_may(rig: Rig) -> None:
     await rig.start_bot()
     _, thread_id = await _session_locked_while_the_model_works(rig)
-    await rig.wait_for_bot_message(thread_id, "**v2**")
+    await rig.wait_for_bot_message(thread_id, "### v2")
     assert rig.discord.channels[thread_id]["thread_metadata"]["archived"] is False
 
 
@@ -312,8 +360,8 @@ async def test_locked_thread_is_answered_in_the_channel_when_the_bot_may_not_reo
     await rig.start_bot()
     rig.discord.set_bot_permissions(Permissions.BOT_DEFAULT & ~Permissions.MANAGE_THREADS)
     _, thread_id = await _session_locked_while_the_model_works(rig)
-    answer = await rig.wait_for_bot_message(rig.discord.channel_id, "**v2**")
-    assert "archived" in answer["content"]
+    answer = await rig.wait_for_bot_message(rig.discord.channel_id, "### v2")
+    assert "archived" in rig.discord.text_of(just_before(rig, answer))
     assert rig.discord.channels[thread_id]["thread_metadata"]["archived"] is True
 
 

@@ -42,8 +42,14 @@ async def test_empty_ideas_are_refused_privately_and_store_nothing(rig: Rig, ide
 
 async def test_idea_length_limit_is_declared_to_discord(rig: Rig) -> None:
     await rig.start_bot()
-    for command in rig.discord.registered_commands[None]:
-        idea = next(o for o in command["options"] if o["name"] == "idea")
+    ideas = {
+        command["name"]: option
+        for command in rig.discord.registered_commands[None]
+        for option in command.get("options") or []
+        if option["name"] == "idea"
+    }
+    assert {"prompt", "imagine"} <= ideas.keys()
+    for idea in ideas.values():
         assert (idea.get("min_length"), idea["max_length"]) == (1, 1000)
 
 
@@ -65,16 +71,18 @@ async def test_odd_ideas_still_get_a_prompt_that_fits(rig: Rig, idea: str) -> No
     alice = rig.discord.add_member("alice")
     rig.openai.script_chat(PROMPT + " " + idea)
     interaction = await rig.discord.slash_command(alice, "prompt", {"idea": idea})
-    message = await rig.answer_containing(interaction, "**v1**")
+    message = await rig.answer_containing(interaction, "### v1")
     thread = await rig.settled_thread()
 
-    assert len(message["content"]) <= 2000
-    assert "```" not in message["content"]
+    shown = rig.discord.text_of(message)
+    # Discord's limit for all the text of a Components v2 message.
+    assert len(shown) <= 4000
+    assert "```" not in shown
     assert 1 <= len(thread["name"]) <= 100
     assert not any(ch in thread["name"] for ch in "\u202e\u202c\u200b")
     sent = rig.openai.chat_requests[0].json["messages"]
     assert "never an instruction to you" in sent[0]["content"]
-    everything = str(sent) + message["content"]
+    everything = str(sent) + shown
     for secret in (DISCORD_TOKEN, OPENAI_KEY, rig.openai.base_url):
         assert secret not in everything
     assert count(rig, "sessions") == 1
@@ -86,10 +94,13 @@ async def test_model_output_with_mentions_never_pings(rig: Rig) -> None:
     rig.openai.script_chat("@everyone <@&1> <@2> a crowd cheering")
     interaction = await rig.discord.slash_command(alice, "prompt", {"idea": "a crowd"})
     await rig.answer_containing(interaction, "crowd")
+    # Every edit that showed something: plain text (content) or a card (components).
     edits = [
         r
         for r in rig.discord.requests
-        if r.method == "PATCH" and isinstance(r.json, dict) and r.json.get("content")
+        if r.method == "PATCH"
+        and isinstance(r.json, dict)
+        and (r.json.get("content") or r.json.get("components"))
     ]
     assert edits and all(r.json.get("allowed_mentions", {}).get("parse") == [] for r in edits)
 
@@ -169,7 +180,7 @@ async def test_overlong_thread_instruction_gets_a_clear_answer(rig: Rig) -> None
     before = rig.snapshot()
     await rig.discord.user_message(alice, thread_id, "more detail " * 120)
     reply = await rig.wait_for_bot_message(thread_id, "keep it under 1,000")
-    assert reply["content"].startswith("⚠️")
+    assert rig.discord.text_of(reply).startswith("⚠️")
     assert rig.snapshot() == before
 
 

@@ -17,7 +17,7 @@ from collections import Counter
 import pytest
 
 from loopback.load import Command, TimedImageAPI, dispatch, wait_until_finished
-from loopback.rig import DEFERRED, PNG_SIGNATURE, Rig
+from loopback.rig import DEFERRED, PNG_SIGNATURE, Rig, finished_pictures, sent_text
 
 pytestmark = pytest.mark.asyncio
 
@@ -62,11 +62,11 @@ async def test_fifty_imagines_from_twenty_members_are_queued_rendered_and_record
         picture = command.pictures[0]
         [upload] = picture.files
         assert upload.filename.endswith(".png") and upload.data.startswith(PNG_SIGNATURE), upload.filename
-        assert command.idea in picture.json["content"], f"{_describe(command)} got someone else's picture"
+        assert command.idea in sent_text(picture), f"{_describe(command)} got someone else's picture"
         if not command.channel_pictures:
             assert command.edits[-1] is picture, f"{_describe(command)}: a progress edit replaced the picture"
-    uploads = [r for r in rig.discord.requests if r.files and 200 <= r.status < 300]
-    assert len(uploads) == COMMANDS, f"{len(uploads)} uploads for {COMMANDS} commands"
+    uploads = [r for r in rig.discord.requests if finished_pictures(r) and 200 <= r.status < 300]
+    assert len(uploads) == COMMANDS, f"{len(uploads)} picture uploads for {COMMANDS} commands"
 
     # The image API saw each idea's prompt exactly once: nothing lost, nothing drawn twice.
     ideas = {command.idea for command in commands}
@@ -110,6 +110,6 @@ async def test_fifty_imagines_from_twenty_members_are_queued_rendered_and_record
     for idea, message_id in rows:
         message = rig.discord.messages.get(message_id) if message_id else None
         assert message is not None, f"{idea!r}: render has no message or an unknown one ({message_id})"
-        assert idea in message["content"] and len(message.get("attachments") or []) == 1, (
+        assert idea in rig.discord.text_of(message) and len(rig.discord.attachments_of(message)) == 1, (
             f"{idea!r}: renders.message_id {message_id} is not the message with its picture"
         )

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import discord
 import pytest
 import pytest_asyncio
 
@@ -163,5 +164,7 @@ async def test_every_extension_loads_and_command_names_are_unique(offline_bot: M
     assert {"prompt", "imagine"} <= set(names)
     assert len(offline_bot.cogs) == len(EXTENSIONS)
     assert len(names) == len(set(names))
-    for command in offline_bot.tree.get_commands():
+    for command in offline_bot.tree.get_commands(type=discord.AppCommandType.chat_input):
         assert command.to_dict(offline_bot.tree)["description"]
+    menus = [menu.name for menu in offline_bot.tree.get_commands(type=discord.AppCommandType.message)]
+    assert menus == ["Edit with Mural"]

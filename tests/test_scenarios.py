@@ -7,7 +7,17 @@ import sqlite3
 import pytest
 
 from loopback.fake_openai import moderation_blocked, server_error
-from loopback.rig import DEFERRED, EPHEMERAL, MODAL, Rig, button, custom_ids, png_size, unused_port
+from loopback.rig import (
+    DEFERRED,
+    EPHEMERAL,
+    MODAL,
+    Rig,
+    button,
+    custom_ids,
+    png_size,
+    sent_text,
+    unused_port,
+)
 
 pytestmark = pytest.mark.asyncio
 
@@ -65,8 +75,8 @@ async def test_prompt_is_deferred_then_posts_v1_and_opens_a_thread(rig: Rig) -> 
 
     assert interaction.response_type == DEFERRED
     assert interaction.response_latency < 3
-    assert message["content"].startswith("**v1**")
-    assert "golden hour" in message["content"]
+    assert rig.discord.text_of(message).startswith("### v1")
+    assert "golden hour" in rig.discord.text_of(message)
     assert any(cid.startswith("mural:gen:") and cid.endswith(":1") for cid in custom_ids(message))
     assert thread["name"] == "a beach at sunset"
     assert int(thread["id"]) == int(message["id"])
@@ -83,7 +93,7 @@ async def test_thread_reply_refines_into_v2(rig: Rig) -> None:
 
     v2 = await rig.refine(alice, thread_id, "make it night", V2)
 
-    assert "full moon" in v2["content"]
+    assert "full moon" in rig.discord.text_of(v2)
     assert any(cid.endswith(":2") for cid in custom_ids(v2))
     request = rig.openai.chat_requests[-1].json["messages"][-1]["content"]
     assert "a beach at sunset" in request
@@ -96,7 +106,9 @@ async def test_generate_on_v1_uploads_a_png_into_the_thread(rig: Rig) -> None:
     await rig.start_bot()
     alice = rig.discord.add_member("alice")
     _, message, thread = await rig.start_prompt(alice, IDEA, V1)
+    thread_id = int(thread["id"])
     generate = button(message, "gen")
+    in_thread = {int(m["id"]) for m in rig.bot_messages_in(thread_id)}
 
     before = len(rig.discord.requests)
     click = await rig.discord.click(alice, int(message["id"]), generate)
@@ -104,14 +116,22 @@ async def test_generate_on_v1_uploads_a_png_into_the_thread(rig: Rig) -> None:
     request, upload = await rig.wait_for_upload(before)
 
     assert response["type"] == DEFERRED and click.ephemeral
-    assert request.path == f"/channels/{thread['id']}/messages"
+    # One new message in the thread: it showed the progress, and the picture then replaced it there.
+    (picture,) = (m for m in rig.bot_messages_in(thread_id) if int(m["id"]) not in in_thread)
+    (created,) = (
+        r
+        for r in rig.discord.requests[before:]
+        if (r.method, r.path) == ("POST", f"/channels/{thread_id}/messages")
+    )
+    assert not created.files and "v1" in sent_text(created)
+    assert (request.method, request.path) == ("PATCH", f"/channels/{thread_id}/messages/{picture['id']}")
     assert png_size(upload.data) == (64, 64)
-    assert "**v1**" in request.json["content"]
+    assert [a["filename"] for a in rig.discord.attachments_of(picture)] == [upload.filename]
+    assert "**v1**" in sent_text(request) and "**v1**" in rig.discord.text_of(picture)
     assert rig.openai.image_requests[0].json["prompt"] == V1
     # The clicker is pointed at the picture: a link to the message holding it, in the thread.
     pointer = await rig.answer_containing(click, "v1 is in the thread")
-    (picture,) = (m for m in rig.bot_messages_in(int(thread["id"])) if m.get("attachments"))
-    assert pointer["content"].endswith(f"/{thread['id']}/{picture['id']}")
+    assert rig.discord.text_of(pointer).endswith(f"/{thread_id}/{picture['id']}")
 
 
 async def test_generate_inside_the_thread_answers_there_with_the_picture(rig: Rig) -> None:
@@ -144,7 +164,7 @@ async def test_imagine_posts_a_png_and_the_prompt_in_the_channel(rig: Rig) -> No
 
     png_size(upload.data)
     assert upload.filename.endswith(".png")
-    assert "golden hour" in request.json["content"]
+    assert "golden hour" in sent_text(request)
     sent = rig.openai.image_requests[0].json
     assert (sent["size"], sent["quality"], sent["model"]) == ("1536x1024", "high", "gpt-image-2")
     assert interaction.original["channel_id"] == str(rig.discord.channel_id)
@@ -175,7 +195,7 @@ async def test_messages_from_other_members_and_bots_are_ignored(rig: Rig) -> Non
     await rig.discord.user_message(helper, int(thread["id"]), "make it green")
     rig.openai.script_chat(V2)
     await rig.discord.user_message(alice, int(thread["id"]), "make it night")
-    await rig.wait_for_bot_message(int(thread["id"]), "**v2**")
+    await rig.wait_for_bot_message(int(thread["id"]), "### v2")
 
     assert len(rig.openai.chat_requests) == chats + 1
     assert "make it night" in rig.openai.chat_requests[-1].json["messages"][-1]["content"]
@@ -191,14 +211,14 @@ async def test_two_quick_replies_become_v2_and_v3(rig: Rig) -> None:
 
     await rig.discord.user_message(alice, thread_id, "make it night")
     await rig.discord.user_message(alice, thread_id, "add a fox")
-    await rig.wait_for_bot_message(thread_id, "**v3**")
+    await rig.wait_for_bot_message(thread_id, "### v3")
 
     headers = [
-        m["content"].split("\n", 1)[0]
+        text.split("\n", 1)[0]
         for m in rig.bot_messages_in(thread_id)
-        if m["content"].startswith("**v")
+        if (text := rig.discord.text_of(m)).startswith("### v")
     ]
-    assert [h.split(" ")[0] for h in headers] == ["**v2**", "**v3**"]
+    assert headers == ["### v2", "### v3"]
     # The second request already builds on the first answer.
     assert V2 in rig.openai.chat_requests[-1].json["messages"][-1]["content"]
 
@@ -234,7 +254,7 @@ async def test_safety_refusal_is_explained_and_the_bot_serves_the_next_command(r
 
     refused = await rig.discord.slash_command(alice, "imagine", {"idea": "something edgy"})
     text = await rig.answer_containing(refused, "E-SAFETY")
-    assert "safety" in text["content"]
+    assert "safety" in rig.discord.text_of(text)
     assert rig.openai.calls("/images/generations") == 1
 
     before = len(rig.discord.requests)
@@ -250,7 +270,7 @@ async def test_chat_model_failure_reaches_the_member(rig: Rig) -> None:
 
     interaction = await rig.discord.slash_command(alice, "prompt", {"idea": "a beach"})
     failed = await rig.answer_containing(interaction, "E-DOWN")
-    assert "cannot be reached" in failed["content"]
+    assert "cannot be reached" in rig.discord.text_of(failed)
     assert rig.openai.calls("/chat/completions") == 3
     assert rig.threads() == []
 
@@ -261,10 +281,13 @@ async def test_nobody_is_pinged_whatever_the_text_says(rig: Rig) -> None:
     _, _, thread = await rig.start_prompt(alice, "@everyone look", "@everyone @here <@123> a beach")
     await rig.refine(alice, int(thread["id"]), "@everyone make it night", "@here a beach at night")
 
+    # Every message the bot sent or edited: plain text (content) or a card (components).
     sends = [
         r
         for r in rig.discord.requests
-        if r.method in ("POST", "PATCH") and isinstance(r.json, dict) and "content" in r.json
+        if r.method in ("POST", "PATCH")
+        and isinstance(r.json, dict)
+        and {"content", "components"} & r.json.keys()
     ]
     assert sends
     for request in sends:
@@ -276,7 +299,9 @@ async def test_a_very_long_prompt_still_fits_discord(rig: Rig) -> None:
     alice = rig.discord.add_member("alice")
     long_prompt = "A beach " + "with ever more detail " * 300
     _, message, _ = await rig.start_prompt(alice, IDEA, long_prompt)
-    assert len(message["content"]) <= 2000
+    # Discord's limit for all the text of a Components v2 message.
+    assert len(rig.discord.text_of(message)) <= 4_000
+    assert "Copy gives the whole prompt" in rig.discord.text_of(message)
     copy = button(message, "copy")
     click = await rig.discord.click(alice, int(message["id"]), copy)
     response = await click.wait_response()
@@ -296,12 +321,12 @@ async def test_refine_button_on_v1_posts_the_next_version_in_the_thread(rig: Rig
     submitted = await rig.discord.submit_modal(
         alice, click.modal["custom_id"], {"instruction": "make it night"}
     )
-    v2 = await rig.wait_for_bot_message(int(thread["id"]), "**v2**")
-    assert "full moon" in v2["content"]
+    v2 = await rig.wait_for_bot_message(int(thread["id"]), "### v2")
+    assert "full moon" in rig.discord.text_of(v2)
     assert "make it night" in rig.openai.chat_requests[-1].json["messages"][-1]["content"]
     pointer = await rig.answer_containing(submitted, "is in the thread")
-    assert submitted.ephemeral and str(v2["id"]) in pointer["content"]
-    assert not any("**v2**" in (m.get("content") or "") for m in rig.bot_messages_in(rig.discord.channel_id))
+    assert submitted.ephemeral and str(v2["id"]) in rig.discord.text_of(pointer)
+    assert not any("### v2" in rig.discord.text_of(m) for m in rig.bot_messages_in(rig.discord.channel_id))
 
 
 async def test_refine_button_inside_the_thread_answers_there(rig: Rig) -> None:
@@ -315,8 +340,8 @@ async def test_refine_button_inside_the_thread_answers_there(rig: Rig) -> None:
     await click.wait_response()
     rig.openai.script_chat(V3)
     submitted = await rig.discord.submit_modal(alice, click.modal["custom_id"], {"instruction": "add a fox"})
-    v3 = await rig.answer_containing(submitted, "**v3**")
-    assert "red fox" in v3["content"] and not submitted.ephemeral
+    v3 = await rig.answer_containing(submitted, "### v3")
+    assert "red fox" in rig.discord.text_of(v3) and not submitted.ephemeral
 
 
 async def test_copy_shows_the_bare_prompt_privately(rig: Rig) -> None:
@@ -339,9 +364,9 @@ async def test_missing_thread_permission_is_explained(rig: Rig) -> None:
     rig.openai.script_chat(V1)
     interaction = await rig.discord.slash_command(alice, "prompt", {"idea": "a beach"})
     [note] = await interaction.wait_followup(1)
-    assert "Create Public Threads" in note["content"]
+    assert "Create Public Threads" in rig.discord.text_of(note)
     assert int(note.get("flags", 0)) & EPHEMERAL
-    assert interaction.original["content"].startswith("**v1**")
+    assert rig.discord.text_of(interaction.original).startswith("### v1")
 
 
 async def test_dev_guild_gets_the_commands_instead_of_everyone(rig: Rig) -> None:
@@ -382,7 +407,7 @@ async def test_legacy_dalle_server_gets_legacy_parameters(rig: Rig) -> None:
     png_size(upload.data)
     sent = rig.openai.image_requests[0].json
     assert (sent["response_format"], sent["quality"], sent["size"]) == ("b64_json", "hd", "1792x1024")
-    assert "revised the prompt" in request.json["content"]
+    assert "revised the prompt" in sent_text(request)
 
 
 async def test_render_cut_off_by_a_restart_is_reported_with_retry(rig: Rig) -> None:
@@ -392,7 +417,8 @@ async def test_render_cut_off_by_a_restart_is_reported_with_retry(rig: Rig) -> N
 
     await rig.restart()
     notice = await rig.wait_for_bot_message(rig.discord.channel_id, "interrupted")
-    retry = button(notice, "gen")
+    retry = button(notice, "reroll")
+    assert rig.discord.buttons_of(notice)[0]["label"] == "Retry"
 
     before = len(rig.discord.requests)
     await rig.discord.click(alice, int(notice["id"]), retry)
@@ -421,7 +447,7 @@ async def test_refinement_in_flight_at_a_clean_stop_is_reported_after_the_restar
 
     await rig.restart()
     notice = await rig.wait_for_bot_message(thread_id, "I restarted while working on")
-    assert "make it night" in notice["content"]
+    assert "make it night" in rig.discord.text_of(notice)
     await rig.refine(alice, thread_id, "make it night", V2)
 
 

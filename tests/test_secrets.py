@@ -50,7 +50,10 @@ async def test_failure_paths_leak_neither_token_nor_key(rig: Rig, caplog: pytest
         rig.openai.script_images(fault)
     for expected in ("E-CONFIG", "E-CONFIG", "E-SAFETY", "E-DOWN"):
         click = await rig.discord.click(alice, int(message["id"]), generate)
-        await rig.answer_containing(click, expected)
+        # The failure is shown in the thread; the member who pressed is pointed at it.
+        pointer = await rig.answer_containing(click, "the thread says why")
+        failure = int(rig.discord.text_of(pointer).rsplit("/", 1)[1])
+        assert expected in rig.discord.text_of(failure)
     await rig.discord.click(bob, int(message["id"]), generate)
     rig.openai.script_chat(hang())
     await rig.discord.user_message(alice, thread_id, "make it night")

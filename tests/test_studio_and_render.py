@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
-from bot.core.errors import BadAnswer, ChatRefused, InvalidRequest
+from bot.core.errors import BadAnswer, ChatRefused, InvalidRequest, ServiceBusy
 from bot.core.images import (
     ImageOptions,
+    RenderedImages,
     capabilities_for,
     fit_prompt,
     image_request,
@@ -21,7 +24,7 @@ from bot.core.studio import (
     refinement_messages,
     system_prompt,
 )
-from bot.models import Session, Version
+from bot.models import Render, Session, Version
 from bot.ui import layouts as ui
 
 SESSION = Session(
@@ -213,18 +216,77 @@ def test_sniff_image_rejects_non_images() -> None:
         sniff_image(b"<html>error</html>")
 
 
-@pytest.mark.parametrize("length", [10, 1990, 5000])
-def test_version_text_always_fits_discord(length: int) -> None:
-    version = _version(2, "make it *night* @everyone", "x" * length)
-    text = ui.version_text(version)
-    assert len(text) <= ui.MESSAGE_LIMIT
-    assert text.startswith("**v2**")
-    assert (ui.SHORTENED_NOTE in text) == (length > 1_900)
+def _fits_a_card(texts: list[str]) -> None:
+    """Discord's limit for a Components v2 message: 4,000 characters, in each text display and over all."""
+    assert all(len(text) <= 4_000 for text in texts), [len(text) for text in texts]
+    assert sum(len(text) for text in texts) <= 4_000, [len(text) for text in texts]
+
+
+@pytest.mark.parametrize(
+    ("prompt", "shortened"),
+    [
+        ("x" * 10, False),
+        ("x" * 1990, False),
+        ("x" * 3000, False),
+        ("x" * 5000, True),
+        ("*_" * 2500, True),  # every character escaped: twice as long once quoted
+        ("a line\n" * 1000, True),  # every line quoted
+    ],
+    ids=["short", "1990", "3000", "5000", "all-markdown", "many-lines"],
+)
+def test_a_version_card_always_fits_discord(prompt: str, shortened: bool) -> None:
+    session = replace(SESSION, style="photo", aspect="landscape")
+    version = _version(2, "make it *night* @everyone " * 20, prompt)
+    texts = ui.version_texts(session, version)
+    _fits_a_card(texts)
+    heading, quoted, details = texts
+    assert heading.startswith("### v2\n-# ✏️ make it \\*night\\* @everyone")
+    assert details == "-# OpenAI images · photo · landscape"
+    assert (ui.SHORTENED_NOTE in quoted) == shortened
+    if shortened:
+        assert quoted.endswith(ui.ELLIPSIS + "\n" + ui.SHORTENED_NOTE)
+    else:
+        assert quoted == ui.quote_block(prompt)
+
+
+def test_picture_and_failure_cards_of_imagine_always_fit_discord() -> None:
+    """The longest /imagine card: a 1,000-character idea, a long prompt, a long revised prompt, every note."""
+    session = replace(SESSION, origin="imagine", idea="a very long idea " * 60)
+    version = _version(1, None, "*x" * 20_000)
+    record = Render(
+        id=7,
+        session_id=1,
+        version=1,
+        requester_id=4,
+        channel_id=2,
+        status="done",
+        model="dall-e-3",
+        size="1792x1024",
+        quality="high",
+        revised_prompt=None,
+        input_tokens=None,
+        output_tokens=None,
+        cost_usd=None,
+        message_id=None,
+        error_code=None,
+        error=None,
+    )
+    options = ImageOptions("dall-e-3", "1792x1024", "high")
+    image = RenderedImages((), options, "*revised* " * 500, None, None, None)
+
+    pictured = ui.picture_texts(session, version, record, image, with_prompt=True, compressed=True)
+    _fits_a_card(pictured)
+    assert "**v1** for <@4>" in pictured and any(ui.SHORTENED_NOTE in text for text in pictured)
+    failed = ui.render_failure_texts(session, version, ServiceBusy(), with_prompt=True)
+    _fits_a_card(failed)
+    assert failed[-1].startswith("⚠️ Couldn't render **v1**") and failed[-1].endswith("`E-BUSY`")
 
 
 def test_a_prompt_too_long_for_a_message_is_copied_as_a_file() -> None:
-    assert ui.copy_text(_version(1, None, "a fox " * 10)) is not None
-    assert ui.copy_text(_version(1, None, "a fox " * 600)) is None
+    assert ui.copy_text("a fox " * 10) == f"```\n{'a fox ' * 10}\n```"
+    assert ui.copy_text("a fox " * 600) is None
+    # The prompt cannot close the code block early.
+    assert ui.copy_text("```oops``` a fox") == "```\n'''oops''' a fox\n```"
 
 
 def test_chat_cost_from_the_price_table() -> None:
@@ -232,10 +294,12 @@ def test_chat_cost_from_the_price_table() -> None:
     assert chat_cost("llama3", input_tokens=100, output_tokens=100) is None
 
 
-def test_version_text_escapes_markdown_from_the_model() -> None:
-    text = ui.version_text(_version(1, None, "```break``` **bold** # heading"))
-    assert "```" not in text
-    assert "\\*\\*bold" in text
+def test_a_version_card_escapes_markdown_from_the_model() -> None:
+    texts = ui.version_texts(SESSION, _version(1, None, "```break``` **bold**\n# heading"))
+    shown = "\n".join(texts)
+    assert "```" not in shown
+    assert "\\*\\*bold" in shown
+    assert "> \\# heading" in texts[1]
 
 
 def test_thread_name_is_one_line_within_100() -> None:

@@ -331,11 +331,13 @@ class OpenAIService:
             )
         else:
             stream = await self._images.images.generate(stream=True, partial_images=partial_images, **request)
-        async for event in stream:
-            if isinstance(event, ImageGenPartialImageEvent | ImageEditPartialImageEvent):
-                await on_preview(base64.b64decode(event.b64_json))
-            elif isinstance(event, ImageGenCompletedEvent | ImageEditCompletedEvent):
-                return ImageAnswer([event.b64_json], [None], _image_usage(event.usage))
+        # Closed whichever way this ends, so no half-read response outlives the call.
+        async with stream:
+            async for event in stream:
+                if isinstance(event, ImageGenPartialImageEvent | ImageEditPartialImageEvent):
+                    await on_preview(base64.b64decode(event.b64_json))
+                elif isinstance(event, ImageGenCompletedEvent | ImageEditCompletedEvent):
+                    return ImageAnswer([event.b64_json], [None], _image_usage(event.usage))
         raise BadAnswer("image stream ended without a picture")
 
     async def _with_retries(

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from bot.core.ai import ChatAnswer, InputImage, OpenAIService
 from bot.core.errors import BadAnswer, ChatRefused, InvalidRequest, NotAllowed, SessionGone
 from bot.core.images import ASPECTS, safety_identifier
+from bot.core.pacing import AcknowledgementsFirst
 from bot.core.pricing import chat_cost
-from bot.core.queue import AcknowledgementsFirst
 from bot.core.tasks import TaskOwner
 from bot.models import Reference, Refinement, Session, SessionSummary, Version
 from bot.store import Store

@@ -224,6 +224,10 @@ def picture_in_thread_text(version: Version, jump_url: str) -> str:
     return f"🖼️ v{version.number} is in the thread: {jump_url}"
 
 
+def no_picture_in_thread_text(version: Version, jump_url: str) -> str:
+    return f"⚠️ No picture of v{version.number} this time; the thread says why: {jump_url}"
+
+
 def version_in_thread_text(version: Version, jump_url: str) -> str:
     return f"✏️ v{version.number} is in the thread: {jump_url}"
 

@@ -274,11 +274,12 @@ async def _render_where_it_belongs(
         await interaction.response.defer(thinking=True, ephemeral=True)
         surface = delivery.ChannelSurface(bot, _thread_of(bot, session, interaction))
         message = await render(bot, interaction, surface, session, version, request)
-        if message is not None:
+        # The private placeholder points at what the thread shows now: the picture, or why there is none.
+        shown = message or surface.message
+        if shown is not None:
+            pointer = layouts.picture_in_thread_text if message else layouts.no_picture_in_thread_text
             with contextlib.suppress(discord.HTTPException):
-                await interaction.edit_original_response(
-                    content=layouts.picture_in_thread_text(version, message.jump_url)
-                )
+                await interaction.edit_original_response(content=pointer(version, shown.jump_url))
         return
     await interaction.response.defer(thinking=True)
     await render(bot, interaction, delivery.InteractionSurface(bot, interaction), session, version, request)
