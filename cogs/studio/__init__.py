@@ -1,6 +1,6 @@
 """The studio: writing, refining and rendering prompts (`/prompt`, `/imagine`, replies, buttons).
 
-`_cog.py` is the thin cog, `_flows.py` what each action does, `_buttons.py` the restart-proof
+`_cog.py` is the thin cog, `_versions.py` and `_pictures.py` what each action does, `_buttons.py` the restart-proof
 components.
 """
 

@@ -1,7 +1,7 @@
 """Every card the studio shows, each built in one function: Components v2 containers within Discord's limits.
 
 A card is one container: text blocks from `bot.ui.layouts`, a gallery of uploaded pictures
-(`attachment://` names), and a row of buttons. Nothing here sends; `_flows` decides where a card goes.
+(`attachment://` names), and a row of buttons. Nothing here sends; `_versions` and `_pictures` decide where a card goes.
 """
 
 from __future__ import annotations

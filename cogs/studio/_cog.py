@@ -1,7 +1,8 @@
 """The studio cog: /prompt, /imagine, replies that refine, and every version and picture button.
 
-Thin on purpose: parse options, check them through the core, then hand over to `_flows`. The cog
-registers its own restart-proof buttons and reports work a stop interrupted when it loads.
+Thin on purpose: parse options, check them through the core, then hand over to `_versions` (prompts)
+or `_pictures`. The cog registers its own restart-proof buttons and reports work a stop interrupted
+when it loads.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from bot.core.imaging import check_reference_size, input_image, read_reference
 from bot.core.studio import MAX_IDEA_CHARS, STYLES, TARGETS
 from bot.models import Reference
 from bot.ui.delivery import PictureSource
-from cogs.studio import _flows
+from cogs.studio import _pictures, _versions
 from cogs.studio._buttons import DYNAMIC_ITEMS, STUDIO_COG
 
 if TYPE_CHECKING:
@@ -55,7 +56,7 @@ class StudioCog(commands.Cog, name=STUDIO_COG):
                 "%d refinement(s) were interrupted by the last stop; telling their authors", len(cut_off)
             )
             self.bot.spawn(
-                _flows.report_interrupted_refinements(self.bot, cut_off),
+                _versions.report_interrupted_refinements(self.bot, cut_off),
                 name="report-interrupted-refinements",
             )
         interrupted = await self.bot.jobs.interrupted_by_last_stop()
@@ -64,7 +65,7 @@ class StudioCog(commands.Cog, name=STUDIO_COG):
                 "%d render(s) were interrupted by the last stop; telling their owners", len(interrupted)
             )
             self.bot.spawn(
-                _flows.report_interrupted_renders(self.bot, interrupted), name="report-interrupted-renders"
+                _pictures.report_interrupted_renders(self.bot, interrupted), name="report-interrupted-renders"
             )
 
     async def cog_unload(self) -> None:
@@ -105,7 +106,7 @@ class StudioCog(commands.Cog, name=STUDIO_COG):
             aspect=aspect,
             reference=await _reference(reference),
         )
-        await _flows.start_prompt(self.bot, interaction, request)
+        await _versions.start_prompt(self.bot, interaction, request)
 
     @app_commands.command(
         name="imagine", description="Turn an idea into a picture: I write the prompt, then draw it"
@@ -144,7 +145,7 @@ class StudioCog(commands.Cog, name=STUDIO_COG):
         )
         if request.reference is not None:
             check_options(options, editing=True)
-        await _flows.start_imagine(self.bot, interaction, request, options, review=review)
+        await _pictures.start_imagine(self.bot, interaction, request, options, review=review)
 
     @imagine.autocomplete("size")
     async def size_choices(self, interaction: Interaction, typed: str) -> list[app_commands.Choice[str]]:
@@ -167,18 +168,18 @@ class StudioCog(commands.Cog, name=STUDIO_COG):
     async def describe(self, interaction: Interaction, image: discord.Attachment) -> None:
         reference = await _reference(image)
         assert reference is not None
-        await _flows.start_describe(self.bot, interaction, input_image(reference))
+        await _versions.start_describe(self.bot, interaction, input_image(reference))
 
     @app_commands.command(
         name="history", description="Your latest sessions, to jump back in or post one here again"
     )
     @app_commands.guild_only()
     async def history(self, interaction: Interaction) -> None:
-        await _flows.history(self.bot, interaction)
+        await _versions.history(self.bot, interaction)
 
     async def edit_with_mural(self, interaction: Interaction, message: discord.Message) -> None:
         """The message menu **Edit with Mural**: change the picture on any message."""
-        await _flows.open_picture_edit(interaction, message)
+        await _pictures.open_picture_edit(interaction, message)
 
     # -- replies --------------------------------------------------------------------------------
 
@@ -195,7 +196,7 @@ class StudioCog(commands.Cog, name=STUDIO_COG):
             if picture is not None:
                 session = await self.bot.studio.session(picture.session_id)
                 if message.author.id == session.owner_id:
-                    await _flows.edit_from_reply(self.bot, message, picture)
+                    await _pictures.edit_from_reply(self.bot, message, picture)
                 return
         studio = self.bot.studio
         if isinstance(message.channel, discord.Thread):
@@ -209,49 +210,49 @@ class StudioCog(commands.Cog, name=STUDIO_COG):
             return
         if session is None or message.author.id != session.owner_id:
             return
-        await _flows.refine_from_message(self.bot, message, session)
+        await _versions.refine_from_message(self.bot, message, session)
 
     # -- buttons, selects and modals (StudioActions) --------------------------------------------
 
     async def generate_pressed(self, interaction: Interaction, session_id: int, version: int) -> None:
-        await _flows.generate(self.bot, interaction, session_id, version)
+        await _pictures.generate(self.bot, interaction, session_id, version)
 
     async def refine_pressed(self, interaction: Interaction, session_id: int) -> None:
-        await _flows.open_refine_modal(self.bot, interaction, session_id)
+        await _versions.open_refine_modal(self.bot, interaction, session_id)
 
     async def undo_pressed(self, interaction: Interaction, session_id: int, version: int) -> None:
-        await _flows.undo(self.bot, interaction, session_id, version)
+        await _versions.undo(self.bot, interaction, session_id, version)
 
     async def copy_pressed(self, interaction: Interaction, session_id: int, version: int) -> None:
-        await _flows.copy_version(self.bot, interaction, session_id, version)
+        await _versions.copy_version(self.bot, interaction, session_id, version)
 
     async def refine_submitted(self, interaction: Interaction, session_id: int, instruction: str) -> None:
-        await _flows.refine_from_modal(self.bot, interaction, session_id, instruction)
+        await _versions.refine_from_modal(self.bot, interaction, session_id, instruction)
 
     async def edit_pressed(self, interaction: Interaction, render_id: int, picture: int) -> None:
-        await _flows.open_edit_modal(self.bot, interaction, render_id, picture)
+        await _pictures.open_edit_modal(self.bot, interaction, render_id, picture)
 
     async def edit_submitted(
         self, interaction: Interaction, render_id: int, picture: int, change: str
     ) -> None:
-        await _flows.edit_submitted(self.bot, interaction, render_id, picture, change)
+        await _pictures.edit_submitted(self.bot, interaction, render_id, picture, change)
 
     async def reroll_pressed(self, interaction: Interaction, render_id: int) -> None:
-        await _flows.reroll(self.bot, interaction, render_id)
+        await _pictures.reroll(self.bot, interaction, render_id)
 
     async def copy_render_pressed(self, interaction: Interaction, render_id: int) -> None:
-        await _flows.copy_render(self.bot, interaction, render_id)
+        await _pictures.copy_render(self.bot, interaction, render_id)
 
     async def thread_pressed(self, interaction: Interaction, render_id: int) -> None:
-        await _flows.open_session_thread(self.bot, interaction, render_id)
+        await _pictures.open_session_thread(self.bot, interaction, render_id)
 
     async def history_picked(self, interaction: Interaction, owner_id: int, session_id: int) -> None:
-        await _flows.repost(self.bot, interaction, owner_id, session_id)
+        await _versions.repost(self.bot, interaction, owner_id, session_id)
 
     async def picture_edit_submitted(
         self, interaction: Interaction, source: PictureSource, change: str
     ) -> None:
-        await _flows.picture_edit_submitted(self.bot, interaction, source, change)
+        await _pictures.picture_edit_submitted(self.bot, interaction, source, change)
 
 
 async def _reference(attachment: discord.Attachment | None) -> Reference | None:
