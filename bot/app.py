@@ -46,7 +46,7 @@ class MuralTree(app_commands.CommandTree):
         await send_error(interaction, error)
 
 
-def build_ai(settings: Settings, *, retry: RetryPolicy | None = None) -> OpenAIService:
+def build_ai(settings: Settings, *, retry: RetryPolicy | None = None, safety_salt: str = "") -> OpenAIService:
     return OpenAIService(
         api_key=settings.openai_api_key,
         base_url=settings.openai_base_url,
@@ -57,6 +57,7 @@ def build_ai(settings: Settings, *, retry: RetryPolicy | None = None) -> OpenAIS
         chat_timeout=settings.chat_timeout,
         image_timeout=settings.image_timeout,
         retry=retry,
+        safety_salt=settings.safety_salt or safety_salt,
     )
 
 
@@ -65,7 +66,12 @@ async def build_bot(
 ) -> MuralBot:
     """Open the store and wire every service into a bot that is ready to `start`."""
     store = await Store.open(settings.database_path)
-    ai = build_ai(settings, retry=retry)
+    try:
+        salt = settings.safety_salt or await store.safety_salt()
+    except BaseException:
+        await store.close()
+        raise
+    ai = build_ai(settings, retry=retry, safety_salt=salt)
     try:
         return MuralBot(settings=settings, store=store, ai=ai, sync_only=sync_only, **client_options)
     except BaseException:

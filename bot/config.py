@@ -50,11 +50,13 @@ class Settings:
     chat_timeout: float = 60.0
     image_timeout: float = 180.0
     render_concurrency: int = 4
+    # Salts the safety identifier OpenAI gets for each member; generated and kept in the store if unset.
+    safety_salt: str | None = field(default=None, repr=False)
 
     @property
     def secrets(self) -> tuple[str, ...]:
         """Values that must never reach a log line or a Discord message."""
-        values = (self.discord_token, self.openai_api_key, self.chat_api_key)
+        values = (self.discord_token, self.openai_api_key, self.chat_api_key, self.safety_salt)
         return tuple(v for v in values if v)
 
 
@@ -120,6 +122,15 @@ def _model(env: Mapping[str, str], name: str, default: str) -> str:
     return value
 
 
+def _safety_salt(env: Mapping[str, str]) -> str | None:
+    value = _text(env, "SAFETY_SALT")
+    if value is not None and len(value) < 16:
+        raise ConfigError(
+            "SAFETY_SALT", "is too short; expected at least 16 random characters, or leave it empty"
+        )
+    return value
+
+
 def settings_from(env: Mapping[str, str]) -> Settings:
     """Build and validate settings from a mapping of variable names to strings."""
     discord_token = _required_secret(env, "DISCORD_TOKEN", "the bot token from the Discord Developer Portal")
@@ -169,6 +180,7 @@ def settings_from(env: Mapping[str, str]) -> Settings:
         chat_timeout=_number(env, "CHAT_TIMEOUT", 60.0, integer=False, low=1, high=600),
         image_timeout=_number(env, "IMAGE_TIMEOUT", 180.0, integer=False, low=1, high=1800),
         render_concurrency=_number(env, "RENDER_CONCURRENCY", 4, integer=True, low=1, high=32),
+        safety_salt=_safety_salt(env),
     )
 
 

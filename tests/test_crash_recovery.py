@@ -269,8 +269,10 @@ async def test_serve_returns_only_after_the_database_and_http_clients_are_closed
 
     build_ai = bot.app.build_ai
 
-    def recording_services(settings: Settings, *, retry: RetryPolicy | None = None) -> OpenAIService:
-        service = build_ai(settings, retry=retry)
+    def recording_services(
+        settings: Settings, *, retry: RetryPolicy | None = None, safety_salt: str = ""
+    ) -> OpenAIService:
+        service = build_ai(settings, retry=retry, safety_salt=safety_salt)
         close = service.close
 
         async def recording_close() -> None:

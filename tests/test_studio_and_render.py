@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import pytest
 
+from bot.core.ai import safety_identifier
 from bot.core.errors import BadAnswer, ChatRefused, InvalidRequest, ServiceBusy
 from bot.core.images import (
     ImageOptions,
@@ -26,6 +27,18 @@ from bot.core.studio import (
 )
 from bot.models import Render, Session, Version
 from bot.ui import layouts as ui
+
+SALT = "a-salt-of-sixteen-chars"
+
+
+def test_the_safety_identifier_is_a_salted_hash_never_the_id() -> None:
+    user_id = 123456789012345678
+    identifier = safety_identifier(user_id, SALT)
+    assert str(user_id) not in identifier and len(identifier) == 64
+    assert identifier == safety_identifier(user_id, SALT)
+    assert identifier != safety_identifier(user_id, "another-salt-of-16-chars")
+    assert identifier != safety_identifier(user_id + 1, SALT)
+
 
 SESSION = Session(
     id=1,
@@ -127,12 +140,14 @@ def test_refinement_request_has_idea_window_current_prompt_and_instruction() -> 
 
 
 def test_gpt_image_request_uses_current_parameters() -> None:
-    request = image_request("a fox", ImageOptions("gpt-image-2", "1536x1024", "high"), requester_id=42)
+    request = image_request(
+        "a fox", ImageOptions("gpt-image-2", "1536x1024", "high"), user_hash=safety_identifier(42, SALT)
+    )
     assert request["model"] == "gpt-image-2"
     assert request["quality"] == "high"
     assert request["output_format"] == "png"
     assert "response_format" not in request and "style" not in request
-    assert len(request["safety_identifier"]) == 32 and "42" not in request["safety_identifier"]
+    assert request["safety_identifier"] == safety_identifier(42, SALT)
 
 
 @pytest.mark.parametrize(
@@ -145,22 +160,30 @@ def test_gpt_image_request_uses_current_parameters() -> None:
     ],
 )
 def test_legacy_request_maps_quality_and_asks_for_base64(model: str, quality: str, sent: str | None) -> None:
-    request = image_request("a fox", ImageOptions(model, "1024x1024", quality), requester_id=1)
+    request = image_request(
+        "a fox", ImageOptions(model, "1024x1024", quality), user_hash=safety_identifier(1, SALT)
+    )
     assert request["response_format"] == "b64_json"
     assert request.get("quality") == sent
     assert "output_format" not in request
 
 
 def test_legacy_prompt_is_fitted_to_the_model_limit() -> None:
-    request = image_request("word " * 500, ImageOptions("dall-e-2", "1024x1024", "low"), requester_id=1)
+    request = image_request(
+        "word " * 500, ImageOptions("dall-e-2", "1024x1024", "low"), user_hash=safety_identifier(1, SALT)
+    )
     assert len(request["prompt"]) <= 1000
 
 
 def test_unsupported_option_is_a_clear_error() -> None:
     with pytest.raises(InvalidRequest, match="Size 1000x1000"):
-        image_request("a fox", ImageOptions("gpt-image-2", "1000x1000", "low"), requester_id=1)
+        image_request(
+            "a fox", ImageOptions("gpt-image-2", "1000x1000", "low"), user_hash=safety_identifier(1, SALT)
+        )
     with pytest.raises(InvalidRequest, match="Quality max"):
-        image_request("a fox", ImageOptions("gpt-image-2", "auto", "max"), requester_id=1)
+        image_request(
+            "a fox", ImageOptions("gpt-image-2", "auto", "max"), user_hash=safety_identifier(1, SALT)
+        )
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -40,6 +41,16 @@ from bot.core.errors import (
 )
 
 log = logging.getLogger(__name__)
+
+
+def safety_identifier(user_id: int, salt: str) -> str:
+    """OpenAI asks for a stable per-user id for abuse monitoring; a salted hash keeps the Discord id private.
+
+    Unsalted, a hash of a Discord id could be reversed by hashing every plausible id; the salt is this
+    bot's own (configured, or generated once and kept in the store).
+    """
+    return hashlib.sha256(f"{salt}:{user_id}".encode()).hexdigest()
+
 
 SAFETY_CODES = frozenset({"moderation_blocked", "content_policy_violation", "content_filter"})
 RetryNotice = Callable[[MuralError, float], Awaitable[None]]
@@ -208,8 +219,10 @@ class OpenAIService:
         chat_timeout: float = 60.0,
         image_timeout: float = 180.0,
         retry: RetryPolicy | None = None,
+        safety_salt: str = "",
     ) -> None:
         self.chat_model = chat_model
+        self._safety_salt = safety_salt
         self.vision_model = vision_model or chat_model
         self.retry = retry or RetryPolicy()
         self._images = AsyncOpenAI(api_key=api_key, base_url=base_url, timeout=image_timeout, max_retries=0)
@@ -220,6 +233,10 @@ class OpenAIService:
             max_retries=0,
         )
         self._reported: set[str] = set()
+
+    def user_hash(self, user_id: int) -> str:
+        """The `safety_identifier` OpenAI gets for a member: never the Discord id itself."""
+        return safety_identifier(user_id, self._safety_salt)
 
     async def close(self) -> None:
         await self._images.close()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -148,11 +147,6 @@ def size_label(size: str) -> str:
     return f"{shape} {width}×{height}"
 
 
-def safety_identifier(user_id: int) -> str:
-    """OpenAI asks for a stable per-user id for abuse monitoring; a hash keeps the Discord id private."""
-    return hashlib.sha256(f"mural:{user_id}".encode()).hexdigest()[:32]
-
-
 def fit_prompt(prompt: str, limit: int) -> str:
     """Shorten a prompt to the model's limit at a word boundary, rather than be refused."""
     if len(prompt) <= limit:
@@ -195,7 +189,7 @@ def aspect_size(model: str, aspect: str | None, default: str) -> str:
 
 
 def image_request(
-    prompt: str, options: ImageOptions, *, requester_id: int, editing: bool = False
+    prompt: str, options: ImageOptions, *, user_hash: str, editing: bool = False
 ) -> dict[str, Any]:
     """Keyword arguments for `images.generate` (or `images.edit`), in the dialect the model speaks."""
     check_options(options, editing=editing)
@@ -212,10 +206,10 @@ def image_request(
     if capabilities.legacy:
         # Legacy servers answer with short-lived URLs unless asked for base64.
         request["response_format"] = "b64_json"
-        request["user"] = safety_identifier(requester_id)
+        request["user"] = user_hash
     else:
         request["output_format"] = "png"
-        request["safety_identifier"] = safety_identifier(requester_id)
+        request["safety_identifier"] = user_hash
     return request
 
 
@@ -311,7 +305,9 @@ class ImageService:
         Previews stream to `on_preview` where the model streams and one picture is drawn.
         """
         capabilities = capabilities_for(options.model)
-        request = image_request(prompt, options, requester_id=requester_id, editing=bool(inputs))
+        request = image_request(
+            prompt, options, user_hash=self._ai.user_hash(requester_id), editing=bool(inputs)
+        )
         partial = capabilities.partial_images if options.count == 1 else 0
         answer = await self._ai.images(
             request, inputs=inputs, partial_images=partial, on_preview=on_preview, on_retry=on_retry

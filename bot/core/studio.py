@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from bot.core.ai import ChatAnswer, InputImage, OpenAIService
 from bot.core.errors import BadAnswer, ChatRefused, InvalidRequest, NotAllowed, SessionGone
-from bot.core.images import ASPECTS, safety_identifier
+from bot.core.images import ASPECTS
 from bot.core.pacing import AcknowledgementsFirst
 from bot.core.pricing import chat_cost
 from bot.core.tasks import TaskOwner
@@ -298,7 +298,7 @@ class Studio:
     ) -> tuple[ChatAnswer, int]:
         """Ask the chat model and record what the call cost; returns the answer and its usage row."""
         await self._my_turn()
-        answer = await self._ai.chat(messages, user_hash=safety_identifier(user_id))
+        answer = await self._ai.chat(messages, user_hash=self._ai.user_hash(user_id))
         usage_id = await self._record_usage(
             answer, purpose=purpose, user_id=user_id, guild_id=guild_id, session_id=session_id
         )
@@ -395,7 +395,7 @@ class Studio:
     ) -> tuple[Session, Version]:
         """A vision model writes the prompt that would reproduce a picture; it becomes v1 of a new session."""
         await self._my_turn()
-        answer = await self._ai.describe_image(_DESCRIBE_RULES, image, user_hash=safety_identifier(owner_id))
+        answer = await self._ai.describe_image(_DESCRIBE_RULES, image, user_hash=self._ai.user_hash(owner_id))
         usage_id = await self._record_usage(answer, purpose="describe", user_id=owner_id, guild_id=guild_id)
         prompt = parse_prompt(answer.text)
         return await self._store.create_session(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -135,3 +136,13 @@ class Database:
             "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             (key, value),
         )
+
+    async def safety_salt(self) -> str:
+        """This bot's own salt for safety identifiers: made once, then the same for the life of the database."""
+        await self._write(
+            "INSERT INTO meta (key, value) VALUES ('safety-salt', ?) ON CONFLICT (key) DO NOTHING",
+            (secrets.token_hex(16),),
+        )
+        salt = await self.get_meta("safety-salt")
+        assert salt is not None
+        return salt
