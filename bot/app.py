@@ -160,12 +160,13 @@ class MuralBot(commands.Bot):
         self.ai = ai
         # `python -m bot sync` registers commands and leaves other state alone: a live instance may own it.
         self.sync_only = sync_only
-        self.studio = Studio(store, ai, ahead=acknowledgements)
+        self.studio = Studio(store, ai, ahead=acknowledgements, prices=settings.prices)
         self.images = ImageService(
             ai,
             defaults=ImageOptions(
                 model=settings.image_model, size=settings.image_size, quality=settings.image_quality
             ),
+            prices=settings.prices,
         )
         self.jobs = RenderQueue(
             store, self.images, concurrency=settings.render_concurrency, ahead=acknowledgements

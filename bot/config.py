@@ -16,6 +16,7 @@ from typing import Literal, overload
 from dotenv import dotenv_values
 
 from bot.core.images import QUALITY_CHOICES, capabilities_for, size_problem
+from bot.core.pricing import DEFAULT_PRICES, PricesFileError, PriceTable, load_prices
 
 DEFAULT_CHAT_MODEL = "gpt-5.4-mini"
 DEFAULT_IMAGE_MODEL = "gpt-image-2"
@@ -52,6 +53,7 @@ class Settings:
     render_concurrency: int = 4
     # Salts the safety identifier OpenAI gets for each member; generated and kept in the store if unset.
     safety_salt: str | None = field(default=None, repr=False)
+    prices: PriceTable = field(default=DEFAULT_PRICES, repr=False)
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -122,6 +124,16 @@ def _model(env: Mapping[str, str], name: str, default: str) -> str:
     return value
 
 
+def _prices(env: Mapping[str, str]) -> PriceTable:
+    path = _text(env, "PRICES_FILE")
+    if path is None:
+        return DEFAULT_PRICES
+    try:
+        return load_prices(Path(path).expanduser())
+    except PricesFileError as error:
+        raise ConfigError("PRICES_FILE", f"{path} {error}") from None
+
+
 def _safety_salt(env: Mapping[str, str]) -> str | None:
     value = _text(env, "SAFETY_SALT")
     if value is not None and len(value) < 16:
@@ -181,6 +193,7 @@ def settings_from(env: Mapping[str, str]) -> Settings:
         image_timeout=_number(env, "IMAGE_TIMEOUT", 180.0, integer=False, low=1, high=1800),
         render_concurrency=_number(env, "RENDER_CONCURRENCY", 4, integer=True, low=1, high=32),
         safety_salt=_safety_salt(env),
+        prices=_prices(env),
     )
 
 

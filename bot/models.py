@@ -69,6 +69,7 @@ class Render:
     n: int = 1
     with_reference: bool = False
     message_channel_id: int | None = None
+    cost_estimated: bool = False
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,14 @@ shape otherwise; set ``fake.api_key`` to require one exact key):
   sends a list), optional ``mask``, form fields; every file's bytes and content type are recorded in
   order. Same answer shape as generations; ``stream=true`` gives ``image_edit.partial_image`` /
   ``image_edit.completed`` events.
+* ``POST /moderations`` -- ``input`` is a string, a list of strings (one result per string) or a list of
+  ``{"type": "text", "text"}`` / ``{"type": "image_url", "image_url": {"url"}}`` parts (classified
+  together: one result); optional ``model`` (echoed; ``omni-moderation-latest`` when absent). Answers
+  ``{"id": "modr-<32 hex>", "model", "results": [{"flagged", "categories", "category_scores",
+  "category_applied_input_types"}]}`` with all 13 categories (``MODERATION_CATEGORIES``), shaped as
+  ``openai.types.ModerationCreateResponse`` and the moderation guide's example answer.
+  ``fake.moderations_available = False`` turns it into the unknown-route 404 below, as on an
+  OpenAI-compatible server without the endpoint (the SDK raises ``NotFoundError``, not retried).
 * ``GET /models``, ``GET /models/{id}`` -- the ids in ``fake.models``.
 * Any other ``/v1`` URL -- 404 ``Invalid URL (METHOD /v1/...)`` like the real API.
 * ``GET /files/{name}`` (outside /v1, no auth) serves PNGs handed out as ``url`` by the legacy models.
@@ -42,6 +50,13 @@ Default answers (nothing scripted):
 * ``dall-e-*`` models: like the real legacy API -- only ``created`` and ``data``; ``response_format``
   defaults to ``"url"`` (served by this fake) and ``"b64_json"`` is honoured; dall-e-3 adds
   ``revised_prompt`` (:func:`default_revised_prompt`) and rejects ``n > 1`` with a 400.
+* moderations: flagged when a text contains ``FLAG:<category>`` (e.g. ``"FLAG:self-harm/intent"``), or an
+  image is a PNG whose every pixel has a colour of ``fake.moderation_image_markers`` (alpha ignored;
+  pure red (255, 0, 0) -> ``sexual``, pure magenta (255, 0, 255) -> ``violence``; image-capable
+  categories only). Each string of a list is judged on its own. Flagged categories score 0.9, the others
+  0.0001. ``category_applied_input_types`` lists, per category, the input's types it supports (text: all
+  of them; image: ``sexual``, ``self-harm*``, ``violence*``); a category that does not apply (a
+  text-only one on an image-only input) gets ``[]`` and scores 0.0, as the moderation guide says.
 
 Request validation (400s in the real ``{"error": {...}}`` shape; see each message's source in the code):
 
@@ -59,6 +74,10 @@ Request validation (400s in the real ``{"error": {...}}`` shape; see each messag
   ``image/png`` PNG or is over ``fake.max_mask_bytes`` (4 MB) -> the same codes.
 * images: ``n`` outside 1-10 and ``partial_images`` outside 0-3 -> ``integer_above_max_value`` /
   ``integer_below_min_value``; dall-e-3 with ``n != 1``; missing ``prompt`` / ``image``.
+* moderations: more image parts than ``fake.max_moderation_images`` (1) -> ``"Number of images (2)
+  exceeds maximum of 1"``, ``param="input"``, ``code="too_many_images"`` (a real answer); a ``data:`` URL
+  that is not base64 png/jpeg/gif/webp -> ``invalid_image_format``; missing ``input``, an empty or mixed
+  list, an unknown part type or a part without its ``text`` / ``image_url``.
 
 Scripting (per request kind, consumed in order, one request each; then the defaults resume):
 
@@ -79,7 +98,11 @@ Scripting (per request kind, consumed in order, one request each; then the defau
   ``.code`` / ``.type`` / ``.param`` and ``.body`` taken from the inner error object. ``stream_error``
   takes a :class:`Fault` (its JSON body is used) or an error dict. On a non-streamed request the same
   error is the HTTP answer (the Fault itself, or a 400).
-* ``fake.chat_handler`` / ``fake.image_handler`` -- optional callables ``(request_json) -> reply | None``
+* ``fake.script_moderations(*replies)`` -- each a :class:`ModerationReply` or a :class:`Fault`.
+  ``ModerationReply`` fields: flagged_categories (the ``true`` ones; ``ModerationReply()`` is an unflagged
+  answer even for marker text), scores (per-category overrides), model, delay, headers. One reply gives
+  the same verdict to every result of its request; to flag one string of a list, use the marker instead.
+* ``fake.chat_handler`` / ``fake.image_handler`` / ``fake.moderation_handler`` -- optional callables ``(request_json) -> reply | None``
   (sync or async) consulted when the queue is empty; ``None`` falls back to the default. For edits the
   argument is the dict of non-file form fields (the files are on ``fake.requests[-1]``). An exception in
   a handler becomes a 500 answer and is appended to ``fake.handler_errors``.
@@ -88,6 +111,8 @@ Scripting (per request kind, consumed in order, one request each; then the defau
 * ``fake.models`` -- ids listed by ``GET /models``; ``fake.vision_models`` -- see validation above.
 * ``fake.max_edit_images`` / ``fake.max_edit_image_bytes`` / ``fake.max_mask_bytes`` -- edit limits
   (lower them to test the too-large path without uploading 50 MB).
+* ``fake.moderations_available`` (``True``), ``fake.max_moderation_images`` (1),
+  ``fake.moderation_image_markers`` (``{(r, g, b): category}``) -- see above.
 
 Faults (module-level helpers returning :class:`Fault`, bodies in the real ``{"error": {"message", "type",
 "param", "code"}}`` shape): :func:`rate_limited`, :func:`insufficient_quota`, :func:`server_error`,
@@ -103,25 +128,35 @@ Inspection:
 * ``fake.requests`` -- every ``/v1`` request as a :class:`RecordedRequest` (method, path, json, headers,
   form, files, received_at, query), including rejected ones. ``RecordedRequest.chat_images`` lists the
   image parts of a chat request as :class:`ChatImage` (indexes, url, detail, decoded media_type / data);
-  ``RecordedRequest.edit_images`` / ``.edit_mask`` the uploaded files of an edit.
+  ``RecordedRequest.edit_images`` / ``.edit_mask`` the uploaded files of an edit;
+  ``RecordedRequest.moderation_items`` the inputs of a moderations request as :class:`ModerationItem`
+  (index, kind ``"text"`` / ``"image"``, text, url, decoded media_type / data).
 * ``fake.edit_inputs(request=None)`` -> the bytes of each input image of an edit (default: the last
   edit), in order; ``fake.chat_image_inputs(request=None)`` -> the decoded bytes of each ``data:`` URL
-  image of a chat request (default: the last chat request).
+  image of a chat request (default: the last chat request); ``fake.moderation_inputs(request=None)`` ->
+  the inputs of a moderations request (default: the last one) in order, each text as ``str`` and each
+  image as its decoded ``bytes``.
 * ``fake.chat_requests`` / ``fake.image_requests`` / ``fake.generation_requests`` /
-  ``fake.edit_requests`` -- filtered views.
+  ``fake.edit_requests`` / ``fake.moderation_requests`` -- filtered views (a moderations request
+  answered 404 because ``moderations_available`` is off is recorded too).
 * ``fake.calls(path)`` -- how many requests hit a path (``"/chat/completions"`` or ``"/v1/..."``).
 * ``await fake.wait_for_calls(path, count)`` -- wait until a background task has made its calls.
 * ``fake.in_flight`` / ``fake.peak_in_flight`` -- concurrency, to check a bot's own limits.
-* ``fake.pending()`` -- scripted replies not consumed yet; ``fake.reset()`` clears everything.
+* ``fake.pending()`` -- scripted replies not consumed yet (``{"chat", "images", "moderations"}``);
+  ``fake.reset()`` clears requests, scripts and handlers.
 
 Helpers: :func:`make_png` writes a real PNG with zlib + struct only, :func:`png_dimensions` reads one back,
 :func:`sniff_image_format` names png/jpeg/webp/gif bytes, :func:`decode_data_url` decodes a base64
-``data:`` URL, :func:`chat_images` lists the image parts of a chat request body.
+``data:`` URL, :func:`chat_images` lists the image parts of a chat request body, :func:`png_solid_colour`
+gives the colour of a one-colour PNG (any filters, as Pillow writes them), :func:`moderation_items` lists
+the inputs of a moderations request body.
 
 Limitations: images are always PNG bytes whatever ``output_format`` asks for; ``quality="auto"`` (or
 none) is reported as ``"medium"`` and ``background="auto"`` as ``"opaque"``; no validation beyond the
 list above (sizes, masks' dimensions, ``markup`` and unknown generation / chat params are not checked);
-remote image URLs are never fetched; token counts are deterministic approximations (word counts), not
+remote image URLs are never fetched (so never flagged by default); moderation scores are invented
+constants and every model answers the omni-moderation shape (the legacy ``text-moderation-*`` models
+lack ``illicit*`` and refuse images); the 20 MB image limit of moderations is not checked; token counts are deterministic approximations (word counts), not
 real tokenizer output; only the routes above exist. Where the real API's exact wording is not known
 (noted at each error in the code) the message is a close guess in the same shape.
 """
@@ -141,7 +176,7 @@ import socket
 import struct
 import time
 import zlib
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -154,6 +189,9 @@ __all__ = [
     "Fault",
     "ImageHandler",
     "ImageReply",
+    "ModerationHandler",
+    "ModerationItem",
+    "ModerationReply",
     "RecordedFile",
     "RecordedRequest",
     "Reply",
@@ -171,8 +209,10 @@ __all__ = [
     "make_png",
     "model_not_found",
     "moderation_blocked",
+    "moderation_items",
     "permission_denied",
     "png_dimensions",
+    "png_solid_colour",
     "rate_limited",
     "server_error",
     "sniff_image_format",
@@ -183,6 +223,7 @@ CHAT_PATH = "/v1/chat/completions"
 GENERATIONS_PATH = "/v1/images/generations"
 EDITS_PATH = "/v1/images/edits"
 IMAGE_PATHS = (GENERATIONS_PATH, EDITS_PATH)
+MODERATIONS_PATH = "/v1/moderations"
 
 DEFAULT_CHAT_PREFIX = "[fake-openai] "
 DEFAULT_IMAGE_DIMENSIONS = (64, 64)
@@ -235,6 +276,48 @@ MAX_EDIT_IMAGES = 16
 MAX_EDIT_IMAGE_BYTES = 50 * 1024 * 1024  # "each image should be a png, webp, or jpg file less than 50MB"
 MAX_MASK_BYTES = 4 * 1024 * 1024  # "Must be a valid PNG file, less than 4MB"
 
+# /moderations: every category of omni-moderation-latest, in the order of the moderation guide's example
+# answer, and the input types each one applies to (the guide's "Review supported categories" table,
+# https://developers.openai.com/api/docs/guides/moderation; also moderation.py in the SDK, where the
+# text-only ones are typed List[Literal["text"]]).
+MODERATION_CATEGORIES = (
+    "sexual",
+    "sexual/minors",
+    "harassment",
+    "harassment/threatening",
+    "hate",
+    "hate/threatening",
+    "illicit",
+    "illicit/violent",
+    "self-harm",
+    "self-harm/intent",
+    "self-harm/instructions",
+    "violence",
+    "violence/graphic",
+)
+MODERATION_IMAGE_CATEGORIES = frozenset(
+    {
+        "sexual",
+        "self-harm",
+        "self-harm/intent",
+        "self-harm/instructions",
+        "violence",
+        "violence/graphic",
+    }
+)
+DEFAULT_MODERATION_MODEL = "omni-moderation-latest"
+# Default rule: text containing "FLAG:<category>" is flagged for that category ...
+MODERATION_FLAG_MARKER = "FLAG:"
+# ... and an image that is a PNG of one solid marker colour (alpha ignored) for the category named here.
+# Only image-capable categories (above) can be flagged from an image, as with the real model.
+DEFAULT_MODERATION_IMAGE_MARKERS: Mapping[tuple[int, int, int], str] = {
+    (255, 0, 0): "sexual",  # pure red
+    (255, 0, 255): "violence",  # pure magenta
+}
+MODERATION_FLAGGED_SCORE = 0.9  # category_scores of a flagged category (invented)
+MODERATION_BASELINE_SCORE = 0.0001  # of the others (invented); 0.0 where the category does not apply
+MAX_MODERATION_IMAGES = 1  # "Number of images (2) exceeds maximum of 1" -- see _moderation_answer
+
 
 # --------------------------------------------------------------------------------------------------------
 # PNG helpers
@@ -272,6 +355,109 @@ def png_dimensions(data: bytes) -> tuple[int, int]:
     return width, height
 
 
+def _unfilter_row(filter_type: int, raw: bytes, prev: bytes, bpp: int) -> bytes:
+    """Undo one PNG scanline filter (0 None, 1 Sub, 2 Up, 3 Average, 4 Paeth)."""
+    if filter_type == 0:
+        return raw
+    # Fast paths for what encoders choose for flat areas: Up with an all-zero row repeats the row
+    # above, Sub with all zeros after the first pixel repeats that pixel.
+    if filter_type == 2 and not raw.strip(b"\x00"):
+        return prev
+    if filter_type == 1 and not raw[bpp:].strip(b"\x00"):
+        return raw[:bpp] * (len(raw) // bpp)
+    if filter_type not in (1, 2, 3, 4):
+        raise ValueError(f"unknown PNG filter type {filter_type}")
+    out = bytearray(len(raw))
+    for i, x in enumerate(raw):
+        a = out[i - bpp] if i >= bpp else 0
+        b = prev[i]
+        if filter_type == 1:
+            predicted = a
+        elif filter_type == 2:
+            predicted = b
+        elif filter_type == 3:
+            predicted = (a + b) >> 1
+        else:
+            c = prev[i - bpp] if i >= bpp else 0
+            p = a + b - c
+            pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+            predicted = a if pa <= pb and pa <= pc else b if pb <= pc else c
+        out[i] = (x + predicted) & 0xFF
+    return bytes(out)
+
+
+def png_solid_colour(data: bytes) -> tuple[int, int, int] | None:
+    """The RGB colour of a PNG whose every pixel has that colour (alpha ignored), else ``None``.
+
+    Reads every non-interlaced PNG -- greyscale, RGB, palette, grey+alpha, RGBA; 1- to 16-bit; any
+    scanline filters -- so pictures written by Pillow (which filters adaptively and stores a one-colour
+    palette image at 1 bit) or by :func:`make_png` both work. 16-bit samples are read by their high
+    byte. ``None`` as well for anything it cannot read: not a PNG, interlaced, truncated.
+    """
+    if not data.startswith(PNG_SIGNATURE):
+        return None
+    pos, header, palette, idat = 8, b"", b"", bytearray()
+    while pos + 8 <= len(data):
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        tag, body = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + length]
+        pos += 12 + length
+        if tag == b"IHDR":
+            header = body
+        elif tag == b"PLTE":
+            palette = body
+        elif tag == b"IDAT":
+            idat += body
+        elif tag == b"IEND":
+            break
+    if len(header) != 13:
+        return None
+    width, height, depth, colour_type, _, _, interlace = struct.unpack(">IIBBBBB", header)
+    channels = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}.get(colour_type)
+    if channels is None or depth not in (1, 2, 4, 8, 16) or interlace != 0 or width == 0 or height == 0:
+        return None
+    bits = channels * depth
+    bpp, stride = max(1, bits // 8), (width * bits + 7) // 8
+    try:
+        pixels = zlib.decompress(bytes(idat))
+    except zlib.error:
+        return None
+    if len(pixels) < (stride + 1) * height:
+        return None
+    prev, first = bytes(stride), b""
+    try:
+        for y in range(height):
+            start = y * (stride + 1)
+            row = _unfilter_row(pixels[start], pixels[start + 1 : start + 1 + stride], prev, bpp)
+            if y == 0:
+                first = row
+                if depth >= 8 and row != row[:bpp] * width:
+                    return None
+            elif row != first:
+                return None
+            prev = row
+    except ValueError:
+        return None
+    if depth < 8:  # greyscale or palette packed several pixels a byte: unpack the first row
+        per_byte, mask = 8 // depth, (1 << depth) - 1
+        samples = [(byte >> (8 - depth * (k + 1))) & mask for byte in first for k in range(per_byte)]
+        if len(set(samples[:width])) != 1:
+            return None
+        sample = samples[0]
+    else:
+        if first != first[:bpp] * width:
+            return None
+        sample = first[0]
+    if colour_type == 3:
+        if sample * 3 + 3 > len(palette):
+            return None
+        return palette[sample * 3], palette[sample * 3 + 1], palette[sample * 3 + 2]
+    if colour_type in (0, 4):
+        grey = sample * 255 // ((1 << depth) - 1) if depth < 8 else sample
+        return grey, grey, grey
+    step = depth // 8  # RGB / RGBA: the (high) byte of each sample
+    return first[0], first[step], first[2 * step]
+
+
 def sniff_image_format(data: bytes) -> str | None:
     """``"png"``, ``"jpeg"``, ``"webp"`` or ``"gif"`` from the file's magic bytes; ``None`` otherwise."""
     if data.startswith(PNG_SIGNATURE):
@@ -294,6 +480,9 @@ def decode_data_url(url: str) -> tuple[str, bytes]:
     if match is None or "base64" not in match["params"].lower().split(";"):
         raise ValueError(f"not a base64 data URL: {url[:40]!r}")
     return match["media"].lower(), base64.b64decode(match["payload"], validate=True)
+
+
+_FLAG_PATTERN = re.compile(re.escape(MODERATION_FLAG_MARKER) + r"([a-z/-]+)")
 
 
 def _colour_for(text: str, shade: float = 1.0) -> tuple[int, int, int]:
@@ -350,6 +539,7 @@ class ImageReply:
     png: bytes | Sequence[bytes] | None = None
     revised_prompt: str | None = None
     usage: dict[str, Any] | None = None  # replaces the computed GPT Image usage
+    omit_usage: bool = False  # answer without `usage`, as some OpenAI-compatible servers do
     partial_pngs: Sequence[bytes] | None = None  # stream: replaces the generated partial images
     partial_delay: float = 0.0  # stream: pause before every event
     completed_delay: float | None = None  # stream: pause before the completed / error event instead
@@ -358,6 +548,31 @@ class ImageReply:
     drop_after: int | None = None  # stream: cut the connection after this many events
     delay: float = 0.0
     headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class ModerationReply:
+    """A scripted ``/moderations`` verdict, applied to every result of the request it answers.
+
+    ``flagged_categories`` are the categories answered ``true`` (any others are ``false``; an empty
+    reply is an unflagged one, even for text carrying a ``FLAG:`` marker); the result's ``flagged`` is
+    true when any is. ``scores`` replaces ``category_scores`` per category (flagged ones default to 0.9, the rest to
+    0.0001, or 0.0 where the category does not apply to the input's types); it does not flag anything
+    by itself. ``model`` replaces the echoed model. Unknown category names raise ``ValueError``.
+    """
+
+    flagged_categories: Collection[str] = ()
+    scores: Mapping[str, float] | None = None
+    model: str | None = None
+    delay: float = 0.0
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.flagged_categories, str):
+            self.flagged_categories = (self.flagged_categories,)
+        unknown = sorted(set(self.flagged_categories).union(self.scores or {}) - set(MODERATION_CATEGORIES))
+        if unknown:
+            raise ValueError(f"unknown moderation categories {unknown}; known: {list(MODERATION_CATEGORIES)}")
 
 
 @dataclass
@@ -621,6 +836,43 @@ def chat_images(request_json: Mapping[str, Any] | None) -> list[ChatImage]:
     return found
 
 
+@dataclass(frozen=True)
+class ModerationItem:
+    """One input of a ``/moderations`` request: a string of a string list, or one part of a list of parts.
+
+    ``kind`` is ``"text"`` or ``"image"``. For images, ``data`` / ``media_type`` are decoded from a base64
+    ``data:`` URL (``None`` for a remote URL or an undecodable one).
+    """
+
+    index: int  # position in ``input`` (0 for a plain string)
+    kind: str
+    text: str | None = None
+    url: str | None = None
+    media_type: str | None = None
+    data: bytes | None = None
+
+
+def moderation_items(request_json: Mapping[str, Any] | None) -> list[ModerationItem]:
+    """The inputs of a ``/moderations`` request body, in order (malformed entries are skipped)."""
+    raw = (request_json or {}).get("input")
+    entries = [raw] if isinstance(raw, str) else raw if isinstance(raw, list) else []
+    found: list[ModerationItem] = []
+    for index, entry in enumerate(entries):
+        if isinstance(entry, str):
+            found.append(ModerationItem(index, "text", text=entry))
+        elif isinstance(entry, dict) and entry.get("type") == "text":
+            found.append(ModerationItem(index, "text", text=str(entry.get("text", ""))))
+        elif isinstance(entry, dict) and entry.get("type") == "image_url":
+            image_url = entry.get("image_url")
+            url = str(image_url.get("url", "")) if isinstance(image_url, dict) else str(image_url or "")
+            media_type: str | None = None
+            data: bytes | None = None
+            with contextlib.suppress(ValueError):
+                media_type, data = decode_data_url(url)
+            found.append(ModerationItem(index, "image", url=url, media_type=media_type, data=data))
+    return found
+
+
 @dataclass
 class RecordedRequest:
     method: str
@@ -656,11 +908,22 @@ class RecordedRequest:
     def edit_mask(self) -> RecordedFile | None:
         return next((f for f in self.files if f.field == "mask"), None)
 
+    @property
+    def moderation_items(self) -> list[ModerationItem]:
+        """The inputs of a moderations request (empty for anything else)."""
+        return (
+            moderation_items(self.json)
+            if self.path == MODERATIONS_PATH and isinstance(self.json, dict)
+            else []
+        )
+
 
 ChatResult = str | Reply | Fault
 ImageResult = ImageReply | Fault
 ChatHandler = Callable[[dict[str, Any]], ChatResult | Awaitable[ChatResult | None] | None]
 ImageHandler = Callable[[dict[str, Any]], ImageResult | Awaitable[ImageResult | None] | None]
+ModerationResult = ModerationReply | Fault
+ModerationHandler = Callable[[dict[str, Any]], ModerationResult | Awaitable[ModerationResult | None] | None]
 
 
 class _Dropped(Exception):
@@ -692,14 +955,21 @@ class FakeOpenAI:
         self.max_edit_images = MAX_EDIT_IMAGES
         self.max_edit_image_bytes = MAX_EDIT_IMAGE_BYTES
         self.max_mask_bytes = MAX_MASK_BYTES
+        self.moderations_available = True  # False: /moderations answers the unknown-route 404
+        self.max_moderation_images = MAX_MODERATION_IMAGES
+        self.moderation_image_markers: dict[tuple[int, int, int], str] = dict(
+            DEFAULT_MODERATION_IMAGE_MARKERS
+        )
         self.chat_handler: ChatHandler | None = None
         self.image_handler: ImageHandler | None = None
+        self.moderation_handler: ModerationHandler | None = None
         self.requests: list[RecordedRequest] = []
         self.handler_errors: list[BaseException] = []
         self.in_flight = 0
         self.peak_in_flight = 0
         self._chat_queue: list[ChatResult] = []
         self._image_queue: list[ImageResult] = []
+        self._moderation_queue: list[ModerationResult] = []
         self._files: dict[str, bytes] = {}
         self._ids = itertools.count(1)
         self._runner: web.AppRunner | None = None
@@ -718,6 +988,7 @@ class FakeOpenAI:
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/v1/images/generations", self._generations)
         app.router.add_post("/v1/images/edits", self._edits)
+        app.router.add_post("/v1/moderations", self._moderations)
         app.router.add_get("/v1/models", self._list_models)
         app.router.add_get("/v1/models/{model}", self._get_model)
         app.router.add_route("*", "/v1/{tail:.*}", self._unknown)
@@ -774,17 +1045,31 @@ class FakeOpenAI:
                 raise TypeError(f"script_images takes ImageReply or Fault, not {type(reply).__name__}")
         self._image_queue.extend(replies)
 
+    def script_moderations(self, *replies: ModerationResult) -> None:
+        for reply in replies:
+            if not isinstance(reply, ModerationReply | Fault):
+                raise TypeError(
+                    f"script_moderations takes ModerationReply or Fault, not {type(reply).__name__}"
+                )
+        self._moderation_queue.extend(replies)
+
     def pending(self) -> dict[str, int]:
         """Scripted replies not consumed yet -- a test can assert its script was fully used."""
-        return {"chat": len(self._chat_queue), "images": len(self._image_queue)}
+        return {
+            "chat": len(self._chat_queue),
+            "images": len(self._image_queue),
+            "moderations": len(self._moderation_queue),
+        }
 
     def reset(self) -> None:
         self.requests.clear()
         self.handler_errors.clear()
         self._chat_queue.clear()
         self._image_queue.clear()
+        self._moderation_queue.clear()
         self.chat_handler = None
         self.image_handler = None
+        self.moderation_handler = None
         self.peak_in_flight = self.in_flight
 
     # ---- inspection ------------------------------------------------------------------------------------
@@ -804,6 +1089,10 @@ class FakeOpenAI:
     @property
     def edit_requests(self) -> list[RecordedRequest]:
         return [r for r in self.requests if r.path == EDITS_PATH]
+
+    @property
+    def moderation_requests(self) -> list[RecordedRequest]:
+        return [r for r in self.requests if r.path == MODERATIONS_PATH]
 
     def edit_inputs(self, request: RecordedRequest | None = None) -> list[bytes]:
         """The bytes of each input image of an edit (default: the last edit request), in order."""
@@ -830,6 +1119,24 @@ class FakeOpenAI:
                 )
             decoded.append(image.data)
         return decoded
+
+    def moderation_inputs(self, request: RecordedRequest | None = None) -> list[str | bytes]:
+        """The inputs of a moderations request (default: the last one), in order: each text as ``str``,
+        each image as its decoded bytes. ValueError for an image that is not a base64 ``data:`` URL.
+        """
+        if request is None:
+            if not self.moderation_requests:
+                raise LookupError("no /moderations request was recorded")
+            request = self.moderation_requests[-1]
+        inputs: list[str | bytes] = []
+        for item in request.moderation_items:
+            if item.kind == "text":
+                inputs.append(item.text or "")
+            elif item.data is None:
+                raise ValueError(f"input {item.index} is not a base64 data URL: {(item.url or '')[:60]!r}")
+            else:
+                inputs.append(item.data)
+        return inputs
 
     @staticmethod
     def _full_path(path: str) -> str:
@@ -1381,6 +1688,8 @@ class FakeOpenAI:
                 "background": background,
                 "usage": usage,
             }
+            if reply.omit_usage:
+                del body["usage"]
         return self._json(body, headers=reply.headers)
 
     @staticmethod
@@ -1414,15 +1723,16 @@ class FakeOpenAI:
                         **echo,
                     }
                 )
-            events.append(
-                {
-                    "type": f"{prefix}.completed",
-                    "b64_json": base64.b64encode(png).decode(),
-                    "created_at": 0,
-                    "usage": usage,
-                    **echo,
-                }
-            )
+            completed: dict[str, Any] = {
+                "type": f"{prefix}.completed",
+                "b64_json": base64.b64encode(png).decode(),
+                "created_at": 0,
+                "usage": usage,
+                **echo,
+            }
+            if reply.omit_usage:
+                del completed["usage"]
+            events.append(completed)
         return events
 
     async def _image_stream(
@@ -1460,6 +1770,180 @@ class FakeOpenAI:
             )
         await response.write_eof()
         return response
+
+    # ---- moderations ------------------------------------------------------------------------------------
+
+    async def _moderations(self, request: web.Request) -> web.StreamResponse:
+        if not self.moderations_available:
+            # What an OpenAI-compatible server without the endpoint answers: the catch-all 404.
+            return await self._unknown(request)
+        return await self._serve(request, lambda recorded: self._moderation_answer(request, recorded))
+
+    def _moderation_input_error(self, params: Mapping[str, Any]) -> web.Response | None:
+        """400 for an ``input`` the real API would refuse (wording: see each branch), else None."""
+        if "input" not in params or params["input"] is None:
+            return self._error(
+                400, "Missing required parameter: 'input'.", param="input", code="missing_required_parameter"
+            )
+        raw = params["input"]
+        if isinstance(raw, str):
+            return None
+        # The shapes below cannot come from the typed SDK; messages follow the API's usual validation
+        # wording, not verified live for this endpoint.
+        if not isinstance(raw, list) or not (
+            all(isinstance(e, str) for e in raw) or all(isinstance(e, dict) for e in raw)
+        ):
+            return self._error(
+                400,
+                "Invalid type for 'input': expected one of a string, an array of strings, or an array of "
+                "objects, but got something else instead.",
+                param="input",
+                code="invalid_type",
+            )
+        if not raw:
+            return self._error(
+                400,
+                "Invalid 'input': empty array. Expected an array with minimum length 1, but got an empty "
+                "array instead.",
+                param="input",
+                code="empty_array",
+            )
+        images = 0
+        for index, part in enumerate(raw):
+            if not isinstance(part, dict):
+                continue
+            kind = part.get("type")
+            if kind == "text" and isinstance(part.get("text"), str):
+                continue
+            image_url = part.get("image_url")
+            if kind == "image_url" and isinstance(image_url, dict) and isinstance(image_url.get("url"), str):
+                images += 1
+                continue
+            if kind not in ("text", "image_url"):
+                return self._error(
+                    400,
+                    f"Invalid value: '{kind}'. Supported values are: 'text' and 'image_url'.",
+                    param=f"input[{index}].type",
+                    code="invalid_value",
+                )
+            field_name = "text" if kind == "text" else "image_url"
+            return self._error(
+                400,
+                f"Missing required parameter: 'input[{index}].{field_name}'.",
+                param=f"input[{index}].{field_name}",
+                code="missing_required_parameter",
+            )
+        if images > self.max_moderation_images:
+            # Exact body the real endpoint answered two image parts with (omni-moderation-latest, as
+            # quoted in antiwork/gumroad#4709, 2026-04).
+            return self._error(
+                400,
+                f"Number of images ({images}) exceeds maximum of {self.max_moderation_images}",
+                param="input",
+                code="too_many_images",
+            )
+        for item in moderation_items(params):
+            undecodable = item.data is None or sniff_image_format(item.data) is None
+            if item.kind == "image" and (item.url or "").startswith("data:") and undecodable:
+                # The chat completions wording for the same mistake; not verified for this endpoint.
+                return self._error(
+                    400,
+                    "You uploaded an unsupported image. Please make sure your image has of one the "
+                    "following formats: ['png', 'jpeg', 'gif', 'webp'].",
+                    param="input",
+                    code="invalid_image_format",
+                )
+        return None
+
+    def _default_moderation_flags(self, items: Sequence[ModerationItem]) -> set[str]:
+        """The default rule: ``FLAG:<category>`` in a text, a marker-coloured PNG for an image category."""
+        flagged: set[str] = set()
+        for item in items:
+            if item.kind == "text":
+                for name in _FLAG_PATTERN.findall(item.text or ""):
+                    name = name.rstrip("/-")
+                    if name in MODERATION_CATEGORIES:
+                        flagged.add(name)
+            elif item.data is not None:
+                colour = png_solid_colour(item.data)
+                category = self.moderation_image_markers.get(colour) if colour is not None else None
+                if category in MODERATION_IMAGE_CATEGORIES:
+                    flagged.add(category)
+        return flagged
+
+    @staticmethod
+    def _moderation_result(
+        items: Sequence[ModerationItem], flagged: Collection[str], scores: Mapping[str, float]
+    ) -> dict[str, Any]:
+        """One ``Moderation`` object (types/moderation.py) for a group of inputs classified together."""
+        kinds = {item.kind for item in items}
+        applied = {
+            category: [
+                kind
+                for kind in ("text", "image")
+                if kind in kinds and (kind == "text" or category in MODERATION_IMAGE_CATEGORIES)
+            ]
+            for category in MODERATION_CATEGORIES
+        }
+        category_scores: dict[str, float] = {}
+        for category in MODERATION_CATEGORIES:
+            if category in scores:
+                category_scores[category] = float(scores[category])
+            elif category in flagged:
+                category_scores[category] = MODERATION_FLAGGED_SCORE
+            else:
+                # The guide: image-only input scores 0 for the text-only categories.
+                category_scores[category] = MODERATION_BASELINE_SCORE if applied[category] else 0.0
+        categories = {category: category in flagged for category in MODERATION_CATEGORIES}
+        return {
+            "flagged": any(categories.values()),
+            "categories": categories,
+            "category_scores": category_scores,
+            "category_applied_input_types": applied,
+        }
+
+    async def _moderation_answer(self, request: web.Request, recorded: RecordedRequest) -> web.StreamResponse:
+        params = recorded.json
+        if not isinstance(params, dict):
+            return self._error(400, "We could not parse the JSON body of your request.")
+        rejected = self._moderation_input_error(params)
+        if rejected is not None:
+            return rejected
+        try:
+            result = await self._resolve(
+                self._moderation_queue, self.moderation_handler, params, (ModerationReply, Fault)
+            )
+        except Exception as exc:
+            self.handler_errors.append(exc)
+            return self._error(500, f"fake moderation_handler raised {exc!r}", "server_error")
+        if isinstance(result, Fault):
+            return await self._fault(request, result)
+        reply: ModerationReply | None = result
+        if reply is not None:
+            await self._pause(reply.delay)
+
+        items = moderation_items(params)
+        # A string or an array of strings: one result per string. An array of text / image_url parts:
+        # the parts are classified together into one result (the guide's multi-modal example reads
+        # results[0]; the war-movie image example answers a single result).
+        raw = params["input"]
+        groups = [items] if isinstance(raw, list) and isinstance(raw[0], dict) else [[item] for item in items]
+        results = []
+        for group in groups:
+            if reply is None:
+                results.append(self._moderation_result(group, self._default_moderation_flags(group), {}))
+            else:
+                results.append(self._moderation_result(group, reply.flagged_categories, reply.scores or {}))
+        model = (reply.model if reply is not None else None) or str(
+            params.get("model") or DEFAULT_MODERATION_MODEL
+        )
+        # "modr-" + 32 hex digits, as in the guide's example ("modr-970d409ef3bef3b70c73d8232df86e7d").
+        body = {
+            "id": f"modr-{next(self._ids):08x}{secrets.token_hex(12)}",
+            "model": model,
+            "results": results,
+        }
+        return self._json(body, headers=reply.headers if reply is not None else None)
 
     # ---- models, files, unknown routes ------------------------------------------------------------------
 

@@ -38,6 +38,16 @@ def test_secrets_stay_out_of_repr() -> None:
     assert set(settings.secrets) == {TOKEN, KEY, "chat-secret-key"}
 
 
+def test_a_prices_file_overrides_the_built_in_table(tmp_path: Path) -> None:
+    prices = tmp_path / "prices.toml"
+    prices.write_text('[chat."gpt-5.4-mini"]\ninput = 1.5\noutput = 6\n')
+    settings = settings_from({**VALID, "PRICES_FILE": str(prices)})
+    assert settings.prices.chat_cost("gpt-5.4-mini", input_tokens=1_000_000, output_tokens=0) == 1.5
+    prices.write_text("[chat")
+    with pytest.raises(ConfigError, match=r"PRICES_FILE: .* is not valid TOML"):
+        settings_from({**VALID, "PRICES_FILE": str(prices)})
+
+
 def test_real_environment_wins_over_dotenv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     dotenv = tmp_path / ".env"
     dotenv.write_text(
@@ -70,6 +80,8 @@ def test_real_environment_wins_over_dotenv(tmp_path: Path, monkeypatch: pytest.M
         ({"CHAT_TIMEOUT": "soon"}, "CHAT_TIMEOUT"),
         ({"IMAGE_TIMEOUT": "0"}, "IMAGE_TIMEOUT"),
         ({"RENDER_CONCURRENCY": "1.5"}, "RENDER_CONCURRENCY"),
+        ({"PRICES_FILE": "/nonexistent/prices.toml"}, "PRICES_FILE"),
+        ({"SAFETY_SALT": "short"}, "SAFETY_SALT"),
     ],
 )
 def test_bad_value_names_the_variable(overrides: dict[str, str], variable: str) -> None:

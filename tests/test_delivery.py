@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.core.pricing import chat_cost
+from bot.core.pricing import DEFAULT_PRICES
 from loopback.fake_openai import moderation_blocked, server_error
 from loopback.rig import EPHEMERAL, ORIGINAL, Rig, button, buttons, custom_ids, png_size
 
@@ -153,5 +153,7 @@ async def test_every_chat_call_records_its_tokens_and_cost(rig: Rig) -> None:
     ):
         assert (session, user, model, estimated) == (session_id, int(alice["id"]), "gpt-5.4-mini", 0), purpose
         assert tokens_in > 0 and tokens_out > 0
-        assert cost == pytest.approx(chat_cost(model, input_tokens=tokens_in, output_tokens=tokens_out))
+        assert cost == pytest.approx(
+            DEFAULT_PRICES.chat_cost(model, input_tokens=tokens_in, output_tokens=tokens_out)
+        )
         assert request.json["model"] == model

@@ -6,6 +6,8 @@ import hashlib
 
 import pytest
 
+from bot.core.pricing import DEFAULT_PRICES
+from loopback.fake_openai import ImageReply, Reply
 from loopback.rig import Rig
 
 pytestmark = pytest.mark.asyncio
@@ -41,3 +43,43 @@ async def test_a_configured_salt_is_used_instead_of_a_stored_one(rig: Rig) -> No
     expected = hashlib.sha256(f"operator-chosen-salt-0123:{alice['id']}".encode()).hexdigest()
     assert rig.openai.chat_requests[0].json["safety_identifier"] == expected
     assert rig.query("SELECT COUNT(*) FROM meta WHERE key = 'safety-salt'") == [(0,)]
+
+
+async def test_a_render_records_its_usage_and_cost_from_the_price_table(rig: Rig) -> None:
+    await rig.start_bot()
+    alice = rig.discord.add_member("alice")
+    rig.openai.script_chat(V1)
+    await rig.discord.slash_command(alice, "imagine", {"idea": "a fox", "quality": "high"})
+    await rig.discord.wait_for(
+        lambda: rig.query("SELECT status FROM renders") == [("done",)], message="the render"
+    )
+
+    sent = rig.openai.image_requests[0]
+    ((tokens_in, tokens_out, cost, estimated),) = rig.query(
+        "SELECT input_tokens, output_tokens, cost_usd, cost_estimated FROM renders"
+    )
+    assert sent.json["quality"] == "high" and tokens_in > 0 and tokens_out > 0
+    assert estimated == 0
+    assert cost == pytest.approx(
+        DEFAULT_PRICES.token_cost("gpt-image-2", text_input=tokens_in, image_input=0, image_output=tokens_out)
+    )
+
+
+async def test_a_server_without_usage_gets_an_estimate_marked_as_one(rig: Rig) -> None:
+    await rig.start_bot()
+    alice = rig.discord.add_member("alice")
+    rig.openai.script_chat(Reply(content=V1, omit_usage=True))
+    rig.openai.script_images(ImageReply(omit_usage=True))
+    await rig.discord.slash_command(alice, "imagine", {"idea": "a fox", "quality": "low"})
+    await rig.discord.wait_for(
+        lambda: rig.query("SELECT status FROM renders") == [("done",)], message="the render"
+    )
+
+    assert rig.query("SELECT input_tokens, cost_usd, cost_estimated FROM renders") == [
+        (None, pytest.approx(0.02), 1)
+    ]
+    ((estimated, tokens_in, cost),) = rig.query("SELECT estimated, input_tokens, cost_usd FROM chat_usage")
+    assert estimated == 1 and tokens_in > 0
+    assert cost == pytest.approx(
+        DEFAULT_PRICES.chat_cost("gpt-5.4-mini", input_tokens=tokens_in, output_tokens=len(V1) // 4)
+    )

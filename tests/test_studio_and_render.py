@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -17,7 +18,7 @@ from bot.core.images import (
     size_problem,
     sniff_image,
 )
-from bot.core.pricing import chat_cost, legacy_cost, token_cost
+from bot.core.pricing import DEFAULT_PRICES, PricesFileError, parse_prices, prices_toml
 from bot.core.studio import (
     TARGETS,
     clean_user_text,
@@ -222,11 +223,11 @@ def test_retired_models_are_known() -> None:
 
 def test_costs_from_the_price_table() -> None:
     # 1,000 text tokens in, 6,000 image tokens out at $5 / $30 per million.
-    assert token_cost("gpt-image-2", text_input=1000, image_input=0, image_output=6000) == pytest.approx(
-        0.185
-    )
-    assert legacy_cost("dall-e-3", "hd", "1792x1024") == pytest.approx(0.12)
-    assert token_cost("unknown-model", text_input=1, image_input=0, image_output=1) is None
+    assert DEFAULT_PRICES.token_cost(
+        "gpt-image-2", text_input=1000, image_input=0, image_output=6000
+    ) == pytest.approx(0.185)
+    assert DEFAULT_PRICES.picture_cost("dall-e-3", "hd", "1792x1024") == pytest.approx(0.12)
+    assert DEFAULT_PRICES.token_cost("unknown-model", text_input=1, image_input=0, image_output=1) is None
 
 
 def test_fit_prompt_keeps_short_prompts() -> None:
@@ -313,8 +314,48 @@ def test_a_prompt_too_long_for_a_message_is_copied_as_a_file() -> None:
 
 
 def test_chat_cost_from_the_price_table() -> None:
-    assert chat_cost("gpt-5.4-mini", input_tokens=1_000_000, output_tokens=1_000_000) == pytest.approx(5.25)
-    assert chat_cost("llama3", input_tokens=100, output_tokens=100) is None
+    assert DEFAULT_PRICES.chat_cost(
+        "gpt-5.4-mini", input_tokens=1_000_000, output_tokens=1_000_000
+    ) == pytest.approx(5.25)
+    assert DEFAULT_PRICES.chat_cost("llama3", input_tokens=100, output_tokens=100) is None
+
+
+def test_the_example_prices_file_names_every_model_priced() -> None:
+    example = (Path(__file__).resolve().parent.parent / "prices.example.toml").read_text()
+    assert example == prices_toml(DEFAULT_PRICES)
+    assert parse_prices(example) == DEFAULT_PRICES
+
+
+def test_a_prices_file_replaces_and_adds_models() -> None:
+    table = parse_prices(
+        '[chat."gpt-5.4-mini"]\ninput = 1.0\noutput = 2.0\n\n[chat."llama3"]\ninput = 0\noutput = 0\n'
+        '[image_pictures."dall-e-3"]\n"hd 1024x1024" = 0.5\n'
+    )
+    assert table.chat_cost("gpt-5.4-mini", input_tokens=1_000_000, output_tokens=0) == pytest.approx(1.0)
+    assert table.chat_cost("llama3", input_tokens=5, output_tokens=5) == 0
+    assert table.picture_cost("dall-e-3", "hd", "1024x1024") == pytest.approx(0.5)
+    assert table.image_tokens == DEFAULT_PRICES.image_tokens
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("[chat", "not valid TOML"),
+        ('[chat."m"]\ninput = 1', "needs exactly input, output"),
+        ('[chat."m"]\ninput = -1\noutput = 1', "not a price"),
+        ('[image_tokens."m"]\ntext_input = "cheap"\nimage_input = 1\nimage_output = 1', "not a price"),
+        ("[pictures]", "unknown section"),
+    ],
+)
+def test_a_bad_prices_file_is_refused_with_where_and_why(text: str, reason: str) -> None:
+    with pytest.raises(PricesFileError, match=reason):
+        parse_prices(text)
+
+
+def test_unreported_usage_is_estimated_from_size_and_quality() -> None:
+    assert DEFAULT_PRICES.estimated_picture_cost("gpt-image-2", "high", "1024x1024") == pytest.approx(0.19)
+    assert DEFAULT_PRICES.estimated_picture_cost("gpt-image-2", "low", "1536x1024", 2) == pytest.approx(0.06)
+    assert DEFAULT_PRICES.estimated_picture_cost("a-local-model", "low", "1024x1024") is None
 
 
 def test_a_version_card_escapes_markdown_from_the_model() -> None:

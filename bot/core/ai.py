@@ -354,7 +354,7 @@ class OpenAIService:
                 if isinstance(event, ImageGenPartialImageEvent | ImageEditPartialImageEvent):
                     await on_preview(base64.b64decode(event.b64_json))
                 elif isinstance(event, ImageGenCompletedEvent | ImageEditCompletedEvent):
-                    return ImageAnswer([event.b64_json], [None], _image_usage(event.usage))
+                    return ImageAnswer([event.b64_json], [None], _image_usage(getattr(event, "usage", None)))
         raise BadAnswer("image stream ended without a picture")
 
     async def _with_retries(

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.core.ai import InputImage
 from bot.core.errors import BadAnswer, InvalidRequest
-from bot.core.pricing import legacy_cost, token_cost
+from bot.core.pricing import DEFAULT_PRICES, PriceTable
 
 if TYPE_CHECKING:
     from bot.core.ai import OpenAIService, PreviewCallback, RetryNotice
@@ -245,6 +245,8 @@ class RenderedImages:
     input_tokens: int | None
     output_tokens: int | None
     cost_usd: float | None
+    # The server reported no usage: the cost comes from the price table's estimate.
+    cost_estimated: bool = False
 
 
 def picture_from_bytes(data: bytes) -> Picture:
@@ -266,9 +268,12 @@ def decode_picture(b64: str) -> Picture:
 class ImageService:
     """Turns a prompt (and optionally input pictures) into pictures with whichever model the call names."""
 
-    def __init__(self, ai: OpenAIService, *, defaults: ImageOptions) -> None:
+    def __init__(
+        self, ai: OpenAIService, *, defaults: ImageOptions, prices: PriceTable = DEFAULT_PRICES
+    ) -> None:
         self._ai = ai
         self.defaults = defaults
+        self._prices = prices
 
     def options(
         self,
@@ -316,15 +321,22 @@ class ImageService:
         if not pictures:
             raise BadAnswer("The image service answered without a picture.")
         usage = answer.usage
+        estimated = False
         if usage is not None:
-            cost = token_cost(
+            cost = self._prices.token_cost(
                 options.model,
                 text_input=usage.text_input,
                 image_input=usage.image_input,
                 image_output=usage.output,
             )
         else:
-            cost = legacy_cost(options.model, request.get("quality", "standard"), options.size, len(pictures))
+            sent_quality = request.get("quality", "standard")
+            cost = self._prices.picture_cost(options.model, sent_quality, options.size, len(pictures))
+            if cost is None:
+                cost = self._prices.estimated_picture_cost(
+                    options.model, options.quality, options.size, len(pictures)
+                )
+                estimated = cost is not None
         return RenderedImages(
             pictures=pictures,
             options=options,
@@ -332,4 +344,5 @@ class ImageService:
             input_tokens=usage.text_input + usage.image_input if usage else None,
             output_tokens=usage.output if usage else None,
             cost_usd=cost,
+            cost_estimated=estimated,
         )

@@ -231,5 +231,6 @@ class RenderQueue:
             input_tokens=image.input_tokens,
             output_tokens=image.output_tokens,
             cost_usd=image.cost_usd,
+            cost_estimated=image.cost_estimated,
         )
         return FinishedRender(record=job.record, image=image)

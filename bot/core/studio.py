@@ -17,7 +17,7 @@ from bot.core.ai import ChatAnswer, InputImage, OpenAIService
 from bot.core.errors import BadAnswer, ChatRefused, InvalidRequest, NotAllowed, SessionGone
 from bot.core.images import ASPECTS
 from bot.core.pacing import AcknowledgementsFirst
-from bot.core.pricing import chat_cost
+from bot.core.pricing import DEFAULT_PRICES, PriceTable
 from bot.core.tasks import TaskOwner
 from bot.models import Reference, Refinement, Session, SessionSummary, Version
 from bot.store import Store
@@ -226,9 +226,11 @@ class Studio:
         *,
         history_window: int = HISTORY_WINDOW,
         ahead: AcknowledgementsFirst | None = None,
+        prices: PriceTable = DEFAULT_PRICES,
     ) -> None:
         self._store = store
         self._ai = ai
+        self._prices = prices
         # Model calls wait for the acknowledgements still owed (see AcknowledgementsFirst).
         self._ahead = ahead
         self._history_window = history_window
@@ -322,7 +324,7 @@ class Studio:
             input_tokens=answer.input_tokens,
             output_tokens=answer.output_tokens,
             estimated=answer.estimated,
-            cost_usd=chat_cost(
+            cost_usd=self._prices.chat_cost(
                 answer.model, input_tokens=answer.input_tokens, output_tokens=answer.output_tokens
             ),
         )

@@ -69,11 +69,12 @@ class RenderQueries(Database):
         input_tokens: int | None,
         output_tokens: int | None,
         cost_usd: float | None,
+        cost_estimated: bool = False,
     ) -> None:
         await self._write(
             "UPDATE renders SET status = 'done', revised_prompt = ?, input_tokens = ?, output_tokens = ?,"
-            f" cost_usd = ?, error_code = NULL, error = NULL, finished_at = {NOW} WHERE id = ?",
-            (revised_prompt, input_tokens, output_tokens, cost_usd, render_id),
+            f" cost_usd = ?, cost_estimated = ?, error_code = NULL, error = NULL, finished_at = {NOW} WHERE id = ?",
+            (revised_prompt, input_tokens, output_tokens, cost_usd, int(cost_estimated), render_id),
         )
 
     async def set_render_message(

@@ -22,6 +22,8 @@ ALTER TABLE renders ADD COLUMN prompt TEXT;
 ALTER TABLE renders ADD COLUMN n INTEGER NOT NULL DEFAULT 1 CHECK (n BETWEEN 1 AND 10);
 ALTER TABLE renders ADD COLUMN with_reference INTEGER NOT NULL DEFAULT 0 CHECK (with_reference IN (0, 1));
 ALTER TABLE renders ADD COLUMN message_channel_id INTEGER;
+-- 1 when the server reported no usage and the cost is an estimate from the price table.
+ALTER TABLE renders ADD COLUMN cost_estimated INTEGER NOT NULL DEFAULT 0 CHECK (cost_estimated IN (0, 1));
 CREATE INDEX renders_by_message ON renders (message_id) WHERE message_id IS NOT NULL;
 CREATE INDEX renders_by_session ON renders (session_id);
 
