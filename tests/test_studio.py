@@ -491,3 +491,20 @@ async def test_new_buttons_work_after_a_restart_and_refuse_others_privately(rig:
     assert refused["data"]["flags"] & EPHEMERAL and "E-NOT-YOURS" in refused["data"]["content"]
     accepted = await (await press(rig, alice, target, label)).wait_response()
     assert accepted["type"] in (4, 5, 9), accepted
+
+
+async def test_refine_on_an_imagine_picture_after_a_restart_is_the_owners_alone(rig: Rig) -> None:
+    await rig.start_bot()
+    alice, bob = rig.discord.add_member("alice"), rig.discord.add_member("bob")
+    rig.openai.script_chat(V1)
+    imagine = await rig.discord.slash_command(alice, "imagine", {"idea": "a fox"})
+    await rig.discord.wait_for(lambda: imagine.original and "Refine" in labels(rig, imagine.original))
+    card = imagine.original
+    await rig.restart()
+
+    refused = await (await press(rig, bob, card, "Refine")).wait_response()
+    assert refused["data"]["flags"] & EPHEMERAL and "E-NOT-YOURS" in refused["data"]["content"]
+    assert rig.threads() == []
+    opened = await press(rig, alice, card, "Refine")
+    await rig.answer_containing(opened, "session is in")
+    assert len(rig.threads()) == 1
