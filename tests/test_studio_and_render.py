@@ -98,6 +98,11 @@ def test_refusal_in_words_is_reported_as_refusal(answer: str) -> None:
         parse_prompt(answer)
 
 
+def test_a_runaway_answer_longer_than_any_image_model_takes_is_refused() -> None:
+    with pytest.raises(BadAnswer):
+        parse_prompt("word " * 7_000)
+
+
 def test_long_answer_is_kept_whole() -> None:
     """Discord's limits are the layout's business: the core keeps (and renders) every word."""
     answer = "Positive: " + "word, " * 600 + "\nNegative: blur, watermark"

@@ -26,6 +26,9 @@ MAX_IDEA_CHARS = 1_000
 MAX_INSTRUCTION_CHARS = 1_000
 # What the model is asked to stay under; a longer answer is still kept whole (only messages clip).
 PROMPT_LENGTH_GUIDANCE = 1_500
+# Longer than any image model takes (GPT Image: 32,000): a runaway answer, refused rather than stored,
+# because every later refinement would send it again.
+MAX_PROMPT_CHARS = 32_000
 HISTORY_WINDOW = 6
 HISTORY_LIMIT = 10
 
@@ -177,6 +180,8 @@ def parse_prompt(answer: str) -> str:
         raise BadAnswer("chat: the model answered with an empty prompt")
     if _REFUSAL.match(text) and len(text) < 400:
         raise ChatRefused("chat: the model declined in words")
+    if len(text) > MAX_PROMPT_CHARS:
+        raise BadAnswer(f"chat: a prompt of {len(text):,} characters, longer than any image model takes")
     return text
 
 
