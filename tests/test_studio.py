@@ -232,6 +232,10 @@ async def test_count_posts_several_pictures_and_edit_2_edits_the_second(rig: Rig
     await rig.discord.wait_for(lambda: rig.openai.edit_requests, message="the edit request")
     assert rig.openai.edit_inputs() == [pngs[1]]
 
+    await rig.discord.user_message(alice, rig.discord.channel_id, "darker", reply_to=int(card["id"]))
+    told = await rig.wait_for_bot_message(rig.discord.channel_id, "press **Edit 1**")
+    assert "E-INPUT" in text(rig, told) and len(rig.openai.edit_requests) == 1
+
 
 async def test_a_refusal_inside_the_stream_reaches_the_member(rig: Rig) -> None:
     await rig.start_bot()

@@ -240,6 +240,10 @@ def thread_hint(session: Session) -> str:
     )
 
 
+def which_picture_text(count: int) -> str:
+    return f"That message has {count} pictures: press **Edit 1**…**Edit {count}** on it to pick the one to change."
+
+
 def undo_text(version: Version) -> str:
     return f"↩️ Back to {version_badge(version)}: your next message continues from it."
 

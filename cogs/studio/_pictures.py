@@ -325,6 +325,9 @@ async def edit_submitted(
 async def edit_from_reply(bot: MuralBot, message: discord.Message, record: Render) -> None:
     """A reply to a picture changes that picture; the result answers the reply."""
     try:
+        if record.n > 1:
+            # A reply cannot say which of several pictures it means; the numbered buttons can.
+            raise InvalidRequest(layouts.which_picture_text(record.n))
         surface = delivery.ChannelSurface(bot, message.channel, reply_to=message)
         await edit_picture(bot, message, surface, record, 1, message.content, None)
     except Exception as error:
