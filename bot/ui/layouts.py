@@ -38,14 +38,6 @@ def one_line(text: str) -> str:
     return " ".join(visible.split())
 
 
-def with_notice(first: str, second: str, *, after: bool = False) -> str:
-    """Two texts as one message; the notice is dropped rather than break Discord's limit."""
-    combined = f"{second}\n{first}" if after else f"{first}\n{second}"
-    if len(combined) <= MESSAGE_LIMIT:
-        return combined
-    return second if not after else first
-
-
 def quote_block(text: str) -> str:
     """Text shown as a block quote; escaped so the model's markdown cannot break the layout."""
     escaped = discord.utils.escape_markdown(text, as_needed=False)
@@ -53,24 +45,6 @@ def quote_block(text: str) -> str:
 
 
 SHORTENED_NOTE = "-# Shortened to fit a message; 📋 Copy gives the whole prompt."
-
-
-def fit_message(head: str, body: str, tail: str = "") -> str:
-    """`head`, the quoted `body` and `tail` in one message, shortening the body to fit Discord's limit.
-
-    Only what the message shows is shortened (and says so); the prompt itself is kept whole.
-    """
-    room = MESSAGE_LIMIT - len(head) - len(tail) - 2
-    quoted = quote_block(body)
-    if len(quoted) > room:
-        room -= len(SHORTENED_NOTE) + 1
-        tail = "\n".join(part for part in (SHORTENED_NOTE, tail) if part)
-        # Shorten the raw text and quote again, so an escape or quote marker is never cut in half.
-        raw = body
-        while len(quoted) > room and raw:
-            raw = raw[: max(0, len(raw) - max(20, len(quoted) - room))]
-            quoted = quote_block(raw.rstrip() + ELLIPSIS)
-    return "\n".join(part for part in (head, quoted, tail) if part)[:MESSAGE_LIMIT]
 
 
 def thread_name(idea: str) -> str:
@@ -210,13 +184,6 @@ def upload_refused_text(version: Version) -> str:
     return (
         f"⚠️ I drew **v{version.number}** but can't upload pictures here: I'm missing the **Attach Files** "
         "permission. Ask an admin to grant it, then press Retry."
-    )
-
-
-def thread_refused_picture_notice() -> str:
-    return (
-        "⚠️ I couldn't post this in the thread (I need **Send Messages in Threads** and **Attach Files** "
-        "there), so here it is, just for you:"
     )
 
 
