@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from bot.core.pricing import DEFAULT_PRICES
-from loopback.fake_openai import moderation_blocked, server_error
+from loopback.fake_openai import ImageReply, moderation_blocked, server_error
 from loopback.rig import EPHEMERAL, ORIGINAL, Rig, button, buttons, custom_ids, png_size
 
 pytestmark = pytest.mark.asyncio
@@ -157,3 +157,30 @@ async def test_every_chat_call_records_its_tokens_and_cost(rig: Rig) -> None:
             DEFAULT_PRICES.chat_cost(model, input_tokens=tokens_in, output_tokens=tokens_out)
         )
         assert request.json["model"] == model
+
+
+async def test_a_token_that_expires_mid_render_finishes_in_the_same_message(rig: Rig) -> None:
+    """A long job outlives its 15-minute token: the picture still replaces its progress, via the channel."""
+    await rig.start_bot()
+    alice = rig.discord.add_member("alice")
+    rig.openai.script_chat(V1)
+    rig.openai.script_images(ImageReply(delay=1.0, partial_pngs=[]))
+    imagine = await rig.discord.slash_command(alice, "imagine", {"idea": "a fox in the snow"})
+    progress = await rig.answer_containing(imagine, "Rendering v1")
+    rig.discord.fail_next("PATCH", ORIGINAL, 404, code=10015, message="Unknown Webhook", times=50)
+
+    picture = await rig.discord.wait_for(
+        lambda: next(
+            (
+                r
+                for r in rig.discord.requests_to("PATCH", rf"/channels/\d+/messages/{progress['id']}$")
+                if r.files and 200 <= r.status < 300
+            ),
+            None,
+        ),
+        message="the picture edited into the same message through the channel",
+    )
+    assert picture.path == f"/channels/{rig.discord.channel_id}/messages/{progress['id']}"
+    shown = rig.discord.messages[int(progress["id"])]
+    assert "**v1** for" in rig.discord.text_of(shown) and rig.discord.attachments_of(shown)
+    assert not [m for m in rig.bot_messages_in(rig.discord.channel_id) if m["id"] != progress["id"]]

@@ -215,7 +215,13 @@ class InteractionSurface(Surface):
                         "Interaction token no longer valid (HTTP %s); going on in the channel", error.status
                     )
                     _rewind(files)
-            self._fallback = ChannelSurface(self._client, channel_of(self._client, self._interaction))
+            # A message the member already saw is edited on through the channel, not posted again.
+            shown = self.message if self.message is not None and not self.message.flags.ephemeral else None
+            self._fallback = ChannelSurface(
+                self._client,
+                channel_of(self._client, self._interaction),
+                shown_id=shown.id if shown else None,
+            )
         self.message = await self._fallback.show(view, files)
         return self.message
 
@@ -229,12 +235,30 @@ class ChannelSurface(Surface):
         channel: discord.abc.Messageable,
         *,
         reply_to: discord.Message | None = None,
+        shown_id: int | None = None,
     ) -> None:
         self._client = client
         self._channel = channel
         self._reply_to = reply_to
+        self._shown_id = shown_id
 
     async def show(self, view: discord.ui.LayoutView, files: Sequence[discord.File] = ()) -> discord.Message:
+        if self.message is None and self._shown_id is not None:
+            shown_id, self._shown_id = self._shown_id, None
+            partial = getattr(self._channel, "get_partial_message", None)
+            if partial is not None:
+                try:
+                    edited = await partial(shown_id).edit(
+                        view=view, attachments=list(files), allowed_mentions=NO_PINGS
+                    )
+                    if edited is not None:
+                        self.message = edited
+                        return edited
+                except discord.HTTPException as error:
+                    log.info(
+                        "Could not edit message %d through its channel (HTTP %s)", shown_id, error.status
+                    )
+                    _rewind(files)
         if self.message is None:
             self.message = await send_in(
                 self._client, self._channel, view=view, files=files, reply_to=self._reply_to
