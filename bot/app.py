@@ -23,18 +23,23 @@ from discord.ext import commands
 
 from bot.config import Settings
 from bot.core.ai import OpenAIService, RetryPolicy
+from bot.core.errors import MuralError
 from bot.core.images import ImageOptions, ImageService, capabilities_for
 from bot.core.pacing import AcknowledgementsFirst
+from bot.core.policy import Policy
 from bot.core.queue import RenderQueue
 from bot.core.studio import Studio
 from bot.core.tasks import TaskOwner
 from bot.store import Store
+from bot.ui.context import place_of
 from bot.ui.errors import send_error
 from bot.ui.layouts import NO_PINGS
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.studio",)
+EXTENSIONS = ("cogs.studio", "cogs.admin")
+# Commands an admin needs even where a role is required to use Mural (never lock the admins out).
+OPEN_TO_EVERYONE = frozenset({"settings"})
 
 
 class MuralTree(app_commands.CommandTree):
@@ -44,6 +49,22 @@ class MuralTree(app_commands.CommandTree):
         self, interaction: discord.Interaction[Any], error: app_commands.AppCommandError
     ) -> None:
         await send_error(interaction, error)
+
+    async def interaction_check(self, interaction: discord.Interaction[Any]) -> bool:
+        """A server may require a role to use Mural: refused privately, before anything runs."""
+        command = interaction.command
+        if command is None or command.name in OPEN_TO_EVERYONE:
+            return True
+        bot = interaction.client
+        if not isinstance(bot, MuralBot):
+            return True
+        try:
+            await bot.policy.check_may_use(place_of(interaction))
+        except MuralError as refusal:
+            if interaction.type is not discord.InteractionType.autocomplete:
+                await send_error(interaction, refusal)
+            return False
+        return True
 
 
 def build_ai(settings: Settings, *, retry: RetryPolicy | None = None, safety_salt: str = "") -> OpenAIService:
@@ -168,6 +189,7 @@ class MuralBot(commands.Bot):
             ),
             prices=settings.prices,
         )
+        self.policy = Policy(store, self.images, allowed_models=settings.image_models)
         self.jobs = RenderQueue(
             store, self.images, concurrency=settings.render_concurrency, ahead=acknowledgements
         )

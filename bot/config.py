@@ -43,6 +43,8 @@ class Settings:
     chat_base_url: str | None = None
     chat_api_key: str | None = field(default=None, repr=False)
     image_model: str = DEFAULT_IMAGE_MODEL
+    # The models a server may choose with /settings; IMAGE_MODEL is always one of them.
+    image_models: tuple[str, ...] = (DEFAULT_IMAGE_MODEL,)
     image_size: str = "1024x1024"
     image_quality: str = "medium"
     database_path: Path = Path("mural.db")
@@ -124,6 +126,14 @@ def _model(env: Mapping[str, str], name: str, default: str) -> str:
     return value
 
 
+def _allowed_models(env: Mapping[str, str], image_model: str) -> tuple[str, ...]:
+    """IMAGE_MODELS, comma-separated, with IMAGE_MODEL first; each a model id."""
+    listed = [name.strip() for name in (_text(env, "IMAGE_MODELS") or "").split(",") if name.strip()]
+    for name in listed:
+        _model({"IMAGE_MODELS": name}, "IMAGE_MODELS", image_model)
+    return tuple(dict.fromkeys([image_model, *listed]))
+
+
 def _prices(env: Mapping[str, str]) -> PriceTable:
     path = _text(env, "PRICES_FILE")
     if path is None:
@@ -152,6 +162,7 @@ def settings_from(env: Mapping[str, str]) -> Settings:
         raise ConfigError("CHAT_API_KEY", "contains spaces; expected an API key for CHAT_BASE_URL")
 
     image_model = _model(env, "IMAGE_MODEL", DEFAULT_IMAGE_MODEL)
+    image_models = _allowed_models(env, image_model)
     capabilities = capabilities_for(image_model)
     image_size = (_text(env, "IMAGE_SIZE") or "1024x1024").lower()
     problem = size_problem(capabilities, image_size)
@@ -184,6 +195,7 @@ def settings_from(env: Mapping[str, str]) -> Settings:
         chat_base_url=_url(env, "CHAT_BASE_URL"),
         chat_api_key=chat_api_key,
         image_model=image_model,
+        image_models=image_models,
         image_size=image_size,
         image_quality=image_quality,
         database_path=Path(database).expanduser(),

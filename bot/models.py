@@ -91,3 +91,17 @@ class SessionSummary:
     created_at: str
     jump_channel_id: int
     jump_message_id: int | None
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """A server's own choices; None means the operator's default from the environment."""
+
+    guild_id: int
+    image_model: str | None = None
+    image_size: str | None = None
+    image_quality: str | None = None
+    session_access: str | None = None
+    required_role_id: int | None = None
+    moderation: str | None = None
+    audit_channel_id: int | None = None

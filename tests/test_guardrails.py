@@ -7,8 +7,9 @@ import hashlib
 import pytest
 
 from bot.core.pricing import DEFAULT_PRICES
+from loopback.fake_discord import Permissions
 from loopback.fake_openai import ImageReply, Reply
-from loopback.rig import Rig
+from loopback.rig import EPHEMERAL, Rig
 
 pytestmark = pytest.mark.asyncio
 
@@ -83,3 +84,94 @@ async def test_a_server_without_usage_gets_an_estimate_marked_as_one(rig: Rig) -
     assert cost == pytest.approx(
         DEFAULT_PRICES.chat_cost("gpt-5.4-mini", input_tokens=tokens_in, output_tokens=len(V1) // 4)
     )
+
+
+# -- /settings ----------------------------------------------------------------------------------------
+
+
+def admin(rig: Rig) -> dict:
+    return rig.discord.add_member(
+        "admin", permissions=Permissions.EVERYONE_DEFAULT | Permissions.MANAGE_GUILD
+    )
+
+
+def role_of(rig: Rig, member: dict) -> int:
+    return int(rig.discord.members[int(member["id"])]["roles"][0])
+
+
+async def settings(rig: Rig, member: dict, **options: object) -> str:
+    """Run /settings and return the private answer's text."""
+    interaction = await rig.discord.slash_command(member, "settings", options)
+    answer = await interaction.wait_response()
+    assert answer["data"]["flags"] & EPHEMERAL, "settings are answered privately"
+    return answer["data"]["content"]
+
+
+async def test_settings_are_for_manage_server_and_anyone_else_is_refused_privately(rig: Rig) -> None:
+    await rig.start_bot()
+    alice = rig.discord.add_member("alice")
+    assert "E-PERMS" in await settings(rig, alice, moderation="off")
+    shown = await settings(rig, admin(rig))
+    assert "Image model: `gpt-image-2` *(default)*" in shown and "Moderation: `standard` *(default)*" in shown
+    assert rig.query("SELECT COUNT(*) FROM guild_settings") == [(0,)]
+    registered = next(c for c in rig.discord.registered_commands[None] if c["name"] == "settings")
+    assert int(registered["default_member_permissions"]) == Permissions.MANAGE_GUILD
+
+
+async def test_a_servers_model_choice_is_used_by_the_next_render(rig: Rig) -> None:
+    rig.overrides["IMAGE_MODELS"] = "gpt-image-2, gpt-image-2.5-flare"
+    await rig.start_bot()
+    boss, alice = admin(rig), rig.discord.add_member("alice")
+    refused = await settings(rig, boss, model="dall-e-3")
+    assert "E-INPUT" in refused and "gpt-image-2.5-flare" in refused
+    confirmed = await settings(rig, boss, model="gpt-image-2.5-flare", quality="high")
+    assert "✅ Changed image model, default quality" in confirmed
+
+    rig.openai.script_chat(V1)
+    await rig.discord.slash_command(alice, "imagine", {"idea": "a fox"})
+    await rig.openai.wait_for_calls("/images/generations")
+    sent = rig.openai.image_requests[0].json
+    assert (sent["model"], sent["quality"]) == ("gpt-image-2.5-flare", "high")
+    assert "Default quality: `medium` *(default)*" in await settings(rig, boss, clear="quality")
+
+
+async def test_a_required_role_keeps_others_out_but_never_the_admins(rig: Rig) -> None:
+    await rig.start_bot()
+    boss = admin(rig)
+    carol = rig.discord.add_member("carol", permissions=Permissions.EVERYONE_DEFAULT)
+    dave = rig.discord.add_member("dave")
+    await settings(rig, boss, required_role=str(role_of(rig, carol)))
+
+    refused = await rig.discord.slash_command(dave, "prompt", {"idea": "a fox"})
+    answer = await refused.wait_response()
+    assert answer["data"]["flags"] & EPHEMERAL and "E-ROLE" in answer["data"]["content"]
+    assert rig.openai.calls("/chat/completions") == 0
+    await rig.start_prompt(carol, "a fox", V1)
+    assert "Required role" in await settings(rig, boss)
+
+
+async def test_anyone_in_the_thread_may_refine_when_the_server_says_so(rig: Rig) -> None:
+    await rig.start_bot()
+    boss, alice, bob = admin(rig), rig.discord.add_member("alice"), rig.discord.add_member("bob")
+    _, _, thread = await rig.start_prompt(alice, "a fox", V1)
+    thread_id = int(thread["id"])
+    await rig.discord.user_message(bob, thread_id, "make it purple")
+    await settings(rig, boss, access="thread")
+
+    await rig.refine(bob, thread_id, "make it night", V2)
+    assert len(rig.openai.chat_requests) == 2, "bob's first message, before the change, was only conversation"
+
+
+async def test_every_change_is_written_to_the_audit_channel(rig: Rig) -> None:
+    await rig.start_bot()
+    boss = admin(rig)
+    audit = rig.discord.add_text_channel("mural-audit")
+    await settings(rig, boss, audit_channel=audit["id"])
+    await settings(rig, boss, moderation="strict")
+    await rig.wait_for_bot_message(int(audit["id"]), "changed moderation")
+    lines = [m["content"] for m in rig.bot_messages_in(int(audit["id"]))]
+    assert len(lines) == 2 and all(f"<@{boss['id']}>" in line for line in lines)
+    assert "changed audit channel" in lines[0]
+    assert rig.query("SELECT moderation, audit_channel_id FROM guild_settings") == [
+        ("strict", int(audit["id"]))
+    ]

@@ -1,17 +1,18 @@
 """SQLite persistence: the only package with SQL in it.
 
-`Store` is the query groups over one connection: sessions and versions, render jobs, usage. Each
+`Store` is the query groups over one connection: sessions and versions, render jobs, usage, servers' settings. Each
 group is its own module; the schema is the numbered scripts in `migrations/`.
 """
 
 from __future__ import annotations
 
+from bot.store.guilds import GuildQueries
 from bot.store.renders import RenderQueries
 from bot.store.sessions import SessionQueries
 from bot.store.usage import UsageQueries
 
 
-class Store(SessionQueries, RenderQueries, UsageQueries):
+class Store(SessionQueries, RenderQueries, UsageQueries, GuildQueries):
     """Everything Mural remembers; a restart loses nothing."""
 
 

@@ -88,6 +88,7 @@ def describe(error: BaseException) -> Failure:
                 code = error.code
             if code == "E-BUG":
                 code = "E-BUG-" + secrets.token_hex(3)
+            if not isinstance(error, MuralError):
                 message = f"{message} `{code}`"
             return Failure(message, code, level)
     raise AssertionError("the table ends with BaseException")

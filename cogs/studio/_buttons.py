@@ -26,6 +26,8 @@ Interaction = discord.Interaction[Any]
 class StudioActions(Protocol):
     """What a press asks of the studio cog; the cog implements it."""
 
+    async def check_access(self, interaction: Interaction) -> None: ...
+
     async def generate_pressed(self, interaction: Interaction, session_id: int, version: int) -> None: ...
 
     async def refine_pressed(self, interaction: Interaction, session_id: int) -> None: ...
@@ -95,7 +97,9 @@ class _StudioButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"(
 
     async def callback(self, interaction: Interaction) -> None:
         try:
-            await self.press(studio_actions(interaction), interaction)
+            actions = studio_actions(interaction)
+            await actions.check_access(interaction)
+            await self.press(actions, interaction)
         except Exception as error:
             await send_error(interaction, error)
 

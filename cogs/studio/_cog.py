@@ -14,11 +14,12 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.core.errors import InvalidRequest
+from bot.core.errors import InvalidRequest, NotAllowed
 from bot.core.images import ASPECTS, capabilities_for, check_options, quality_choices, size_label
 from bot.core.imaging import check_reference_size, input_image, read_reference
 from bot.core.studio import MAX_IDEA_CHARS, STYLES, TARGETS
-from bot.models import Reference
+from bot.models import Reference, Session
+from bot.ui.context import place_of, place_of_message
 from bot.ui.delivery import PictureSource
 from cogs.studio import _pictures, _versions
 from cogs.studio._buttons import DYNAMIC_ITEMS, STUDIO_COG
@@ -133,7 +134,9 @@ class StudioCog(commands.Cog, name=STUDIO_COG):
         reference: discord.Attachment | None = None,
     ) -> None:
         # Checked before anything is posted or spent: a refusal stays private.
-        options = self.bot.images.options(size=size, quality=quality, count=count)
+        options = await self.bot.policy.image_options(
+            interaction.guild_id, size=size, quality=quality, count=count
+        )
         request = self.bot.studio.new_session_request(
             idea=idea,
             owner_id=interaction.user.id,
@@ -150,13 +153,13 @@ class StudioCog(commands.Cog, name=STUDIO_COG):
     @imagine.autocomplete("size")
     async def size_choices(self, interaction: Interaction, typed: str) -> list[app_commands.Choice[str]]:
         """The sizes of the model this render will use, so a server's own model can drop in."""
-        defaults = self.bot.images.defaults
+        defaults = self.bot.policy.defaults_for(await self.bot.policy.settings(interaction.guild_id))
         sizes = capabilities_for(defaults.model).sizes
         return _matching([(size_label(size), size) for size in sizes], typed, default=defaults.size)
 
     @imagine.autocomplete("quality")
     async def quality_choices(self, interaction: Interaction, typed: str) -> list[app_commands.Choice[str]]:
-        defaults = self.bot.images.defaults
+        defaults = self.bot.policy.defaults_for(await self.bot.policy.settings(interaction.guild_id))
         qualities = quality_choices(capabilities_for(defaults.model))
         return _matching(
             [(quality.title(), quality) for quality in qualities], typed, default=defaults.quality
@@ -195,7 +198,7 @@ class StudioCog(commands.Cog, name=STUDIO_COG):
             picture = await self.bot.jobs.render_for_message(replied_to)
             if picture is not None:
                 session = await self.bot.studio.session(picture.session_id)
-                if message.author.id == session.owner_id:
+                if await self._may_act(message, session):
                     await _pictures.edit_from_reply(self.bot, message, picture)
                 return
         studio = self.bot.studio
@@ -208,9 +211,23 @@ class StudioCog(commands.Cog, name=STUDIO_COG):
                 return
         else:
             return
-        if session is None or message.author.id != session.owner_id:
+        if session is None or not await self._may_act(message, session):
             return
         await _versions.refine_from_message(self.bot, message, session)
+
+    async def _may_act(self, message: discord.Message, session: Session) -> bool:
+        """Whether a message in a session is an instruction (others' messages are just conversation)."""
+        place = place_of_message(message)
+        try:
+            await self.bot.policy.check_may_use(place)
+            await self.bot.policy.check_may_act(session, message.author.id, place, "refine it")
+        except NotAllowed:
+            return False
+        return True
+
+    async def check_access(self, interaction: Interaction) -> None:
+        """A server may require a role to use Mural; buttons check it like commands do."""
+        await self.bot.policy.check_may_use(place_of(interaction))
 
     # -- buttons, selects and modals (StudioActions) --------------------------------------------
 

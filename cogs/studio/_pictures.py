@@ -23,6 +23,7 @@ from bot.core.queue import FinishedRender, JobEvent, RenderFailed, RenderRequest
 from bot.core.studio import SessionRequest, check_owner
 from bot.models import Render, Session, Version
 from bot.ui import delivery, layouts
+from bot.ui.context import place_of, place_of_message
 from bot.ui.errors import report_error
 from cogs.studio import _cards, _versions
 from cogs.studio._buttons import EditModal, PictureEditModal
@@ -92,8 +93,8 @@ def _generate_request(
 
 async def generate(bot: MuralBot, interaction: Interaction, session_id: int, number: int) -> None:
     session, version = await bot.studio.version(session_id, number)
-    check_owner(session, interaction.user.id, "render its versions")
-    options = bot.images.options(aspect=session.aspect)
+    await bot.policy.check_may_act(session, interaction.user.id, place_of(interaction), "render its versions")
+    options = await bot.policy.image_options(session.guild_id, aspect=session.aspect)
     reference = await bot.studio.reference_for(session)
     request = _generate_request(session, version, interaction, options, reference and input_image(reference))
     await _render_where_it_belongs(bot, interaction, session, version, request)
@@ -212,7 +213,9 @@ async def reroll(bot: MuralBot, interaction: Interaction, render_id: int) -> Non
     """The same job again: the same version (or the same edit of the same picture) with the same options."""
     record = await bot.jobs.render_record(render_id)
     session, version = await bot.studio.version(record.session_id, record.version)
-    check_owner(session, interaction.user.id, "render its pictures again")
+    await bot.policy.check_may_act(
+        session, interaction.user.id, place_of(interaction), "render its pictures again"
+    )
     options = bot.images.options(model=record.model, size=record.size, quality=record.quality, count=record.n)
     if record.kind == "edit" and record.source_render_id is not None:
         source = await source_picture(
@@ -243,7 +246,7 @@ async def reroll(bot: MuralBot, interaction: Interaction, render_id: int) -> Non
 async def open_edit_modal(bot: MuralBot, interaction: Interaction, render_id: int, picture: int) -> None:
     record = await bot.jobs.render_record(render_id)
     session = await bot.studio.session(record.session_id)
-    check_owner(session, interaction.user.id, "edit its pictures")
+    await bot.policy.check_may_act(session, interaction.user.id, place_of(interaction), "edit its pictures")
     await interaction.response.send_modal(EditModal(render_id, picture))
 
 
@@ -303,7 +306,8 @@ async def edit_picture(
     """Change one picture by an instruction: the chat model writes the edit prompt, the edit endpoint draws it."""
     session, version = await bot.studio.version(record.session_id, record.version)
     author = requester.user if isinstance(requester, discord.Interaction) else requester.author
-    check_owner(session, author.id, "edit its pictures")
+    place = place_of(requester) if isinstance(requester, discord.Interaction) else place_of_message(requester)
+    await bot.policy.check_may_act(session, author.id, place, "edit its pictures")
     source = await source_picture(bot, record, index, shown)
     prompt = await bot.studio.edit_prompt(session, record.prompt or version.prompt, change, user_id=author.id)
     options = bot.images.options(model=record.model, size=record.size, quality=record.quality)
@@ -398,7 +402,7 @@ async def picture_edit_submitted(
         raw=True,
         reference=reference,
     )
-    await _draw_new_session(bot, interaction, request, bot.images.options())
+    await _draw_new_session(bot, interaction, request, await bot.policy.image_options(interaction.guild_id))
 
 
 async def copy_render(bot: MuralBot, interaction: Interaction, render_id: int) -> None:

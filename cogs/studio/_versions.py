@@ -18,6 +18,7 @@ from bot.core.errors import InvalidRequest, MuralError
 from bot.core.studio import SessionRequest, check_owner
 from bot.models import Refinement, Session, Version
 from bot.ui import delivery, layouts
+from bot.ui.context import place_of
 from bot.ui.errors import report_error
 from cogs.studio import _cards
 from cogs.studio._buttons import RefineModal
@@ -128,7 +129,7 @@ async def refine_from_message(bot: MuralBot, message: discord.Message, session: 
 
 async def open_refine_modal(bot: MuralBot, interaction: Interaction, session_id: int) -> None:
     session = await bot.studio.session(session_id)
-    check_owner(session, interaction.user.id, "refine it")
+    await bot.policy.check_may_act(session, interaction.user.id, place_of(interaction), "refine it")
     await interaction.response.send_modal(RefineModal(session.id))
 
 
@@ -147,7 +148,7 @@ async def refine_from_modal(
 ) -> None:
     """The Refine modal: the new version goes to the session's thread when it has one, else answers here."""
     session = await bot.studio.session(session_id)
-    check_owner(session, interaction.user.id, "refine it")
+    await bot.policy.check_may_act(session, interaction.user.id, place_of(interaction), "refine it")
     if elsewhere_than_thread(session, interaction):
         assert session.thread_id is not None
         await interaction.response.defer(thinking=True, ephemeral=True)

@@ -1,0 +1,46 @@
+"""Queries on each server's own settings (/settings)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from bot.models import ServerSettings
+from bot.store.database import NOW, Database, record
+
+SETTING_COLUMNS = (
+    "image_model",
+    "image_size",
+    "image_quality",
+    "session_access",
+    "required_role_id",
+    "moderation",
+    "audit_channel_id",
+)
+
+
+class GuildQueries(Database):
+    async def server_settings(self, guild_id: int) -> ServerSettings:
+        row = await self._one("SELECT * FROM guild_settings WHERE guild_id = ?", (guild_id,))
+        return record(ServerSettings, row) or ServerSettings(guild_id=guild_id)
+
+    async def change_server_settings(self, guild_id: int, changes: dict[str, Any]) -> ServerSettings:
+        """Apply `changes` (setting → value, None clears) in one transaction and return the result."""
+        unknown = set(changes) - set(SETTING_COLUMNS)
+        if unknown:
+            raise ValueError(f"not server settings: {sorted(unknown)}")
+        async with self._transaction() as db:
+            async with db.execute("SELECT * FROM guild_settings WHERE guild_id = ?", (guild_id,)) as cursor:
+                current = record(ServerSettings, await cursor.fetchone()) or ServerSettings(guild_id=guild_id)
+            merged = replace(current, **changes)
+            await db.execute(
+                "INSERT INTO guild_settings (guild_id, image_model, image_size, image_quality, session_access,"
+                " required_role_id, moderation, audit_channel_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (guild_id) DO UPDATE SET image_model = excluded.image_model,"
+                " image_size = excluded.image_size, image_quality = excluded.image_quality,"
+                " session_access = excluded.session_access, required_role_id = excluded.required_role_id,"
+                " moderation = excluded.moderation, audit_channel_id = excluded.audit_channel_id,"
+                f" updated_at = {NOW}",
+                (guild_id, *(getattr(merged, column) for column in SETTING_COLUMNS)),
+            )
+        return merged
