@@ -181,7 +181,6 @@ class MuralBot(commands.Bot):
         self.ai = ai
         # `python -m bot sync` registers commands and leaves other state alone: a live instance may own it.
         self.sync_only = sync_only
-        self.studio = Studio(store, ai, ahead=acknowledgements, prices=settings.prices)
         self.images = ImageService(
             ai,
             defaults=ImageOptions(
@@ -189,7 +188,8 @@ class MuralBot(commands.Bot):
             ),
             prices=settings.prices,
         )
-        self.policy = Policy(store, self.images, allowed_models=settings.image_models)
+        self.policy = Policy(store, self.images, ai, allowed_models=settings.image_models)
+        self.studio = Studio(store, ai, ahead=acknowledgements, prices=settings.prices, policy=self.policy)
         self.jobs = RenderQueue(
             store, self.images, concurrency=settings.render_concurrency, ahead=acknowledgements
         )

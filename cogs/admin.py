@@ -14,7 +14,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.core.policy import DEFAULT_ACCESS, DEFAULT_MODERATION, MODERATION_LEVELS, SESSION_ACCESS
+from bot.core.policy import DEFAULT_ACCESS, DEFAULT_MODERATION, MODERATION_LEVELS, SESSION_ACCESS, FlagReport
 from bot.models import ServerSettings
 from bot.ui import layouts
 
@@ -49,6 +49,22 @@ LABELS = {
 class Admin(commands.Cog):
     def __init__(self, bot: MuralBot) -> None:
         self.bot = bot
+
+    async def cog_load(self) -> None:
+        self.bot.policy.on_flagged = self.report_flag
+
+    async def cog_unload(self) -> None:
+        self.bot.policy.on_flagged = None
+
+    async def report_flag(self, report: FlagReport) -> None:
+        """One audit line per stopped request: who, where, which categories; the text itself only at strict."""
+        where = f" in <#{report.channel_id}>" if report.channel_id else ""
+        line = (
+            f"🚫 Moderation stopped a request by <@{report.user_id}>{where}: {', '.join(report.categories)}."
+        )
+        if report.level == "strict" and report.text:
+            line += "\n" + layouts.quote_block(layouts.clip(report.text, 1_500))
+        await self.audit(await self.bot.policy.settings(report.guild_id), line)
 
     @app_commands.command(name="settings", description="See or change how Mural works on this server")
     @app_commands.guild_only()
@@ -135,7 +151,12 @@ class Admin(commands.Cog):
             f"Default quality: `{defaults.quality}`{origin(settings.image_quality)}",
             f"Who may refine and generate: {SESSION_ACCESS[access]}{origin(settings.session_access)}",
             f"Required role: {role}",
-            f"Moderation: `{settings.moderation or DEFAULT_MODERATION}`{origin(settings.moderation)}",
+            f"Moderation: `{settings.moderation or DEFAULT_MODERATION}`{origin(settings.moderation)}"
+            + (
+                ""
+                if self.bot.policy.moderation_available
+                else " (unavailable: the OpenAI server has no moderation endpoint)"
+            ),
             f"Audit channel: {audit}",
         ]
         return "\n".join(lines)

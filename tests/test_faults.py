@@ -161,8 +161,15 @@ async def test_unreachable_image_service_and_the_bot_keeps_serving(rig: Rig) -> 
     await rig.start_bot()
     alice = rig.discord.add_member("alice")
     interaction = await imagine(rig, alice)
-    await rig.answer_containing(interaction, "image service cannot be reached")
+    await rig.answer_containing(interaction, "moderation service cannot be reached")
 
+    # Moderation runs on the unreachable server too: never silently skipped, it fails like an outage.
+    refused = await rig.discord.slash_command(alice, "prompt", {"idea": "a fox"})
+    await rig.answer_containing(refused, "E-DOWN")
+    assert rig.openai.calls("/chat/completions") == 0
+
+    boss = rig.discord.add_member("boss", permissions=Permissions.EVERYONE_DEFAULT | Permissions.MANAGE_GUILD)
+    await (await rig.discord.slash_command(boss, "settings", {"moderation": "off"})).wait_response()
     rig.openai.script_chat(PROMPT)
     prompt = await rig.discord.slash_command(alice, "prompt", {"idea": "a fox"})
     await rig.answer_containing(prompt, "### v1")

@@ -92,6 +92,18 @@ class InputImage:
     mime: str
 
 
+MODERATION_MODEL = "omni-moderation-latest"
+
+
+@dataclass(frozen=True)
+class Moderation:
+    """The moderation endpoint's verdict: flagged or not, the categories hit, and the highest scores."""
+
+    flagged: bool
+    categories: tuple[str, ...]
+    scores: dict[str, float]
+
+
 @dataclass(frozen=True)
 class ImageUsage:
     text_input: int
@@ -233,6 +245,8 @@ class OpenAIService:
             max_retries=0,
         )
         self._reported: set[str] = set()
+        # False once the server answered 404 on /moderations (an OpenAI-compatible server without it).
+        self.moderation_available = True
 
     def user_hash(self, user_id: int) -> str:
         """The `safety_identifier` OpenAI gets for a member: never the Discord id itself."""
@@ -356,6 +370,50 @@ class OpenAIService:
                 elif isinstance(event, ImageGenCompletedEvent | ImageEditCompletedEvent):
                     return ImageAnswer([event.b64_json], [None], _image_usage(getattr(event, "usage", None)))
         raise BadAnswer("image stream ended without a picture")
+
+    async def moderate(self, texts: Sequence[str], image: InputImage | None = None) -> Moderation | None:
+        """OpenAI's moderation verdict on texts (and one picture); None where the server has no such endpoint.
+
+        The endpoint costs nothing. An OpenAI-compatible server without it answers 404: that is
+        logged once and requests go on; any other failure is an outage like any other.
+        """
+        if not self.moderation_available:
+            return None
+        parts: list[dict[str, Any]] = [{"type": "text", "text": text} for text in texts if text.strip()]
+        if image is not None:
+            data_url = f"data:{image.mime};base64,{base64.b64encode(image.data).decode()}"
+            parts.append({"type": "image_url", "image_url": {"url": data_url}})
+        if not parts:
+            return Moderation(flagged=False, categories=(), scores={})
+
+        async def call() -> Moderation | None:
+            try:
+                response = await self._images.moderations.create(
+                    model=MODERATION_MODEL,
+                    input=parts,  # pyright: ignore[reportArgumentType] - the SDK's TypedDict union is narrower
+                )
+            except openai.NotFoundError:
+                self.moderation_available = False
+                log.warning("The image server has no moderation endpoint (404); requests go on unmoderated")
+                return None
+            flagged = [result for result in response.results if result.flagged]
+            categories = sorted(
+                {
+                    name
+                    for result in flagged
+                    for name, hit in result.categories.model_dump(by_alias=True).items()
+                    if hit
+                }
+            )
+            scores: dict[str, float] = {}
+            for result in response.results:
+                for name, score in result.category_scores.model_dump(by_alias=True).items():
+                    scores[name] = max(scores.get(name, 0.0), float(score or 0.0))
+            return Moderation(flagged=bool(flagged), categories=tuple(categories), scores=scores)
+
+        return await self._with_retries(
+            call, service="moderation", model=MODERATION_MODEL, setting="OPENAI_BASE_URL", on_retry=None
+        )
 
     async def _with_retries(
         self,

@@ -164,6 +164,8 @@ class ImageOptions:
     size: str
     quality: str
     count: int = 1
+    # The image API's `moderation` parameter ("auto" or "low"); None leaves the model's default.
+    moderation: str | None = None
 
 
 def check_options(options: ImageOptions, *, editing: bool = False) -> None:
@@ -210,6 +212,9 @@ def image_request(
     else:
         request["output_format"] = "png"
         request["safety_identifier"] = user_hash
+        if options.moderation is not None and not editing:
+            # Stated explicitly; the edit endpoint has no such parameter.
+            request["moderation"] = options.moderation
     return request
 
 

@@ -7,10 +7,12 @@ is spent.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
-from bot.core.errors import InvalidRequest, NotAllowed
+from bot.core.ai import InputImage, OpenAIService
+from bot.core.errors import InvalidRequest, MuralError, NotAllowed
 from bot.core.images import (
     QUALITY_CHOICES,
     ImageOptions,
@@ -33,6 +35,29 @@ class MissingRole(NotAllowed):
     code = "E-ROLE"
 
 
+class Flagged(MuralError):
+    code = "E-FLAGGED"
+
+
+# At `strict`, a category scoring at least this much counts even when the endpoint did not flag it.
+STRICT_THRESHOLD = 0.2
+
+
+@dataclass(frozen=True)
+class FlagReport:
+    """A request moderation stopped, for the server's audit channel (the text only at `strict`)."""
+
+    guild_id: int
+    user_id: int
+    channel_id: int | None
+    categories: tuple[str, ...]
+    level: str
+    text: str
+
+
+FlagListener = Callable[[FlagReport], Awaitable[None]]
+
+
 @dataclass(frozen=True)
 class Place:
     """Where a member acts: the server (None in a DM), the channel, and their role ids there."""
@@ -43,10 +68,55 @@ class Place:
 
 
 class Policy:
-    def __init__(self, store: Store, images: ImageService, *, allowed_models: tuple[str, ...]) -> None:
+    def __init__(
+        self, store: Store, images: ImageService, ai: OpenAIService, *, allowed_models: tuple[str, ...]
+    ) -> None:
         self._store = store
         self._images = images
+        self._ai = ai
         self.allowed_models = allowed_models
+        # Told of every request moderation stops (the admin cog writes it to the audit channel).
+        self.on_flagged: FlagListener | None = None
+
+    @property
+    def moderation_available(self) -> bool:
+        return self._ai.moderation_available
+
+    async def screen(
+        self,
+        guild_id: int | None,
+        *,
+        user_id: int,
+        channel_id: int | None,
+        texts: Sequence[str] = (),
+        image: InputImage | None = None,
+    ) -> None:
+        """Check what a member asks for with the moderation endpoint before anything is spent on it."""
+        settings = await self.settings(guild_id)
+        level = settings.moderation or DEFAULT_MODERATION
+        if level == "off":
+            return
+        verdict = await self._ai.moderate(texts, image)
+        if verdict is None:
+            return
+        categories = verdict.categories
+        if level == "strict" and not verdict.flagged:
+            categories = tuple(
+                sorted(name for name, score in verdict.scores.items() if score >= STRICT_THRESHOLD)
+            )
+        if not verdict.flagged and not categories:
+            return
+        if self.on_flagged is not None and guild_id is not None:
+            report = FlagReport(guild_id, user_id, channel_id, categories, level, "\n".join(texts))
+            await self.on_flagged(report)
+        raise Flagged(
+            f"moderation flagged a request ({', '.join(categories)})",
+            user_message=(
+                "I can't make this one: it looks like it breaks the content rules here "
+                f"({', '.join(name.replace('/', ' / ') for name in categories)}). Nothing was drawn or charged; "
+                "try describing it differently."
+            ),
+        )
 
     async def settings(self, guild_id: int | None) -> ServerSettings:
         if guild_id is None:
@@ -105,14 +175,17 @@ class Policy:
         aspect: str | None = None,
     ) -> ImageOptions:
         """A render's options: the command's over the server's over the operator's, checked for the model."""
-        defaults = self.defaults_for(await self.settings(guild_id))
-        return self._images.options(
+        settings = await self.settings(guild_id)
+        defaults = self.defaults_for(settings)
+        chosen = self._images.options(
             model=defaults.model,
             size=size or (None if aspect else defaults.size),
             quality=quality or defaults.quality,
             count=count,
             aspect=aspect,
         )
+        # The image API's own filter: its standard one unless the server switched moderation off.
+        return replace(chosen, moderation="low" if settings.moderation == "off" else "auto")
 
     # -- changing settings ---------------------------------------------------------------------
 

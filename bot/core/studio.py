@@ -17,6 +17,7 @@ from bot.core.ai import ChatAnswer, InputImage, OpenAIService
 from bot.core.errors import BadAnswer, ChatRefused, InvalidRequest, NotAllowed, SessionGone
 from bot.core.images import ASPECTS
 from bot.core.pacing import AcknowledgementsFirst
+from bot.core.policy import Policy
 from bot.core.pricing import DEFAULT_PRICES, PriceTable
 from bot.core.tasks import TaskOwner
 from bot.models import Reference, Refinement, Session, SessionSummary, Version
@@ -232,10 +233,13 @@ class Studio:
         history_window: int = HISTORY_WINDOW,
         ahead: AcknowledgementsFirst | None = None,
         prices: PriceTable = DEFAULT_PRICES,
+        policy: Policy | None = None,
     ) -> None:
         self._store = store
         self._ai = ai
         self._prices = prices
+        # Screens what members ask for before anything is spent (moderation); None in narrow tests.
+        self._policy = policy
         # Model calls wait for the acknowledgements still owed (see AcknowledgementsFirst).
         self._ahead = ahead
         self._history_window = history_window
@@ -289,6 +293,19 @@ class Studio:
         return await self._store.interrupt_pending_refinements()
 
     # -- the chat model -----------------------------------------------------------------------
+
+    async def _screen(
+        self,
+        guild_id: int | None,
+        user_id: int,
+        channel_id: int | None,
+        texts: list[str],
+        image: InputImage | None = None,
+    ) -> None:
+        if self._policy is not None:
+            await self._policy.screen(
+                guild_id, user_id=user_id, channel_id=channel_id, texts=texts, image=image
+            )
 
     async def _my_turn(self) -> None:
         if self._ahead is not None:
@@ -373,6 +390,14 @@ class Studio:
 
     async def start_session(self, request: SessionRequest) -> tuple[Session, Version]:
         """Expand the idea into a prompt (or take it verbatim when raw) and store it as v1 of a new session."""
+        reference = request.reference
+        await self._screen(
+            request.guild_id,
+            request.owner_id,
+            request.channel_id,
+            [request.idea],
+            InputImage(reference.filename, reference.data, reference.mime) if reference else None,
+        )
         prompt, usage_id = request.idea, None
         if not request.raw:
             answer, usage_id = await self._chat(
@@ -401,6 +426,7 @@ class Studio:
         self, image: InputImage, *, owner_id: int, guild_id: int | None, channel_id: int
     ) -> tuple[Session, Version]:
         """A vision model writes the prompt that would reproduce a picture; it becomes v1 of a new session."""
+        await self._screen(guild_id, owner_id, channel_id, [], image)
         await self._my_turn()
         answer = await self._ai.describe_image(_DESCRIBE_RULES, image, user_hash=self._ai.user_hash(owner_id))
         usage_id = await self._record_usage(answer, purpose="describe", user_id=owner_id, guild_id=guild_id)
@@ -440,9 +466,12 @@ class Studio:
                 raise InvalidRequest(f"v{number} is the first version; there is nothing before it.")
             return parent
 
-    async def edit_prompt(self, session: Session, prompt: str, instruction: str, *, user_id: int) -> str:
+    async def edit_prompt(
+        self, session: Session, prompt: str, instruction: str, *, user_id: int, channel_id: int | None = None
+    ) -> str:
         """Turn a member's change ("make the sky darker") into an edit prompt, with the picture's prompt as context."""
         instruction = clean_user_text(instruction, limit=MAX_INSTRUCTION_CHARS, what="change")
+        await self._screen(session.guild_id, user_id, channel_id, [instruction])
         answer, _ = await self._chat(
             edit_messages(prompt, instruction),
             purpose="edit",
@@ -471,6 +500,7 @@ class Studio:
     async def _refine(self, session_id: int, instruction: str, *, author_id: int, channel_id: int) -> Version:
         async with self.lock_for(session_id):
             session = await self.session(session_id)
+            await self._screen(session.guild_id, author_id, channel_id, [instruction])
             lineage = await self._store.lineage(session.id, session.head_version, self._history_window + 1)
             if not lineage:
                 raise SessionGone(f"session {session_id} has no version {session.head_version}")

@@ -309,7 +309,9 @@ async def edit_picture(
     place = place_of(requester) if isinstance(requester, discord.Interaction) else place_of_message(requester)
     await bot.policy.check_may_act(session, author.id, place, "edit its pictures")
     source = await source_picture(bot, record, index, shown)
-    prompt = await bot.studio.edit_prompt(session, record.prompt or version.prompt, change, user_id=author.id)
+    prompt = await bot.studio.edit_prompt(
+        session, record.prompt or version.prompt, change, user_id=author.id, channel_id=place.channel_id
+    )
     options = bot.images.options(model=record.model, size=record.size, quality=record.quality)
     request = _edit_request(session, version, requester, options, prompt, source, record.id, index, change)
     interaction = requester if isinstance(requester, discord.Interaction) else None
