@@ -32,8 +32,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class JobEvent:
-    """Progress worth showing a member: `queued` (with how many jobs are ahead), `rendering`, `retrying`,
-    `preview` (a partial picture as it forms)."""
+    """Progress worth showing a member: `queued` (with how many jobs start before it in the fair order,
+    sent again whenever that changes), `rendering`, `retrying`, `preview` (a partial picture as it forms)."""
 
     stage: str
     ahead: int = 0
@@ -180,6 +180,9 @@ class RenderQueue:
             with_reference=request.with_reference,
         )
         job = Job(record, request, on_event)
+        if self._stopped:
+            job._abandon()  # stopping: its row stays queued, and the next start reports it
+            return job
         self._queued[job.id] = job
         self._wake_dispatcher()
         return job
@@ -255,7 +258,9 @@ class RenderQueue:
             record = await self._store.claim_next_render(list(self._queued))
             if record is None:
                 return  # every queued member has a job running already
-            job = self._queued.pop(record.id)
+            job = self._queued.pop(record.id, None)
+            if job is None:
+                return  # a stop let go of it meanwhile; its row is reported by the next start
             job.record = record
             self._running[job.id] = job
             task = self._tasks.spawn(self._render(job), name=str(job.id), awaited=True)
@@ -272,7 +277,10 @@ class RenderQueue:
 
     def _ended(self, job: Job, task: asyncio.Task[FinishedRender | RenderFailed]) -> None:
         self._running.pop(job.id, None)
-        if task.cancelled() or task.exception() is not None:
+        if task.cancelled():
+            job._abandon()
+        elif (error := task.exception()) is not None:
+            log.error("Render job %d failed", job.id, exc_info=error)
             job._abandon()
         else:
             job._settle(task.result())
