@@ -218,3 +218,41 @@ async def test_many_members_never_exceed_the_concurrency_bound(rig: Rig) -> None
     assert gate.peak == 2 and rig.openai.peak_in_flight == 2
     # One at a time per member: the first three sent are three different members' pictures.
     assert sorted(int(prompt.split()[1]) % 3 for prompt in gate.prompts[:3]) == [0, 1, 2]
+
+
+async def test_a_stop_leaves_running_and_queued_renders_interrupted_with_retry(rig: Rig) -> None:
+    gate = await start(rig)
+    alice, bob = rig.discord.add_member("alice"), rig.discord.add_member("bob")
+    await imagine(rig, alice, "alice picture 1", renders=1)
+    await rig.discord.wait_for(lambda: gate.prompts == ["alice picture 1"], message="the first render")
+    queued = await imagine(rig, bob, "bob picture 1", renders=2)
+    cancelled = await imagine(rig, bob, "bob picture 2", renders=3)
+    await card_saying(rig, cancelled, r"#2 in the queue")
+    button = cancel_button(rig, cancelled)
+    assert button and cancelled.original
+    await (await rig.discord.click(bob, int(cancelled.original["id"]), button["custom_id"])).wait_response()
+    await card_saying(rig, queued, r"next up")
+
+    await rig.restart()
+
+    def notices() -> list[dict[str, Any]] | None:
+        found = [
+            m
+            for m in rig.bot_messages_in(rig.discord.channel_id)
+            if "interrupted when I restarted" in rig.discord.text_of(m)
+        ]
+        return found if len(found) == 2 else None
+
+    told = await rig.discord.wait_for(notices, message="both owners told")
+    assert sorted(rig.discord.text_of(m).split(",")[0] for m in told) == sorted(
+        f"⚠️ <@{member['id']}>" for member in (alice, bob)
+    )
+    assert all([b["label"] for b in rig.discord.buttons_of(m)] == ["Retry"] for m in told), (
+        "each notice offers Retry"
+    )
+    assert rig.query("SELECT prompt, status FROM renders ORDER BY id") == [
+        ("alice picture 1", "interrupted"),
+        ("bob picture 1", "interrupted"),
+        ("bob picture 2", "cancelled"),
+    ]
+    assert gate.prompts == ["alice picture 1"], "nothing queued was sent"
