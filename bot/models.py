@@ -73,6 +73,15 @@ class Render:
 
 
 @dataclass(frozen=True)
+class QueuedTurn:
+    """A queued render's place in the fair order; `busy`: its member has a render running."""
+
+    render_id: int
+    requester_id: int
+    busy: bool
+
+
+@dataclass(frozen=True)
 class Reference:
     """A member's own picture a session starts from: PNG, JPEG or WebP bytes."""
 

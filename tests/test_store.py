@@ -259,3 +259,88 @@ async def test_pending_refinements_become_interrupted_once(store: Store) -> None
     interrupted = await store.interrupt_pending_refinements()
     assert [(r.id, r.status, r.instruction) for r in interrupted] == [(cut_off.id, "interrupted", "night")]
     assert await store.interrupt_pending_refinements() == []
+
+
+async def test_renders_are_rebuilt_to_allow_cancelled_keeping_rows_indexes_and_foreign_keys(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / DATABASE
+    with sqlite3.connect(path) as raw:
+        for script in MIGRATIONS[:3]:
+            raw.executescript(script.read_text())
+        raw.execute(
+            "INSERT INTO sessions (channel_id, owner_id, origin, idea, target) VALUES (1, 2, 'prompt', 'a fox', 'openai')"
+        )
+        raw.execute(
+            "INSERT INTO renders (session_id, version, requester_id, channel_id, status, model, size, quality,"
+            " cost_usd, message_id, started_at) VALUES (1, 1, 2, 1, 'done', 'm', '1024x1024', 'low', 0.01, 77,"
+            " '2026-01-01T00:00:00.000Z')"
+        )
+    store = await Store.open(path)
+    try:
+        kept = await store.get_render(1)
+        assert kept is not None and (kept.status, kept.cost_usd, kept.message_id, kept.kind) == (
+            "done",
+            0.01,
+            77,
+            "generate",
+        )
+        queued = await _render(store, 1)
+        assert await store.cancel_render(queued.id)
+        assert not await store.cancel_render(queued.id), "only a queued job can be cancelled"
+        assert query(path, "PRAGMA foreign_key_check") == []
+        async with store._db.execute("PRAGMA foreign_keys") as cursor:
+            assert tuple(await cursor.fetchone() or ()) == (1,), "foreign keys are back on after migrating"
+    finally:
+        await store.close()
+    indexes = {name for (name,) in query(path, "SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert {
+        "renders_by_status",
+        "renders_by_message",
+        "renders_by_session",
+        "renders_by_requester",
+    } <= indexes
+    assert query(path, "SELECT status FROM renders ORDER BY id") == [("done",), ("cancelled",)]
+    with sqlite3.connect(path) as raw, pytest.raises(sqlite3.IntegrityError):
+        raw.execute("UPDATE renders SET status = 'lost' WHERE id = 1")
+    # Deleting a session still removes its renders (the rebuilt table kept its foreign keys).
+    with sqlite3.connect(path) as raw:
+        raw.execute("PRAGMA foreign_keys = ON")
+        raw.execute("DELETE FROM sessions WHERE id = 1")
+    assert query(path, "SELECT COUNT(*) FROM renders") == [(0,)]
+
+
+async def test_the_fair_order_takes_turns_across_members(store: Store) -> None:
+    session, _ = await _session(store)
+
+    async def queue(member: int) -> int:
+        render = await store.create_render(
+            session_id=session.id,
+            version=1,
+            requester_id=member,
+            channel_id=20,
+            model="gpt-image-2",
+            size="1024x1024",
+            quality="low",
+        )
+        return render.id
+
+    a = [await queue(1) for _ in range(3)]
+    b = [await queue(2) for _ in range(2)]
+    c = await queue(3)
+    # Nobody has started yet: one each, in the order the members queued, round after round.
+    assert [t.render_id for t in await store.queued_render_order()] == [a[0], b[0], c, a[1], b[1], a[2]]
+
+    first = await store.claim_next_render([*a, *b, c])
+    assert first is not None and first.id == a[0] and first.status == "running"
+    order = await store.queued_render_order()
+    assert [t.render_id for t in order] == [b[0], c, a[1], b[1], a[2]]
+    assert [t.busy for t in order] == [False, False, True, False, True]
+    # Only the candidates this process holds, and never a second job of a busy member.
+    second = await store.claim_next_render([a[1], c])
+    assert second is not None and second.id == c
+    assert await store.claim_next_render([a[1], a[2]]) is None
+    await store.finish_render(a[0], revised_prompt=None, input_tokens=None, output_tokens=None, cost_usd=None)
+    await store.finish_render(c, revised_prompt=None, input_tokens=None, output_tokens=None, cost_usd=None)
+    # Bob has not started yet; then Alice, whose last start is older than Carol's.
+    assert [t.render_id for t in await store.queued_render_order()] == [b[0], a[1], b[1], a[2]]

@@ -1,18 +1,23 @@
-"""The render queue: jobs that own their work, bounded concurrency, one job in flight per member.
+"""The render queue: a fair dispatcher, bounded concurrency, one job in flight per member, Cancel.
 
 A job is written to the store as `queued` before anything else happens, so a process that dies
-mid-render leaves a row that the next start marks `interrupted` and reports to its owner. Each job
-runs in a task the queue owns; whoever asked for it awaits the job and follows its events, but
-never lends it their own task, so a stop cancels the queue's work and nothing else.
+mid-render leaves a row that the next start marks `interrupted` and reports to its owner. The
+queue's dispatcher starts jobs while fewer than `concurrency` run: each time, the first job in the
+store's fair order (round-robin across members, see `bot.store.renders`) whose member has nothing
+running is claimed atomically and run in a task the queue owns. It wakes when a job is submitted,
+finishes or is cancelled, and then tells every queued job its place (`JobEvent("queued", ahead=N)`)
+when that changed. Whoever asked for a job awaits it and follows its events, but never lends it
+their own task, so a stop cancels the queue's work and nothing else. A queued job can be cancelled
+(only while the store still says queued); it is then never sent to the image service.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import weakref
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Literal
 
 from bot.core.ai import InputImage
 from bot.core.errors import MuralError, SessionGone
@@ -27,14 +32,15 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class JobEvent:
-    """Progress worth showing a member: `queued` (with how many jobs are ahead), `rendering`, `retrying`,
-    `preview` (a partial picture as it forms)."""
+    """Progress worth showing a member: `queued` (with how many jobs start before it in the fair order,
+    sent again whenever that changes), `rendering`, `retrying`, `preview` (a partial picture as it forms)."""
 
     stage: str
     ahead: int = 0
     own_render_running: bool = False
     retry_in: float | None = None
     preview: bytes | None = field(default=None, repr=False)
+    render_id: int | None = None  # filled in by the job (a queued card's Cancel acts on it)
 
 
 EventCallback = Callable[[JobEvent], Awaitable[None]]
@@ -64,6 +70,19 @@ class FinishedRender:
     image: RenderedImages
 
 
+class RenderCancelled(Exception):
+    """A job its owner cancelled while it was queued: nothing was sent, nothing spent."""
+
+    def __init__(self, record: Render) -> None:
+        super().__init__(f"render {record.id} was cancelled")
+        self.record = record
+
+
+# What pressing Cancel did: cancelled (the job's own waiter shows it), cancelled a job this process
+# does not hold, or too late (it is no longer queued).
+CancelOutcome = Literal["cancelled", "cancelled-elsewhere", "too-late"]
+
+
 class RenderFailed(Exception):
     """A render that ended in an error; the record is already marked failed."""
 
@@ -74,13 +93,16 @@ class RenderFailed(Exception):
 
 
 class Job:
-    """One queued render: its stored record, the queue's task running it, and who hears its events."""
+    """One queued render: its stored record, the outcome its waiter awaits, and who hears its events."""
 
     def __init__(self, record: Render, request: RenderRequest, on_event: EventCallback | None) -> None:
         self.record = record
         self.request = request
         self._on_event = on_event
-        self._task: asyncio.Task[FinishedRender | RenderFailed] | None = None
+        self._outcome: asyncio.Future[FinishedRender | RenderFailed | RenderCancelled] = (
+            asyncio.get_running_loop().create_future()
+        )
+        self._place: tuple[int, bool] | None = None  # the last place in the queue shown
 
     @property
     def id(self) -> int:
@@ -90,19 +112,33 @@ class Job:
         if self._on_event is None:
             return
         try:
-            await self._on_event(event)
+            await self._on_event(replace(event, render_id=self.id))
         except Exception:
             # Progress is a courtesy; a failed edit must not cost the member their picture.
             log.warning("Progress update for job %d failed", self.id, exc_info=True)
 
     async def result(self) -> FinishedRender:
-        """Wait for the job; raises RenderFailed with the bot's error when it failed."""
-        assert self._task is not None, "a job is started by the queue that made it"
+        """Wait for the job; raises RenderFailed with the bot's error when it failed, RenderCancelled
+        when its owner cancelled it."""
         # Shielded: a caller that gives up waiting does not cancel work the queue owns.
-        outcome = await asyncio.shield(self._task)
-        if isinstance(outcome, RenderFailed):
+        outcome = await asyncio.shield(self._outcome)
+        if isinstance(outcome, (RenderFailed, RenderCancelled)):
             raise outcome
         return outcome
+
+    async def _show_place(self, ahead: int, own_render_running: bool) -> None:
+        if self._place != (ahead, own_render_running):
+            self._place = (ahead, own_render_running)
+            await self.emit(JobEvent("queued", ahead=ahead, own_render_running=own_render_running))
+
+    def _settle(self, outcome: FinishedRender | RenderFailed | RenderCancelled) -> None:
+        if not self._outcome.done():
+            self._outcome.set_result(outcome)
+
+    def _abandon(self) -> None:
+        """A stop: whoever waits is cancelled, as the queue's work is."""
+        if not self._outcome.done():
+            self._outcome.cancel()
 
 
 class RenderQueue:
@@ -117,13 +153,16 @@ class RenderQueue:
         self._store = store
         self._images = images
         self._ahead = ahead
-        self._slots = asyncio.Semaphore(concurrency)
-        self._waiting: list[int] = []
+        self._concurrency = concurrency
+        self._queued: dict[int, Job] = {}  # this process's jobs not started yet, by render id
+        self._running: dict[int, Job] = {}
         self._tasks = TaskOwner("render-job")
-        self._member_locks: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._wake = asyncio.Event()
+        self._dispatcher: asyncio.Task[None] | None = None
+        self._stopped = False
 
     async def submit(self, request: RenderRequest, *, on_event: EventCallback | None = None) -> Job:
-        """Record the job as queued and start it in a task the queue owns."""
+        """Record the job as queued; the dispatcher starts it in its turn."""
         record = await self._store.create_render(
             session_id=request.session_id,
             version=request.version,
@@ -141,7 +180,11 @@ class RenderQueue:
             with_reference=request.with_reference,
         )
         job = Job(record, request, on_event)
-        job._task = self._tasks.spawn(self._run(job), name=str(record.id))
+        if self._stopped:
+            job._abandon()  # stopping: its row stays queued, and the next start reports it
+            return job
+        self._queued[job.id] = job
+        self._wake_dispatcher()
         return job
 
     async def render(
@@ -150,6 +193,17 @@ class RenderQueue:
         """Submit a job and wait for its outcome."""
         job = await self.submit(request, on_event=on_event)
         return await job.result()
+
+    async def cancel(self, render_id: int) -> CancelOutcome:
+        """Cancel a job if it is still queued (atomically, in the store); it then never starts."""
+        if not await self._store.cancel_render(render_id):
+            return "too-late"
+        job = self._queued.pop(render_id, None)
+        self._wake_dispatcher()  # everyone behind it moves up
+        if job is None:
+            return "cancelled-elsewhere"
+        job._settle(RenderCancelled(replace(job.record, status="cancelled")))
+        return "cancelled"
 
     async def remember_message(self, record: Render, *, channel_id: int, message_id: int) -> None:
         """Where a job's pictures were posted, so Edit and replies can fetch them again."""
@@ -170,36 +224,69 @@ class RenderQueue:
 
     async def shutdown(self, grace: float = 3.0) -> None:
         """Stop jobs still queued or running; their records stay unfinished, so the next start reports them."""
+        self._stopped = True
+        for job in self._queued.values():
+            job._abandon()
+        self._queued.clear()
         await self._tasks.shutdown(grace)
 
-    def _member_lock(self, member_id: int) -> asyncio.Lock:
-        lock = self._member_locks.get(member_id)
-        if lock is None:
-            lock = asyncio.Lock()
-            self._member_locks[member_id] = lock
-        return lock
+    # -- the dispatcher -------------------------------------------------------------------------
 
-    async def _run(self, job: Job) -> FinishedRender | RenderFailed:
-        if self._ahead is not None:
-            await self._ahead.turn()  # the acknowledgements still owed go out before this job starts
-        member_lock = self._member_lock(job.request.requester_id)
-        if member_lock.locked():
-            await job.emit(JobEvent("queued", own_render_running=True))
-        async with member_lock:
-            self._waiting.append(job.id)
+    def _wake_dispatcher(self) -> None:
+        if self._stopped:
+            return
+        self._wake.set()
+        if self._dispatcher is None or self._dispatcher.done():
+            self._dispatcher = self._tasks.spawn(self._dispatch(), name="dispatcher")
+
+    async def _dispatch(self) -> None:
+        while True:
+            self._wake.clear()
             try:
-                if self._slots.locked():
-                    await job.emit(JobEvent("queued", ahead=self._waiting.index(job.id)))
-                await self._slots.acquire()
-            finally:
-                self._waiting.remove(job.id)
-            try:
-                return await self._render(job)
-            finally:
-                self._slots.release()
+                await self._start_what_fits()
+                await self._show_places()
+            except Exception:
+                log.exception("The render dispatcher failed a round; trying again")
+                await asyncio.sleep(1.0)
+                self._wake.set()
+            await self._wake.wait()
+
+    async def _start_what_fits(self) -> None:
+        while self._queued and len(self._running) < self._concurrency:
+            if self._ahead is not None:
+                await self._ahead.turn()  # the acknowledgements still owed go out before a job starts
+            record = await self._store.claim_next_render(list(self._queued))
+            if record is None:
+                return  # every queued member has a job running already
+            job = self._queued.pop(record.id, None)
+            if job is None:
+                return  # a stop let go of it meanwhile; its row is reported by the next start
+            job.record = record
+            self._running[job.id] = job
+            task = self._tasks.spawn(self._render(job), name=str(job.id), awaited=True)
+            task.add_done_callback(lambda task, job=job: self._ended(job, task))
+
+    async def _show_places(self) -> None:
+        """Tell each queued job how many will start before it, when that changed."""
+        if not self._queued:
+            return
+        for ahead, turn in enumerate(await self._store.queued_render_order()):
+            job = self._queued.get(turn.render_id)
+            if job is not None:
+                await job._show_place(ahead, turn.busy)
+
+    def _ended(self, job: Job, task: asyncio.Task[FinishedRender | RenderFailed]) -> None:
+        self._running.pop(job.id, None)
+        if task.cancelled():
+            job._abandon()
+        elif (error := task.exception()) is not None:
+            log.error("Render job %d failed", job.id, exc_info=error)
+            job._abandon()
+        else:
+            job._settle(task.result())
+        self._wake_dispatcher()
 
     async def _render(self, job: Job) -> FinishedRender | RenderFailed:
-        await self._store.mark_render_running(job.id)
         await job.emit(JobEvent("rendering"))
 
         async def on_retry(error: MuralError, wait: float) -> None:

@@ -98,7 +98,17 @@ class Database:
             )
         for number, path in enumerate(files[current:], start=current + 1):
             script = path.read_text(encoding="utf-8")
-            await self._db.executescript(script)
+            # A migration may rebuild a table; foreign keys can only be switched off outside a
+            # transaction, and are checked once they are back on.
+            await self._db.execute("PRAGMA foreign_keys = OFF")
+            try:
+                await self._db.executescript(script)
+            finally:
+                await self._db.execute("PRAGMA foreign_keys = ON")
+            async with self._db.execute("PRAGMA foreign_key_check") as cursor:
+                broken = list(await cursor.fetchall())
+            if broken:
+                raise RuntimeError(f"migration {path.name} left {len(broken)} broken foreign key(s)")
             async with self._db.execute("PRAGMA user_version") as cursor:
                 row = await cursor.fetchone()
             if not row or int(row[0]) != number:

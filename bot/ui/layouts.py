@@ -153,12 +153,11 @@ def progress_text(version_number: int, update: JobEvent) -> str:
     if update.stage == "preview":
         return f"🎨 v{version_number} is taking shape…"
     if update.stage == "queued":
+        # `ahead` renders start before this one, so it is #ahead+1 in the queue.
+        place = f" (#{update.ahead + 1} in the queue)" if update.ahead else ""
         if update.own_render_running:
-            return f"⏳ v{version_number} is queued behind your render that is still running."
-        ahead = (
-            f"{update.ahead} render{'s' if update.ahead != 1 else ''} ahead" if update.ahead else "next up"
-        )
-        return f"⏳ v{version_number} is queued ({ahead})."
+            return f"⏳ v{version_number} is queued behind your render that is still running{place}."
+        return f"⏳ v{version_number} is queued{place or ' (next up)'}."
     if update.stage == "retrying":
         wait = f" in {update.retry_in:.0f}s" if update.retry_in else ""
         return f"⏳ OpenAI is busy; retrying v{version_number}{wait}…"
@@ -248,6 +247,25 @@ def interrupted_refinement_text(author_id: int, instruction: str, head_version: 
         f"⚠️ <@{author_id}>, I restarted while working on “{quoted}”, so it was not applied. "
         f"The prompt is still at **v{head_version}**: send it again, or press Refine."
     )
+
+
+def cancelled_render_text(version_number: int) -> str:
+    return f"✖️ v{version_number} was cancelled before it started; nothing was sent and nothing spent."
+
+
+def cancel_too_late_text(version_number: int) -> str:
+    return (
+        f"v{version_number} has already been sent to the image service and can't be stopped now; "
+        "it will arrive as usual."
+    )
+
+
+def already_cancelled_text(version_number: int) -> str:
+    return f"v{version_number} is already cancelled."
+
+
+def not_your_render_text(requester_id: int) -> str:
+    return f"Only <@{requester_id}>, who asked for this render, can cancel it."
 
 
 def interrupted_render_text(requester_id: int, version: int) -> str:

@@ -50,6 +50,8 @@ class StudioActions(Protocol):
 
     async def thread_pressed(self, interaction: Interaction, render_id: int) -> None: ...
 
+    async def cancel_pressed(self, interaction: Interaction, render_id: int) -> None: ...
+
     async def history_picked(self, interaction: Interaction, owner_id: int, session_id: int) -> None: ...
 
     async def picture_edit_submitted(
@@ -171,6 +173,15 @@ class ThreadButton(_StudioButton, template=_template("thread", 1)):
         await actions.thread_pressed(interaction, self.ids[0])
 
 
+class CancelButton(_StudioButton, template=_template("cancel", 1)):
+    """On a queued job's progress card: cancel it before it is sent (its owner only)."""
+
+    action, label, emoji, style = "cancel", "Cancel", "✖️", discord.ButtonStyle.danger
+
+    async def press(self, actions: StudioActions, interaction: Interaction) -> None:
+        await actions.cancel_pressed(interaction, self.ids[0])
+
+
 # -- /history -------------------------------------------------------------------------------------
 
 
@@ -213,6 +224,7 @@ DYNAMIC_ITEMS = (
     RerollButton,
     CopyRenderButton,
     ThreadButton,
+    CancelButton,
     HistorySelect,
 )
 

@@ -15,6 +15,7 @@ from bot.core.images import RenderedImages
 from bot.models import Render, Session, SessionSummary, Version
 from bot.ui import layouts
 from cogs.studio._buttons import (
+    CancelButton,
     CopyButton,
     CopyRenderButton,
     EditButton,
@@ -75,9 +76,19 @@ def picture_card(
     )
 
 
-def progress_card(text: str, preview: str | None = None) -> discord.ui.LayoutView:
-    """Where a job stands; while a picture forms, its latest preview."""
-    return layouts.card([text], gallery=[(preview, "preview")] if preview else ())
+def progress_card(
+    text: str, preview: str | None = None, *, cancel: int | None = None
+) -> discord.ui.LayoutView:
+    """Where a job stands; while a picture forms, its latest preview; while it is queued, Cancel."""
+    return layouts.card(
+        [text],
+        gallery=[(preview, "preview")] if preview else (),
+        buttons=[CancelButton(cancel)] if cancel is not None else (),
+    )
+
+
+def cancelled_card(version_number: int) -> discord.ui.LayoutView:
+    return layouts.card([layouts.cancelled_render_text(version_number)])
 
 
 def failure_card(

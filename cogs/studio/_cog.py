@@ -263,6 +263,9 @@ class StudioCog(commands.Cog, name=STUDIO_COG):
     async def thread_pressed(self, interaction: Interaction, render_id: int) -> None:
         await _pictures.open_session_thread(self.bot, interaction, render_id)
 
+    async def cancel_pressed(self, interaction: Interaction, render_id: int) -> None:
+        await _pictures.cancel_render(self.bot, interaction, render_id)
+
     async def history_picked(self, interaction: Interaction, owner_id: int, session_id: int) -> None:
         await _versions.repost(self.bot, interaction, owner_id, session_id)
 

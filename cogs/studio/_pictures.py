@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Any
 import discord
 
 from bot.core.ai import InputImage
-from bot.core.errors import RETRYABLE, InvalidRequest
+from bot.core.errors import RETRYABLE, InvalidRequest, NotAllowed
 from bot.core.images import ImageOptions, picture_from_bytes
 from bot.core.imaging import check_reference_size, input_image, read_reference
-from bot.core.queue import FinishedRender, JobEvent, RenderFailed, RenderRequest
+from bot.core.queue import FinishedRender, JobEvent, RenderCancelled, RenderFailed, RenderRequest
 from bot.core.studio import SessionRequest, check_owner
 from bot.models import Render, Session, Version
 from bot.ui import delivery, layouts
@@ -139,7 +139,8 @@ async def render(
     async def on_event(event: JobEvent) -> None:
         text = layouts.progress_text(version.number, event)
         if event.preview is None:
-            progress.show(_cards.progress_card(text))
+            cancel = event.render_id if event.stage == "queued" else None
+            progress.show(_cards.progress_card(text, cancel=cancel))
             return
         fitted, names = await asyncio.to_thread(
             delivery.fit_pictures, [picture_from_bytes(event.preview)], upload_limit, stem="preview"
@@ -148,6 +149,10 @@ async def render(
 
     try:
         finished = await bot.jobs.render(request, on_event=on_event)
+    except RenderCancelled:
+        await progress.finish()
+        await surface.show(_cards.cancelled_card(version.number))
+        return None
     except RenderFailed as failed:
         await progress.finish()
         with_prompt = session.origin == "imagine" and not editing
@@ -238,6 +243,26 @@ async def reroll(bot: MuralBot, interaction: Interaction, render_id: int) -> Non
             session, version, interaction, options, reference and input_image(reference)
         )
     await _render_where_it_belongs(bot, interaction, session, version, request)
+
+
+async def cancel_render(bot: MuralBot, interaction: Interaction, render_id: int) -> None:
+    """Cancel on a queued job's card: its owner's alone; once the job is running, too late."""
+    record = await bot.jobs.render_record(render_id)
+    if interaction.user.id != record.requester_id:
+        raise NotAllowed(layouts.not_your_render_text(record.requester_id))
+    outcome = await bot.jobs.cancel(render_id)
+    if outcome == "cancelled":
+        await interaction.response.defer()  # the job's own message turns into the cancelled card
+    elif outcome == "cancelled-elsewhere":
+        await interaction.response.edit_message(view=_cards.cancelled_card(record.version))
+    else:
+        current = await bot.jobs.render_record(render_id)
+        text = (
+            layouts.already_cancelled_text(record.version)
+            if current.status == "cancelled"
+            else layouts.cancel_too_late_text(record.version)
+        )
+        await interaction.response.send_message(text, ephemeral=True)
 
 
 # -- edits: change the picture itself ---------------------------------------------------------
