@@ -115,7 +115,8 @@ async def test_a_member_who_queues_one_is_not_starved_by_one_who_queues_five(rig
     await rig.discord.wait_for(delivered, message="every picture delivered")
     order = sorted(commands, key=lambda command: command.finished_at or 0.0)
     assert [command.idea for command in order[:2]] == ["alice picture 1", "bob picture 1"]
-    assert gate.peak == 1 and rig.openai.peak_in_flight == 1
+    # Counted at the fake's image endpoint (moderation and chat calls run beside renders).
+    assert gate.peak == 1
     assert rig.query("SELECT DISTINCT status FROM renders") == [("done",)]
 
 
@@ -215,7 +216,7 @@ async def test_many_members_never_exceed_the_concurrency_bound(rig: Rig) -> None
         lambda: rig.query("SELECT COUNT(*) FROM renders WHERE status = 'done'") == [(9,)],
         message="every render finished",
     )
-    assert gate.peak == 2 and rig.openai.peak_in_flight == 2
+    assert gate.peak == 2
     # One at a time per member: the first three sent are three different members' pictures.
     assert sorted(int(prompt.split()[1]) % 3 for prompt in gate.prompts[:3]) == [0, 1, 2]
 
