@@ -106,7 +106,9 @@ async def test_a_refused_imagine_keeps_its_prompt_without_a_pointless_retry(rig:
     imagine = await rig.discord.slash_command(alice, "imagine", {"idea": IDEA})
     failed = await rig.answer_containing(imagine, "E-SAFETY")
     assert "snowy hill" in rig.discord.text_of(failed)
-    assert list(buttons(failed).values()) == ["Copy"]
+    assert list(buttons(failed).values()) == ["Rephrase safely", "Copy"], (
+        "no pointless Retry; a way out instead"
+    )
 
 
 async def test_a_long_prompt_is_kept_whole_rendered_whole_and_copied_whole(rig: Rig) -> None:

@@ -8,7 +8,7 @@ import pytest
 
 from bot.core.pricing import DEFAULT_PRICES
 from loopback.fake_discord import Permissions
-from loopback.fake_openai import ImageReply, Reply
+from loopback.fake_openai import ImageReply, Reply, moderation_blocked
 from loopback.rig import EPHEMERAL, Rig
 
 pytestmark = pytest.mark.asyncio
@@ -175,3 +175,71 @@ async def test_every_change_is_written_to_the_audit_channel(rig: Rig) -> None:
     assert rig.query("SELECT moderation, audit_channel_id FROM guild_settings") == [
         ("strict", int(audit["id"]))
     ]
+
+
+# -- moderation -----------------------------------------------------------------------------------------
+
+
+async def test_a_flagged_idea_is_refused_before_anything_is_spent_and_audited(rig: Rig) -> None:
+    await rig.start_bot()
+    boss, alice = admin(rig), rig.discord.add_member("alice")
+    audit = rig.discord.add_text_channel("mural-audit")
+    await settings(rig, boss, audit_channel=audit["id"])
+    refused = await rig.discord.slash_command(alice, "imagine", {"idea": "a fox FLAG:violence"})
+    told = await rig.answer_containing(refused, "E-FLAGGED")
+    assert "violence" in rig.discord.text_of(told)
+    assert rig.openai.calls("/chat/completions") == 0 and rig.openai.calls("/images/generations") == 0
+    line = await rig.wait_for_bot_message(int(audit["id"]), "Moderation stopped")
+    assert f"<@{alice['id']}>" in line["content"] and "violence" in line["content"]
+    assert "FLAG" not in line["content"], "at standard, the text itself stays out of the audit channel"
+
+    await settings(rig, boss, moderation="strict")
+    await rig.discord.slash_command(alice, "prompt", {"idea": "another FLAG:harassment"})
+    strict = await rig.wait_for_bot_message(int(audit["id"]), "harassment")
+    assert "another FLAG:harassment" in rig.discord.text_of(strict)
+    assert rig.query("SELECT COUNT(*) FROM sessions") == [(0,)]
+
+
+async def test_generate_states_the_image_apis_moderation_parameter(rig: Rig) -> None:
+    await rig.start_bot()
+    boss, alice = admin(rig), rig.discord.add_member("alice")
+    rig.openai.script_chat(V1, V1)
+    await rig.discord.slash_command(alice, "imagine", {"idea": "a fox"})
+    await rig.openai.wait_for_calls("/images/generations")
+    await settings(rig, boss, moderation="off")
+    await rig.discord.slash_command(alice, "imagine", {"idea": "a fox FLAG:violence"})
+    await rig.openai.wait_for_calls("/images/generations", 2)
+    assert [r.json["moderation"] for r in rig.openai.image_requests] == ["auto", "low"]
+    assert rig.openai.calls("/moderations") == 1, "with moderation off, nothing is sent to be moderated"
+
+
+async def test_a_server_without_the_moderation_endpoint_goes_on_and_says_so(
+    rig: Rig, caplog: pytest.LogCaptureFixture
+) -> None:
+    rig.openai.moderations_available = False
+    await rig.start_bot()
+    alice = rig.discord.add_member("alice")
+    await rig.start_prompt(alice, "a fox", V1)
+    await rig.start_prompt(alice, "a fox again", V2)
+    assert rig.openai.calls("/moderations") == 1, "asked once, then known to be missing"
+    assert sum("no moderation endpoint" in r.getMessage() for r in caplog.records) == 1
+    assert "unavailable" in await settings(rig, admin(rig))
+
+
+async def test_rephrase_safely_after_a_refusal_makes_a_new_version(rig: Rig) -> None:
+    await rig.start_bot()
+    alice = rig.discord.add_member("alice")
+    _, v1, thread = await rig.start_prompt(alice, "a fox", V1)
+    rig.openai.script_images(moderation_blocked())
+    generate = next(b for b in rig.discord.buttons_of(v1) if b["label"] == "Generate")
+    await rig.discord.click(alice, int(v1["id"]), generate["custom_id"])
+    refused = await rig.wait_for_bot_message(int(thread["id"]), "E-SAFETY")
+    rephrase = next(b for b in rig.discord.buttons_of(refused) if b["label"] == "Rephrase safely")
+
+    rig.openai.script_chat(V2)
+    await rig.discord.click(alice, int(refused["id"]), rephrase["custom_id"])
+    v2 = await rig.wait_for_bot_message(int(thread["id"]), "### v2")
+    assert "full moon" in rig.discord.text_of(v2)
+    asked = rig.openai.chat_requests[-1].json["messages"][-1]["content"]
+    assert V1 in asked and "refused" in asked
+    assert rig.query("SELECT purpose FROM chat_usage ORDER BY id") == [("expand",), ("rephrase",)]

@@ -245,7 +245,7 @@ async def test_a_refusal_inside_the_stream_reaches_the_member(rig: Rig) -> None:
     imagine = await rig.discord.slash_command(alice, "imagine", {"idea": "a fox"})
     failed = await rig.answer_containing(imagine, "E-SAFETY")
     assert "snowy hill" in text(rig, failed)
-    assert labels(rig, failed) == ["Copy"]
+    assert labels(rig, failed) == ["Rephrase safely", "Copy"]
 
 
 # -- review, raw, aspect, Refine on an /imagine picture ----------------------------------------------

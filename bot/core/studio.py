@@ -100,6 +100,13 @@ _REFINE_RULES = (
 )
 
 
+_REPHRASE_INSTRUCTION = (
+    "The image model refused this prompt under its safety rules. Rewrite it so that it keeps the idea, "
+    "the composition and the style, but stays clearly within content rules: no real people's names, no "
+    "graphic violence, nothing sexual, no hateful or dangerous details; describe rather than name."
+)
+
+
 def system_prompt(target: str, style: str | None, *, refining: bool = False) -> str:
     parts = [_BASE_RULES, TARGETS.get(target, TARGETS[DEFAULT_TARGET]).guidance]
     if style and style in STYLES:
@@ -448,6 +455,27 @@ class Studio:
 
     async def recent_sessions(self, owner_id: int, limit: int = HISTORY_LIMIT) -> list[SessionSummary]:
         return await self._store.recent_sessions(owner_id, limit)
+
+    async def rephrase_safely(
+        self, session_id: int, number: int, *, author_id: int, channel_id: int
+    ) -> Version:
+        """After a safety refusal: the chat model writes a compliant variant of `number` as a new version."""
+        async with self.lock_for(session_id):
+            session, version = await self.version(session_id, number)
+            answer, _ = await self._chat(
+                refinement_messages(session, [version], _REPHRASE_INSTRUCTION),
+                purpose="rephrase",
+                user_id=author_id,
+                guild_id=session.guild_id,
+                session_id=session.id,
+            )
+            return await self._store.add_version(
+                session.id,
+                parent=version.number,
+                prompt=parse_prompt(answer.text),
+                instruction="rephrased to stay within the content rules",
+                author_id=author_id,
+            )
 
     # -- undo and edits -----------------------------------------------------------------------
 

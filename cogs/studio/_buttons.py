@@ -50,6 +50,8 @@ class StudioActions(Protocol):
 
     async def thread_pressed(self, interaction: Interaction, render_id: int) -> None: ...
 
+    async def rephrase_pressed(self, interaction: Interaction, render_id: int) -> None: ...
+
     async def cancel_pressed(self, interaction: Interaction, render_id: int) -> None: ...
 
     async def history_picked(self, interaction: Interaction, owner_id: int, session_id: int) -> None: ...
@@ -180,6 +182,15 @@ class CancelButton(_StudioButton, template=_template("cancel", 1)):
 
     async def press(self, actions: StudioActions, interaction: Interaction) -> None:
         await actions.cancel_pressed(interaction, self.ids[0])
+
+
+class RephraseButton(_StudioButton, template=_template("rephrase", 1)):
+    """On a picture the image model refused: a compliant variant of its prompt, as a new version."""
+
+    action, label, emoji = "rephrase", "Rephrase safely", "🛟"
+
+    async def press(self, actions: StudioActions, interaction: Interaction) -> None:
+        await actions.rephrase_pressed(interaction, self.ids[0])
 
 
 # -- /history -------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from cogs.studio._buttons import (
     GenerateButton,
     HistorySelect,
     RefineButton,
+    RephraseButton,
     RerollButton,
     ThreadButton,
     UndoButton,
@@ -92,12 +93,22 @@ def cancelled_card(version_number: int) -> discord.ui.LayoutView:
 
 
 def failure_card(
-    session: Session, version: Version, render: Render, texts: Sequence[str], *, retry: bool, copy: bool
+    session: Session,
+    version: Version,
+    render: Render,
+    texts: Sequence[str],
+    *,
+    retry: bool,
+    copy: bool,
+    rephrase: bool = False,
 ) -> discord.ui.LayoutView:
-    """A render that failed: what went wrong, the prompt for /imagine, and Retry where it can help."""
+    """A render that failed: what went wrong, the prompt for /imagine, Retry where it can help, and
+    Rephrase safely where the image model refused the prompt."""
     buttons: list[discord.ui.Item[Any]] = []
     if retry:
         buttons.append(RerollButton(render.id, label="Retry"))
+    if rephrase:
+        buttons.append(RephraseButton(render.id))
     if copy:
         buttons.append(CopyRenderButton(render.id))
     return layouts.card(texts, buttons=buttons)

@@ -266,6 +266,9 @@ class StudioCog(commands.Cog, name=STUDIO_COG):
     async def cancel_pressed(self, interaction: Interaction, render_id: int) -> None:
         await _pictures.cancel_render(self.bot, interaction, render_id)
 
+    async def rephrase_pressed(self, interaction: Interaction, render_id: int) -> None:
+        await _pictures.rephrase(self.bot, interaction, render_id)
+
     async def history_picked(self, interaction: Interaction, owner_id: int, session_id: int) -> None:
         await _versions.repost(self.bot, interaction, owner_id, session_id)
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import discord
 
 from bot.core.ai import InputImage
-from bot.core.errors import RETRYABLE, InvalidRequest, NotAllowed
+from bot.core.errors import RETRYABLE, InvalidRequest, NotAllowed, SafetyRejected
 from bot.core.images import ImageOptions, picture_from_bytes
 from bot.core.imaging import check_reference_size, input_image, read_reference
 from bot.core.queue import FinishedRender, JobEvent, RenderCancelled, RenderFailed, RenderRequest
@@ -166,6 +166,7 @@ async def render(
             texts,
             retry=isinstance(failed.error, RETRYABLE),
             copy=with_prompt,
+            rephrase=isinstance(failed.error, SafetyRejected) and not editing,
         )
         await surface.show(card)
         return None
@@ -452,3 +453,24 @@ async def report_interrupted_renders(bot: MuralBot, renders: Sequence[Render]) -
             await delivery.send_in(bot, channel, view=_cards.retry_card(record, text))
         except discord.HTTPException:
             log.warning("Could not report interrupted render %d", record.id, exc_info=True)
+
+
+async def rephrase(bot: MuralBot, interaction: Interaction, render_id: int) -> None:
+    """`Rephrase safely` on a refused picture: a compliant variant of its prompt becomes the next version."""
+    record = await bot.jobs.render_record(render_id)
+    session = await bot.studio.session(record.session_id)
+    await bot.policy.check_may_act(session, interaction.user.id, place_of(interaction), "rephrase it")
+    elsewhere = _versions.elsewhere_than_thread(session, interaction)
+    await interaction.response.defer(thinking=True, ephemeral=elsewhere)
+    version = await bot.studio.rephrase_safely(
+        session.id, record.version, author_id=interaction.user.id, channel_id=interaction.channel_id or 0
+    )
+    if elsewhere:
+        message = await _versions.post_version(
+            bot, session, version, channel=_versions.thread_of(bot, session, interaction)
+        )
+        await interaction.edit_original_response(
+            content=layouts.version_in_thread_text(version, message.jump_url)
+        )
+        return
+    await _versions.post_version(bot, session, version, interaction=interaction)
