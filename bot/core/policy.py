@@ -67,6 +67,15 @@ class Place:
     role_ids: frozenset[int] = frozenset()
 
 
+def check_owner(session: Session, user_id: int, what: str) -> None:
+    """Only the member who started a session may act on it."""
+    if user_id != session.owner_id:
+        raise NotAllowed(
+            f"Only <@{session.owner_id}>, who started this prompt, can {what}. "
+            "Start your own with `/prompt` or `/imagine`."
+        )
+
+
 class Policy:
     def __init__(
         self, store: Store, images: ImageService, ai: OpenAIService, *, allowed_models: tuple[str, ...]
@@ -142,10 +151,7 @@ class Policy:
         shared = (settings.session_access or DEFAULT_ACCESS) == "thread"
         if shared and session.thread_id is not None and place.channel_id == session.thread_id:
             return
-        raise NotAllowed(
-            f"Only <@{session.owner_id}>, who started this prompt, can {what}. "
-            "Start your own with `/prompt` or `/imagine`."
-        )
+        check_owner(session, user_id, what)
 
     # -- what renders use ----------------------------------------------------------------------
 

@@ -14,10 +14,10 @@ import weakref
 from dataclasses import dataclass
 
 from bot.core.ai import ChatAnswer, InputImage, OpenAIService
-from bot.core.errors import BadAnswer, ChatRefused, InvalidRequest, NotAllowed, SessionGone
+from bot.core.errors import BadAnswer, ChatRefused, InvalidRequest, SessionGone
 from bot.core.images import ASPECTS
 from bot.core.pacing import AcknowledgementsFirst
-from bot.core.policy import Policy
+from bot.core.policy import Policy, check_owner
 from bot.core.pricing import DEFAULT_PRICES, PriceTable
 from bot.core.tasks import TaskOwner
 from bot.models import Reference, Refinement, Session, SessionSummary, Version
@@ -218,15 +218,6 @@ class SessionRequest:
     reference: Reference | None = None
     # The idea is the prompt, word for word: nothing is asked of the chat model.
     raw: bool = False
-
-
-def check_owner(session: Session, user_id: int, what: str) -> None:
-    """Only the member who started a session may act on it."""
-    if user_id != session.owner_id:
-        raise NotAllowed(
-            f"Only <@{session.owner_id}>, who started this prompt, can {what}. "
-            "Start your own with `/prompt` or `/imagine`."
-        )
 
 
 class Studio:

@@ -19,8 +19,9 @@ from bot.core.ai import InputImage
 from bot.core.errors import RETRYABLE, InvalidRequest, NotAllowed, SafetyRejected
 from bot.core.images import ImageOptions, picture_from_bytes
 from bot.core.imaging import check_reference_size, input_image, read_reference
+from bot.core.policy import check_owner
 from bot.core.queue import FinishedRender, JobEvent, RenderCancelled, RenderFailed, RenderRequest
-from bot.core.studio import SessionRequest, check_owner
+from bot.core.studio import SessionRequest
 from bot.models import Render, Session, Version
 from bot.ui import delivery, layouts
 from bot.ui.context import place_of, place_of_message

@@ -15,7 +15,8 @@ import discord
 
 from bot.core.ai import InputImage
 from bot.core.errors import InvalidRequest, MuralError
-from bot.core.studio import SessionRequest, check_owner
+from bot.core.policy import check_owner
+from bot.core.studio import SessionRequest
 from bot.models import Refinement, Session, Version
 from bot.ui import delivery, layouts
 from bot.ui.context import place_of
