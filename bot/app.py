@@ -188,7 +188,9 @@ class MuralBot(commands.Bot):
             ),
             prices=settings.prices,
         )
-        self.policy = Policy(store, self.images, ai, allowed_models=settings.image_models)
+        self.policy = Policy(
+            store, self.images, ai, allowed_models=settings.image_models, limits=settings.limits
+        )
         self.studio = Studio(store, ai, ahead=acknowledgements, prices=settings.prices, policy=self.policy)
         self.jobs = RenderQueue(
             store, self.images, concurrency=settings.render_concurrency, ahead=acknowledgements

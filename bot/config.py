@@ -17,8 +17,13 @@ from dotenv import dotenv_values
 
 from bot.core.images import QUALITY_CHOICES, capabilities_for, size_problem
 from bot.core.pricing import DEFAULT_PRICES, PricesFileError, PriceTable, load_prices
+from bot.models import Limits
 
 DEFAULT_CHAT_MODEL = "gpt-5.4-mini"
+# Generous for one member, and a ceiling an operator can live with before choosing their own.
+DEFAULT_LIMITS = Limits(
+    member_daily_pictures=25, member_daily_spend=2.0, server_daily_spend=25.0, server_monthly_spend=250.0
+)
 DEFAULT_IMAGE_MODEL = "gpt-image-2"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -53,9 +58,24 @@ class Settings:
     chat_timeout: float = 60.0
     image_timeout: float = 180.0
     render_concurrency: int = 4
+    # Budgets every server starts with (a server's /settings override them); None: no limit.
+    member_daily_pictures: int | None = DEFAULT_LIMITS.member_daily_pictures
+    member_daily_spend: float | None = DEFAULT_LIMITS.member_daily_spend
+    server_daily_spend: float | None = DEFAULT_LIMITS.server_daily_spend
+    server_monthly_spend: float | None = DEFAULT_LIMITS.server_monthly_spend
     # Salts the safety identifier OpenAI gets for each member; generated and kept in the store if unset.
     safety_salt: str | None = field(default=None, repr=False)
     prices: PriceTable = field(default=DEFAULT_PRICES, repr=False)
+
+    @property
+    def limits(self) -> Limits:
+        """The operator's budgets: every server's defaults."""
+        return Limits(
+            member_daily_pictures=self.member_daily_pictures,
+            member_daily_spend=self.member_daily_spend,
+            server_daily_spend=self.server_daily_spend,
+            server_monthly_spend=self.server_monthly_spend,
+        )
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -144,6 +164,10 @@ def _prices(env: Mapping[str, str]) -> PriceTable:
         raise ConfigError("PRICES_FILE", f"{path} {error}") from None
 
 
+def _int_or_none(value: float | None) -> int | None:
+    return None if value is None else int(value)
+
+
 def _safety_salt(env: Mapping[str, str]) -> str | None:
     value = _text(env, "SAFETY_SALT")
     if value is not None and len(value) < 16:
@@ -151,6 +175,17 @@ def _safety_salt(env: Mapping[str, str]) -> str | None:
             "SAFETY_SALT", "is too short; expected at least 16 random characters, or leave it empty"
         )
     return value
+
+
+def _limit(env: Mapping[str, str], name: str, default: float | None, *, integer: bool) -> float | None:
+    """A budget: a number of pictures or dollars; 0 turns the limit off."""
+    if _text(env, name) is None:
+        return default
+    if integer:
+        value: float = _number(env, name, 0, integer=True, low=0, high=1_000_000)
+    else:
+        value = _number(env, name, 0.0, integer=False, low=0, high=1_000_000)
+    return value or None
 
 
 def settings_from(env: Mapping[str, str]) -> Settings:
@@ -205,6 +240,18 @@ def settings_from(env: Mapping[str, str]) -> Settings:
         image_timeout=_number(env, "IMAGE_TIMEOUT", 180.0, integer=False, low=1, high=1800),
         render_concurrency=_number(env, "RENDER_CONCURRENCY", 4, integer=True, low=1, high=32),
         safety_salt=_safety_salt(env),
+        member_daily_pictures=_int_or_none(
+            _limit(env, "MEMBER_DAILY_PICTURES", DEFAULT_LIMITS.member_daily_pictures, integer=True)
+        ),
+        member_daily_spend=_limit(
+            env, "MEMBER_DAILY_SPEND", DEFAULT_LIMITS.member_daily_spend, integer=False
+        ),
+        server_daily_spend=_limit(
+            env, "SERVER_DAILY_SPEND", DEFAULT_LIMITS.server_daily_spend, integer=False
+        ),
+        server_monthly_spend=_limit(
+            env, "SERVER_MONTHLY_SPEND", DEFAULT_LIMITS.server_monthly_spend, integer=False
+        ),
         prices=_prices(env),
     )
 

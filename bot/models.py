@@ -70,6 +70,8 @@ class Render:
     with_reference: bool = False
     message_channel_id: int | None = None
     cost_estimated: bool = False
+    guild_id: int | None = None
+    cost_reserved: float | None = None
 
 
 @dataclass(frozen=True)
@@ -114,3 +116,54 @@ class ServerSettings:
     required_role_id: int | None = None
     moderation: str | None = None
     audit_channel_id: int | None = None
+    daily_pictures: int | None = None
+    daily_spend: float | None = None
+    server_daily_spend: float | None = None
+    server_monthly_spend: float | None = None
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one member may use in one place; None means no limit."""
+
+    member_daily_pictures: int | None = None
+    member_daily_spend: float | None = None
+    server_daily_spend: float | None = None
+    server_monthly_spend: float | None = None
+
+
+@dataclass(frozen=True)
+class Window:
+    """The day and the month a budget counts (UTC), as the store's timestamps, and when each resets."""
+
+    day_start: str
+    month_start: str
+    day_reset: int  # unix seconds
+    month_reset: int
+
+
+@dataclass(frozen=True)
+class Spent:
+    """Pictures and dollars used in a window; queued and running jobs count with their reserved cost."""
+
+    pictures: int = 0
+    spend: float = 0.0
+
+
+@dataclass(frozen=True)
+class OverLimit:
+    """Which limit a request would break: `member_daily_pictures`, `member_daily_spend`,
+    `server_daily_spend` or `server_monthly_spend`, with how much is used and allowed."""
+
+    limit: str
+    used: float
+    allowed: float
+
+
+@dataclass(frozen=True)
+class MemberSpent:
+    """One member's use of a server in a window (the top of /usage for admins)."""
+
+    user_id: int
+    pictures: int
+    spend: float

@@ -157,16 +157,19 @@ async def test_render_lifecycle(store: Store, tmp_path: Path) -> None:
     assert _render_row(tmp_path, render.id) == ("done", 100, 999)
 
 
-async def test_unfinished_renders_become_interrupted(store: Store, tmp_path: Path) -> None:
+async def test_running_renders_become_interrupted_and_queued_ones_wait_to_run(
+    store: Store, tmp_path: Path
+) -> None:
     session, _ = await _session(store)
     queued, running, finished = [await _render(store, session.id) for _ in range(3)]
     await store.mark_render_running(running.id)
     await store.fail_render(finished.id, code="E-SAFETY", error="refused")
-    interrupted = await store.interrupt_unfinished_renders()
-    assert sorted(r.id for r in interrupted) == [queued.id, running.id]
+    interrupted = await store.interrupt_running_renders()
+    assert [r.id for r in interrupted] == [running.id]
     statuses = query(tmp_path / DATABASE, "SELECT status FROM renders WHERE session_id = ?", (session.id,))
-    assert sorted(status for (status,) in statuses) == ["failed", "interrupted", "interrupted"]
-    assert await store.interrupt_unfinished_renders() == []
+    assert sorted(status for (status,) in statuses) == ["failed", "interrupted", "queued"]
+    assert await store.interrupt_running_renders() == []
+    assert [r.id for r in await store.queued_renders()] == [queued.id]
 
 
 async def test_migrations_are_numbered_files_each_in_its_own_transaction() -> None:

@@ -300,6 +300,17 @@ class ImageService:
         check_options(chosen)
         return chosen
 
+    def expected_cost(self, options: ImageOptions, *, editing: bool = False) -> float:
+        """What a render will probably cost, reserved against budgets while it waits and runs
+        (an edit's input picture is billed too: counted as one more picture's worth)."""
+        quality = api_quality(capabilities_for(options.model), options.quality) or "standard"
+        cost = self._prices.picture_cost(options.model, quality, options.size, options.count)
+        if cost is None:
+            cost = self._prices.estimated_picture_cost(
+                options.model, options.quality, options.size, options.count + int(editing)
+            )
+        return cost or 0.0
+
     async def render(
         self,
         prompt: str,

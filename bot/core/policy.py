@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from bot.core.ai import InputImage, OpenAIService
+from bot.core.budgets import BudgetExceeded, UsageReport, limits_for, window_at
 from bot.core.errors import InvalidRequest, MuralError, NotAllowed
 from bot.core.images import (
     QUALITY_CHOICES,
@@ -22,7 +23,7 @@ from bot.core.images import (
     quality_choices,
     size_problem,
 )
-from bot.models import ServerSettings, Session
+from bot.models import Limits, ServerSettings, Session
 from bot.store import Store
 
 SESSION_ACCESS = {"owner": "the session's owner", "thread": "anyone in the thread"}
@@ -67,6 +68,11 @@ class Place:
     role_ids: frozenset[int] = frozenset()
 
 
+def _image_moderation(settings: ServerSettings) -> str:
+    """The image API's own filter: its standard one unless the server switched moderation off."""
+    return "low" if settings.moderation == "off" else "auto"
+
+
 def check_owner(session: Session, user_id: int, what: str) -> None:
     """Only the member who started a session may act on it."""
     if user_id != session.owner_id:
@@ -78,12 +84,20 @@ def check_owner(session: Session, user_id: int, what: str) -> None:
 
 class Policy:
     def __init__(
-        self, store: Store, images: ImageService, ai: OpenAIService, *, allowed_models: tuple[str, ...]
+        self,
+        store: Store,
+        images: ImageService,
+        ai: OpenAIService,
+        *,
+        allowed_models: tuple[str, ...],
+        limits: Limits | None = None,
     ) -> None:
         self._store = store
         self._images = images
         self._ai = ai
         self.allowed_models = allowed_models
+        # The operator's budgets, every server's defaults; none in narrow tests.
+        self.operator_limits = limits or Limits()
         # Told of every request moderation stops (the admin cog writes it to the audit channel).
         self.on_flagged: FlagListener | None = None
 
@@ -153,6 +167,53 @@ class Policy:
             return
         check_owner(session, user_id, what)
 
+    # -- budgets ---------------------------------------------------------------------------------
+
+    async def limits(self, place: Place) -> Limits:
+        """A member's limits where they act: the operator's, the server's, their roles'."""
+        settings = await self.settings(place.guild_id)
+        roles = await self._store.role_limits(place.guild_id) if place.guild_id is not None else {}
+        return limits_for(self.operator_limits, settings, roles, place.role_ids)
+
+    async def check_budget(self, place: Place, user_id: int, *, pictures: int = 0, cost: float = 0.0) -> None:
+        """Refuse, before anything is spent, what would go over a limit (a job's own reservation is
+        checked again, atomically, when it is queued)."""
+        window = window_at()
+        over = await self._store.check_limits(
+            await self.limits(place),
+            window,
+            guild_id=place.guild_id,
+            user_id=user_id,
+            pictures=pictures,
+            cost=cost,
+        )
+        if over is not None:
+            raise BudgetExceeded(over, window)
+
+    async def usage(self, place: Place, user_id: int, *, whole_server: bool) -> UsageReport:
+        """A member's pictures and spend today and this month; with `whole_server`, the server's too."""
+        window = window_at()
+        store = self._store
+        mine_today = await store.spent(window.day_start, guild_id=place.guild_id, user_id=user_id)
+        mine_month = await store.spent(window.month_start, guild_id=place.guild_id, user_id=user_id)
+        report = UsageReport(await self.limits(place), window, mine_today, mine_month)
+        if not whole_server or place.guild_id is None:
+            return report
+        return replace(
+            report,
+            server_today=await store.spent(window.day_start, guild_id=place.guild_id, user_id=None),
+            server_month=await store.spent(window.month_start, guild_id=place.guild_id, user_id=None),
+            top_members=tuple(await store.top_members(place.guild_id, window.month_start)),
+        )
+
+    async def role_limits(self, guild_id: int) -> dict[int, int]:
+        return await self._store.role_limits(guild_id)
+
+    async def set_role_limit(self, guild_id: int, role_id: int, daily_pictures: int | None) -> None:
+        if daily_pictures is not None and daily_pictures < 0:
+            raise InvalidRequest("A role's daily pictures is a number from 0 (no limit) up.")
+        await self._store.set_role_limit(guild_id, role_id, daily_pictures)
+
     # -- what renders use ----------------------------------------------------------------------
 
     def defaults_for(self, settings: ServerSettings) -> ImageOptions:
@@ -190,8 +251,14 @@ class Policy:
             count=count,
             aspect=aspect,
         )
-        # The image API's own filter: its standard one unless the server switched moderation off.
-        return replace(chosen, moderation="low" if settings.moderation == "off" else "auto")
+        return replace(chosen, moderation=_image_moderation(settings))
+
+    async def same_options(
+        self, guild_id: int | None, *, model: str, size: str, quality: str, count: int = 1
+    ) -> ImageOptions:
+        """Options of an earlier render (Reroll, an edit of its picture, a restart), under today's moderation."""
+        chosen = self._images.options(model=model, size=size, quality=quality, count=count)
+        return replace(chosen, moderation=_image_moderation(await self.settings(guild_id)))
 
     # -- changing settings ---------------------------------------------------------------------
 
@@ -216,4 +283,7 @@ class Policy:
             raise InvalidRequest(f"Who may refine is one of: {', '.join(SESSION_ACCESS)}.")
         if changes.get("moderation") not in (None, *MODERATION_LEVELS):
             raise InvalidRequest(f"Moderation is one of: {', '.join(MODERATION_LEVELS)}.")
+        for limit in ("daily_pictures", "daily_spend", "server_daily_spend", "server_monthly_spend"):
+            if (changes.get(limit) or 0) < 0:
+                raise InvalidRequest("A limit is a number from 0 (no limit) up.")
         return await self._store.change_server_settings(guild_id, changes)

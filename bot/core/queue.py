@@ -1,7 +1,9 @@
 """The render queue: a fair dispatcher, bounded concurrency, one job in flight per member, Cancel.
 
-A job is written to the store as `queued` before anything else happens, so a process that dies
-mid-render leaves a row that the next start marks `interrupted` and reports to its owner. The
+A job is written to the store as `queued`, within its requester's budgets (checked and reserved in one
+transaction), before anything else happens. A process that stops leaves its rows behind: the next
+start runs the queued ones in their turn and marks the running ones `interrupted`, for their owners to
+retry (their request may already have reached OpenAI). The
 queue's dispatcher starts jobs while fewer than `concurrency` run: each time, the first job in the
 store's fair order (round-robin across members, see `bot.store.renders`) whose member has nothing
 running is claimed atomically and run in a task the queue owns. It wakes when a job is submitted,
@@ -20,11 +22,12 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from bot.core.ai import InputImage
+from bot.core.budgets import BudgetExceeded, window_at
 from bot.core.errors import MuralError, SessionGone
 from bot.core.images import ImageOptions, ImageService, RenderedImages
 from bot.core.pacing import AcknowledgementsFirst
 from bot.core.tasks import TaskOwner
-from bot.models import Render
+from bot.models import Limits, OverLimit, Render
 from bot.store import Store
 
 log = logging.getLogger(__name__)
@@ -62,6 +65,9 @@ class RenderRequest:
     source_index: int | None = None
     instruction: str | None = None
     with_reference: bool = False
+    guild_id: int | None = None
+    # The requester's budgets, checked atomically as the job is queued; None: no budget (tests, restarts).
+    limits: Limits | None = None
 
 
 @dataclass(frozen=True)
@@ -161,13 +167,15 @@ class RenderQueue:
         self._dispatcher: asyncio.Task[None] | None = None
         self._stopped = False
 
-    async def submit(self, request: RenderRequest, *, on_event: EventCallback | None = None) -> Job:
-        """Record the job as queued; the dispatcher starts it in its turn."""
-        record = await self._store.create_render(
+    async def reserve(self, request: RenderRequest) -> Job:
+        """Record the job as queued, within the requester's budgets (BudgetExceeded, and nothing stored,
+        when it does not fit); it waits to be started, so its owner can first say it was accepted."""
+        job_fields = dict(
             session_id=request.session_id,
             version=request.version,
             requester_id=request.requester_id,
             channel_id=request.channel_id,
+            guild_id=request.guild_id,
             model=request.options.model,
             size=request.options.size,
             quality=request.options.quality,
@@ -178,14 +186,33 @@ class RenderQueue:
             source_index=request.source_index,
             instruction=request.instruction,
             with_reference=request.with_reference,
+            cost_reserved=self._images.expected_cost(request.options, editing=bool(request.inputs)),
         )
-        job = Job(record, request, on_event)
+        if request.limits is None:
+            return Job(await self._store.create_render(**job_fields), request, None)
+        window = window_at()
+        reserved = await self._store.reserve_render(limits=request.limits, window=window, **job_fields)
+        if isinstance(reserved, OverLimit):
+            raise BudgetExceeded(reserved, window)
+        return Job(reserved, request, None)
+
+    def adopt(self, record: Render, request: RenderRequest) -> Job:
+        """A job a restart found still queued: it keeps its row, its place and its reservation."""
+        return Job(record, request, None)
+
+    def start(self, job: Job, *, on_event: EventCallback | None = None) -> Job:
+        """Let a reserved job take its turn; `on_event` hears its place, progress and previews."""
+        job._on_event = on_event
         if self._stopped:
-            job._abandon()  # stopping: its row stays queued, and the next start reports it
+            job._abandon()  # stopping: its row stays queued, and the next start runs it
             return job
         self._queued[job.id] = job
         self._wake_dispatcher()
         return job
+
+    async def submit(self, request: RenderRequest, *, on_event: EventCallback | None = None) -> Job:
+        """Reserve a job and let it take its turn at once."""
+        return self.start(await self.reserve(request), on_event=on_event)
 
     async def render(
         self, request: RenderRequest, *, on_event: EventCallback | None = None
@@ -205,6 +232,11 @@ class RenderQueue:
         job._settle(RenderCancelled(replace(job.record, status="cancelled")))
         return "cancelled"
 
+    async def give_up(self, record: Render, error: Exception) -> None:
+        """A waiting job that cannot run any more (its picture is gone, say): failed, never sent."""
+        failure = error if isinstance(error, MuralError) else MuralError(f"unexpected {type(error).__name__}")
+        await self._store.fail_render(record.id, code=failure.code, error=failure.detail)
+
     async def remember_message(self, record: Render, *, channel_id: int, message_id: int) -> None:
         """Where a job's pictures were posted, so Edit and replies can fetch them again."""
         await self._store.set_render_message(record.id, message_id, channel_id)
@@ -219,8 +251,12 @@ class RenderQueue:
         return await self._store.render_for_message(message_id)
 
     async def interrupted_by_last_stop(self) -> list[Render]:
-        """Jobs a stop cut off, now marked interrupted, so their owners can be told."""
-        return await self._store.interrupt_unfinished_renders()
+        """Jobs a stop cut off while running, now marked interrupted, so their owners can be told."""
+        return await self._store.interrupt_running_renders()
+
+    async def waiting_since_last_stop(self) -> list[Render]:
+        """Jobs a stop left queued: they run now, in their turn (see `adopt`)."""
+        return await self._store.queued_renders()
 
     async def shutdown(self, grace: float = 3.0) -> None:
         """Stop jobs still queued or running; their records stay unfinished, so the next start reports them."""

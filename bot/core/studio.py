@@ -17,7 +17,7 @@ from bot.core.ai import ChatAnswer, InputImage, OpenAIService
 from bot.core.errors import BadAnswer, ChatRefused, InvalidRequest, SessionGone
 from bot.core.images import ASPECTS
 from bot.core.pacing import AcknowledgementsFirst
-from bot.core.policy import Policy, check_owner
+from bot.core.policy import Place, Policy, check_owner
 from bot.core.pricing import DEFAULT_PRICES, PriceTable
 from bot.core.tasks import TaskOwner
 from bot.models import Reference, Refinement, Session, SessionSummary, Version
@@ -319,6 +319,9 @@ class Studio:
         session_id: int | None,
     ) -> tuple[ChatAnswer, int]:
         """Ask the chat model and record what the call cost; returns the answer and its usage row."""
+        if self._policy is not None:
+            # Chat costs little and its cost is known only afterwards: refused once a budget is used up.
+            await self._policy.check_budget(Place(guild_id, None), user_id)
         await self._my_turn()
         answer = await self._ai.chat(messages, user_hash=self._ai.user_hash(user_id))
         usage_id = await self._record_usage(

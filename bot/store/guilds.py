@@ -16,6 +16,10 @@ SETTING_COLUMNS = (
     "required_role_id",
     "moderation",
     "audit_channel_id",
+    "daily_pictures",
+    "daily_spend",
+    "server_daily_spend",
+    "server_monthly_spend",
 )
 
 
@@ -35,11 +39,15 @@ class GuildQueries(Database):
             merged = replace(current, **changes)
             await db.execute(
                 "INSERT INTO guild_settings (guild_id, image_model, image_size, image_quality, session_access,"
-                " required_role_id, moderation, audit_channel_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                " required_role_id, moderation, audit_channel_id, daily_pictures, daily_spend,"
+                " server_daily_spend, server_monthly_spend) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (guild_id) DO UPDATE SET image_model = excluded.image_model,"
                 " image_size = excluded.image_size, image_quality = excluded.image_quality,"
                 " session_access = excluded.session_access, required_role_id = excluded.required_role_id,"
                 " moderation = excluded.moderation, audit_channel_id = excluded.audit_channel_id,"
+                " daily_pictures = excluded.daily_pictures, daily_spend = excluded.daily_spend,"
+                " server_daily_spend = excluded.server_daily_spend,"
+                " server_monthly_spend = excluded.server_monthly_spend,"
                 f" updated_at = {NOW}",
                 (guild_id, *(getattr(merged, column) for column in SETTING_COLUMNS)),
             )

@@ -9,59 +9,78 @@ yet before them, in the order they queued).
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import replace
+from typing import Any
 
-from bot.models import QueuedTurn, Render
+import aiosqlite
+
+from bot.models import Limits, OverLimit, QueuedTurn, Render, Window
+from bot.store.budgets import over_limit
 from bot.store.database import NOW, Database, record, records
+
+# What a job is made of; everything else on a render row is filled in as it runs.
+JOB_COLUMNS = (
+    "session_id",
+    "version",
+    "requester_id",
+    "channel_id",
+    "guild_id",
+    "model",
+    "size",
+    "quality",
+    "prompt",
+    "n",
+    "kind",
+    "source_render_id",
+    "source_index",
+    "instruction",
+    "with_reference",
+    "cost_reserved",
+)
+_INSERT_JOB = (
+    "INSERT INTO renders (session_id, version, requester_id, channel_id, guild_id, model, size, quality, prompt,"
+    " n, kind, source_render_id, source_index, instruction, with_reference, cost_reserved)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_JOB_DEFAULTS: Mapping[str, Any] = {"n": 1, "kind": "generate", "with_reference": False}
+
+
+async def _insert_render(db: aiosqlite.Connection, job: Mapping[str, Any]) -> Render:
+    unknown = set(job) - set(JOB_COLUMNS)
+    if unknown:
+        raise ValueError(f"not parts of a job: {sorted(unknown)}")
+    values = {**_JOB_DEFAULTS, **job}
+    values["with_reference"] = int(values["with_reference"])
+    cursor = await db.execute(_INSERT_JOB, tuple(values.get(column) for column in JOB_COLUMNS))
+    async with db.execute("SELECT * FROM renders WHERE id = ?", (cursor.lastrowid,)) as rows:
+        created = record(Render, await rows.fetchone())
+    assert created is not None
+    return created
 
 
 class RenderQueries(Database):
-    async def create_render(
-        self,
-        *,
-        session_id: int,
-        version: int,
-        requester_id: int,
-        channel_id: int,
-        model: str,
-        size: str,
-        quality: str,
-        prompt: str | None = None,
-        n: int = 1,
-        kind: str = "generate",
-        source_render_id: int | None = None,
-        source_index: int | None = None,
-        instruction: str | None = None,
-        with_reference: bool = False,
-    ) -> Render:
-        """A job recorded as queued, with everything needed to run it again (Reroll, Retry)."""
+    async def create_render(self, **job: Any) -> Render:
+        """A job recorded as queued, with everything needed to run it again (Reroll, Retry, a restart)."""
         async with self._transaction() as db:
-            cursor = await db.execute(
-                "INSERT INTO renders (session_id, version, requester_id, channel_id, model, size, quality,"
-                " prompt, n, kind, source_render_id, source_index, instruction, with_reference)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    session_id,
-                    version,
-                    requester_id,
-                    channel_id,
-                    model,
-                    size,
-                    quality,
-                    prompt,
-                    n,
-                    kind,
-                    source_render_id,
-                    source_index,
-                    instruction,
-                    int(with_reference),
-                ),
+            return await _insert_render(db, job)
+
+    async def reserve_render(self, *, limits: Limits, window: Window, **job: Any) -> Render | OverLimit:
+        """Queue a job only if it fits the limits, checked and recorded in one transaction, so that
+        requests at once cannot both squeeze under a limit; the job's reserved cost counts at once."""
+        async with self._transaction() as db:
+            over = await over_limit(
+                db,
+                limits,
+                window,
+                guild_id=job.get("guild_id"),
+                user_id=job["requester_id"],
+                pictures=job.get("n", 1),
+                cost=job.get("cost_reserved") or 0.0,
             )
-            async with db.execute("SELECT * FROM renders WHERE id = ?", (cursor.lastrowid,)) as rows:
-                created = record(Render, await rows.fetchone())
-        assert created is not None
-        return created
+            if over is not None:
+                return over
+            return await _insert_render(db, job)
 
     async def mark_render_running(self, render_id: int) -> bool:
         """Start a queued job; False when it is no longer queued (cancelled, say)."""
@@ -142,18 +161,22 @@ class RenderQueries(Database):
             (code, error, render_id),
         )
 
-    async def interrupt_unfinished_renders(self) -> list[Render]:
-        """Mark renders cut off by a stop as interrupted, and return them so owners can be told."""
+    async def interrupt_running_renders(self) -> list[Render]:
+        """Mark renders a stop cut off mid-request as interrupted (the request may or may not have
+        reached OpenAI, so they are not sent again unasked), and return them so owners can be told."""
         async with self._transaction() as db:
-            async with db.execute(
-                "SELECT * FROM renders WHERE status IN ('queued', 'running') ORDER BY id"
-            ) as cursor:
+            async with db.execute("SELECT * FROM renders WHERE status = 'running' ORDER BY id") as cursor:
                 rows = list(await cursor.fetchall())
             await db.execute(
-                f"UPDATE renders SET status = 'interrupted', finished_at = {NOW}"
-                " WHERE status IN ('queued', 'running')"
+                f"UPDATE renders SET status = 'interrupted', finished_at = {NOW} WHERE status = 'running'"
             )
         return [replace(render, status="interrupted") for render in records(Render, rows)]
+
+    async def queued_renders(self) -> list[Render]:
+        """Jobs still waiting for their turn (after a restart: to be run), oldest first."""
+        return records(
+            Render, await self._all("SELECT * FROM renders WHERE status = 'queued' ORDER BY id", ())
+        )
 
 
 # Queued jobs numbered per member (`turn` 0 is each member's oldest), then ordered round by round;

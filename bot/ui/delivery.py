@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import io
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -278,9 +278,17 @@ class Progress:
     then shows the result, so progress never overwrites it.
     """
 
-    def __init__(self, surface: Surface, *, interval: float = EDIT_INTERVAL) -> None:
+    def __init__(
+        self,
+        surface: Surface,
+        *,
+        interval: float = EDIT_INTERVAL,
+        on_shown: Callable[[discord.Message], Awaitable[None]] | None = None,
+    ) -> None:
         self.surface = surface
         self._interval = interval
+        # Told where the job shows itself, once it does (a restart edits that message on).
+        self._on_shown = on_shown
         self._wanted: tuple[discord.ui.LayoutView, Sequence[discord.File]] | None = None
         self._stopped = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -303,6 +311,8 @@ class Progress:
                 log.info("Progress edit failed; no more progress for this job", exc_info=True)
                 return
             self.edits += 1
+            if self.edits == 1 and self._on_shown is not None and self.surface.message is not None:
+                await self._on_shown(self.surface.message)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopped.wait(), self._interval)
 

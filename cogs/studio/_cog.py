@@ -68,6 +68,10 @@ class StudioCog(commands.Cog, name=STUDIO_COG):
             self.bot.spawn(
                 _pictures.report_interrupted_renders(self.bot, interrupted), name="report-interrupted-renders"
             )
+        waiting = await self.bot.jobs.waiting_since_last_stop()
+        if waiting:
+            log.info("%d render(s) were still queued at the last stop; running them now", len(waiting))
+            self.bot.spawn(_pictures.resume_waiting_renders(self.bot, waiting), name="resume-waiting-renders")
 
     async def cog_unload(self) -> None:
         self.bot.remove_dynamic_items(*DYNAMIC_ITEMS)

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -19,8 +20,8 @@ from bot.core.ai import InputImage
 from bot.core.errors import RETRYABLE, InvalidRequest, NotAllowed, SafetyRejected
 from bot.core.images import ImageOptions, picture_from_bytes
 from bot.core.imaging import check_reference_size, input_image, read_reference
-from bot.core.policy import check_owner
-from bot.core.queue import FinishedRender, JobEvent, RenderCancelled, RenderFailed, RenderRequest
+from bot.core.policy import Place, check_owner
+from bot.core.queue import FinishedRender, Job, JobEvent, RenderCancelled, RenderFailed, RenderRequest
 from bot.core.studio import SessionRequest
 from bot.models import Render, Session, Version
 from bot.ui import delivery, layouts
@@ -44,8 +45,38 @@ async def start_imagine(
     bot: MuralBot, interaction: Interaction, request: SessionRequest, options: ImageOptions, *, review: bool
 ) -> None:
     """/imagine: the prompt is written (or taken as is), then drawn; with review, shown first and nothing drawn."""
+    if not review:
+        await _check_budget(bot, interaction, options, editing=request.reference is not None)
     await interaction.response.defer(thinking=True)
     await _draw_new_session(bot, interaction, request, options, review=review)
+
+
+async def _check_budget(
+    bot: MuralBot, requester: Interaction | discord.Message, options: ImageOptions, *, editing: bool
+) -> None:
+    """Refuse privately, before the chat model is asked anything, a picture the budgets have no room for."""
+    place = _place(requester)
+    await bot.policy.check_budget(
+        place,
+        _author(requester).id,
+        pictures=options.count,
+        cost=bot.images.expected_cost(options, editing=editing),
+    )
+
+
+async def _reserve(bot: MuralBot, requester: Interaction | discord.Message, request: RenderRequest) -> Job:
+    """Queue a job within its requester's budgets (refused with BudgetExceeded when it does not fit)."""
+    place = _place(requester)
+    limits = await bot.policy.limits(place)
+    return await bot.jobs.reserve(replace(request, guild_id=place.guild_id, limits=limits))
+
+
+def _place(requester: Interaction | discord.Message) -> Place:
+    return place_of(requester) if isinstance(requester, discord.Interaction) else place_of_message(requester)
+
+
+def _author(requester: Interaction | discord.Message) -> discord.abc.User:
+    return requester.user if isinstance(requester, discord.Interaction) else requester.author
 
 
 async def _draw_new_session(
@@ -62,15 +93,8 @@ async def _draw_new_session(
         await _versions.post_version(bot, session, first, interaction=interaction)
         return
     reference = request.reference and input_image(request.reference)
-    surface = delivery.InteractionSurface(bot, interaction)
-    await render(
-        bot,
-        interaction,
-        surface,
-        session,
-        first,
-        _generate_request(session, first, interaction, options, reference),
-    )
+    job = await _reserve(bot, interaction, _generate_request(session, first, interaction, options, reference))
+    await render(bot, interaction, delivery.InteractionSurface(bot, interaction), session, first, job)
 
 
 def _generate_request(
@@ -104,11 +128,19 @@ async def generate(bot: MuralBot, interaction: Interaction, session_id: int, num
 async def _render_where_it_belongs(
     bot: MuralBot, interaction: Interaction, session: Session, version: Version, request: RenderRequest
 ) -> None:
-    """A session's pictures land in its thread (the member gets a private pointer), else answer here."""
-    if _versions.elsewhere_than_thread(session, interaction):
-        await interaction.response.defer(thinking=True, ephemeral=True)
+    """A session's pictures land in its thread (the member gets a private pointer), else answer here.
+
+    The job is queued before the press is answered, so a refusal (a budget) stays private."""
+    job = await _reserve(bot, interaction, request)
+    elsewhere = _versions.elsewhere_than_thread(session, interaction)
+    try:
+        await interaction.response.defer(thinking=True, ephemeral=elsewhere)
+    except BaseException:
+        await bot.jobs.cancel(job.id)  # nobody would see it: it must not run or count
+        raise
+    if elsewhere:
         surface = delivery.ChannelSurface(bot, _versions.thread_of(bot, session, interaction))
-        message = await render(bot, interaction, surface, session, version, request)
+        message = await render(bot, interaction, surface, session, version, job)
         # The private placeholder points at what the thread shows now: the picture, or why there is none.
         shown = message or surface.message
         if shown is not None:
@@ -116,8 +148,7 @@ async def _render_where_it_belongs(
             with contextlib.suppress(discord.HTTPException):
                 await interaction.edit_original_response(content=pointer(version, shown.jump_url))
         return
-    await interaction.response.defer(thinking=True)
-    await render(bot, interaction, delivery.InteractionSurface(bot, interaction), session, version, request)
+    await render(bot, interaction, delivery.InteractionSurface(bot, interaction), session, version, job)
 
 
 async def render(
@@ -126,13 +157,18 @@ async def render(
     surface: delivery.Surface,
     session: Session,
     version: Version,
-    request: RenderRequest,
+    job: Job,
     *,
     limit: int | None = None,
 ) -> discord.Message | None:
-    """Run a job on `surface`: progress and previews as they come, then the pictures, or what went wrong."""
-    progress = delivery.Progress(surface)
-    editing = request.kind == "edit"
+    """Run a reserved job on `surface`: its place, progress and previews as they come, then the
+    pictures, or what went wrong."""
+
+    async def remember_where(message: discord.Message) -> None:
+        await bot.jobs.remember_message(job.record, channel_id=message.channel.id, message_id=message.id)
+
+    progress = delivery.Progress(surface, on_shown=remember_where)
+    editing = job.request.kind == "edit"
     upload_limit = limit or (
         interaction.filesize_limit if interaction else discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES
     )
@@ -149,7 +185,7 @@ async def render(
         progress.show(_cards.progress_card(text, names[0]), delivery.picture_files(fitted, names, "preview"))
 
     try:
-        finished = await bot.jobs.render(request, on_event=on_event)
+        finished = await bot.jobs.start(job, on_event=on_event).result()
     except RenderCancelled:
         await progress.finish()
         await surface.show(_cards.cancelled_card(version.number))
@@ -223,7 +259,9 @@ async def reroll(bot: MuralBot, interaction: Interaction, render_id: int) -> Non
     await bot.policy.check_may_act(
         session, interaction.user.id, place_of(interaction), "render its pictures again"
     )
-    options = bot.images.options(model=record.model, size=record.size, quality=record.quality, count=record.n)
+    options = await bot.policy.same_options(
+        session.guild_id, model=record.model, size=record.size, quality=record.quality, count=record.n
+    )
     if record.kind == "edit" and record.source_render_id is not None:
         source = await source_picture(
             bot, await bot.jobs.render_record(record.source_render_id), record.source_index or 1, None
@@ -332,17 +370,20 @@ async def edit_picture(
 ) -> None:
     """Change one picture by an instruction: the chat model writes the edit prompt, the edit endpoint draws it."""
     session, version = await bot.studio.version(record.session_id, record.version)
-    author = requester.user if isinstance(requester, discord.Interaction) else requester.author
-    place = place_of(requester) if isinstance(requester, discord.Interaction) else place_of_message(requester)
+    author, place = _author(requester), _place(requester)
     await bot.policy.check_may_act(session, author.id, place, "edit its pictures")
+    options = await bot.policy.same_options(
+        session.guild_id, model=record.model, size=record.size, quality=record.quality
+    )
+    await _check_budget(bot, requester, options, editing=True)
     source = await source_picture(bot, record, index, shown)
     prompt = await bot.studio.edit_prompt(
         session, record.prompt or version.prompt, change, user_id=author.id, channel_id=place.channel_id
     )
-    options = bot.images.options(model=record.model, size=record.size, quality=record.quality)
     request = _edit_request(session, version, requester, options, prompt, source, record.id, index, change)
+    job = await _reserve(bot, requester, request)
     interaction = requester if isinstance(requester, discord.Interaction) else None
-    await render(bot, interaction, surface, session, version, request)
+    await render(bot, interaction, surface, session, version, job)
 
 
 async def edit_submitted(
@@ -350,6 +391,10 @@ async def edit_submitted(
 ) -> None:
     """The Edit modal: the result is a new picture card in the same place."""
     record = await bot.jobs.render_record(render_id)
+    options = await bot.policy.same_options(
+        interaction.guild_id, model=record.model, size=record.size, quality=record.quality
+    )
+    await _check_budget(bot, interaction, options, editing=True)
     await interaction.response.defer(thinking=True)
     surface = delivery.InteractionSurface(bot, interaction)
     await edit_picture(bot, interaction, surface, record, index, change, interaction.message)
@@ -420,6 +465,8 @@ async def picture_edit_submitted(
     bot: MuralBot, interaction: Interaction, source: delivery.PictureSource, change: str
 ) -> None:
     """The picture becomes the reference of a new session; the change is drawn from it and posted here."""
+    options = await bot.policy.image_options(interaction.guild_id)
+    await _check_budget(bot, interaction, options, editing=True)
     await interaction.response.defer(thinking=True)
     reference = read_reference(source.filename, await bot.http.get_from_cdn(source.url))
     request = bot.studio.new_session_request(
@@ -431,7 +478,7 @@ async def picture_edit_submitted(
         raw=True,
         reference=reference,
     )
-    await _draw_new_session(bot, interaction, request, await bot.policy.image_options(interaction.guild_id))
+    await _draw_new_session(bot, interaction, request, options)
 
 
 async def copy_render(bot: MuralBot, interaction: Interaction, render_id: int) -> None:
@@ -443,6 +490,50 @@ async def copy_render(bot: MuralBot, interaction: Interaction, render_id: int) -
 
 
 # -- after a restart --------------------------------------------------------------------------
+
+
+async def resume_waiting_renders(bot: MuralBot, records: Sequence[Render]) -> None:
+    """Jobs a stop left queued run now, in their turn, each on the message that showed it waiting."""
+    for record in records:
+        try:
+            session, version = await bot.studio.version(record.session_id, record.version)
+            job = bot.jobs.adopt(record, await _request_again(bot, session, version, record))
+        except Exception as error:
+            log.warning("Queued render %d cannot run after the restart", record.id, exc_info=True)
+            await bot.jobs.give_up(record, error)
+            continue
+        channel = bot.get_partial_messageable(record.message_channel_id or record.channel_id)
+        surface = delivery.ChannelSurface(bot, channel, shown_id=record.message_id)
+        bot.spawn(render(bot, None, surface, session, version, job), name=f"resumed-render-{record.id}")
+
+
+async def _request_again(bot: MuralBot, session: Session, version: Version, record: Render) -> RenderRequest:
+    """A stored job made whole again: its options, and the picture it starts from when it has one."""
+    options = await bot.policy.same_options(
+        session.guild_id, model=record.model, size=record.size, quality=record.quality, count=record.n
+    )
+    inputs: tuple[InputImage, ...] = ()
+    if record.kind == "edit" and record.source_render_id is not None:
+        source = await bot.jobs.render_record(record.source_render_id)
+        inputs = (await source_picture(bot, source, record.source_index or 1, None),)
+    elif record.with_reference:
+        reference = await bot.studio.reference_for(session)
+        inputs = (input_image(reference),) if reference else ()
+    return RenderRequest(
+        session_id=session.id,
+        version=version.number,
+        prompt=record.prompt or version.prompt,
+        requester_id=record.requester_id,
+        channel_id=record.channel_id,
+        options=options,
+        kind=record.kind,
+        inputs=inputs,
+        source_render_id=record.source_render_id,
+        source_index=record.source_index,
+        instruction=record.instruction,
+        with_reference=record.with_reference,
+        guild_id=record.guild_id,
+    )
 
 
 async def report_interrupted_renders(bot: MuralBot, renders: Sequence[Render]) -> None:
