@@ -37,7 +37,7 @@ from bot.ui.layouts import NO_PINGS
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.studio", "cogs.admin")
+EXTENSIONS = ("cogs.studio", "cogs.admin", "cogs.account")
 # Commands an admin needs even where a role is required to use Mural (never lock the admins out).
 OPEN_TO_EVERYONE = frozenset({"settings"})
 

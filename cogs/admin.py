@@ -14,6 +14,8 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.core.budgets import dollars
+from bot.core.errors import InvalidRequest
 from bot.core.policy import DEFAULT_ACCESS, DEFAULT_MODERATION, MODERATION_LEVELS, SESSION_ACCESS, FlagReport
 from bot.models import ServerSettings
 from bot.ui import layouts
@@ -33,8 +35,17 @@ CLEARABLE = {
     "quality": "image_quality",
     "required_role": "required_role_id",
     "audit_channel": "audit_channel_id",
+    "daily_pictures": "daily_pictures",
+    "daily_spend": "daily_spend",
+    "server_daily_spend": "server_daily_spend",
+    "server_monthly_spend": "server_monthly_spend",
 }
-CLEAR_CHOICES = [app_commands.Choice(name=name.replace("_", " "), value=name) for name in CLEARABLE]
+ROLE_LIMIT = "role_daily_pictures"
+CLEAR_CHOICES = [
+    app_commands.Choice(name=name.replace("_", " "), value=name) for name in (*CLEARABLE, ROLE_LIMIT)
+]
+MAX_PICTURES = 100_000
+MAX_DOLLARS = 1_000_000
 LABELS = {
     "image_model": "image model",
     "image_size": "default size",
@@ -43,6 +54,10 @@ LABELS = {
     "required_role_id": "required role",
     "moderation": "moderation",
     "audit_channel_id": "audit channel",
+    "daily_pictures": "pictures per member per day",
+    "daily_spend": "spend per member per day",
+    "server_daily_spend": "server spend per day",
+    "server_monthly_spend": "server spend per month",
 }
 
 
@@ -78,7 +93,13 @@ class Admin(commands.Cog):
         required_role="Only members with this role may use Mural",
         moderation="How strictly requests are checked before anything is drawn",
         audit_channel="Where changes and refused requests are written down",
-        clear="Go back to the bot's default for one setting",
+        daily_pictures="Pictures each member may make per day (0: no limit)",
+        daily_spend="Dollars each member may spend per day (0: no limit)",
+        server_daily_spend="Dollars the whole server may spend per day (0: no limit)",
+        server_monthly_spend="Dollars the whole server may spend per month (0: no limit)",
+        role="A role to give its own daily picture limit (with role_daily_pictures, or clear)",
+        role_daily_pictures="Pictures per day for members with that role (0: no limit)",
+        clear="Go back to the bot's default for one setting (role daily pictures: for the role given)",
     )
     @app_commands.choices(access=ACCESS_CHOICES, moderation=MODERATION_CHOICES, clear=CLEAR_CHOICES)
     async def settings(
@@ -91,6 +112,12 @@ class Admin(commands.Cog):
         required_role: discord.Role | None = None,
         moderation: str | None = None,
         audit_channel: discord.TextChannel | None = None,
+        daily_pictures: app_commands.Range[int, 0, MAX_PICTURES] | None = None,
+        daily_spend: app_commands.Range[float, 0.0, float(MAX_DOLLARS)] | None = None,
+        server_daily_spend: app_commands.Range[float, 0.0, float(MAX_DOLLARS)] | None = None,
+        server_monthly_spend: app_commands.Range[float, 0.0, float(MAX_DOLLARS)] | None = None,
+        role: discord.Role | None = None,
+        role_daily_pictures: app_commands.Range[int, 0, MAX_PICTURES] | None = None,
         clear: str | None = None,
     ) -> None:
         assert interaction.guild_id is not None  # guild_only
@@ -104,19 +131,30 @@ class Admin(commands.Cog):
                 ("required_role_id", required_role.id if required_role else None),
                 ("moderation", moderation),
                 ("audit_channel_id", audit_channel.id if audit_channel else None),
+                ("daily_pictures", daily_pictures),
+                ("daily_spend", daily_spend),
+                ("server_daily_spend", server_daily_spend),
+                ("server_monthly_spend", server_monthly_spend),
             )
             if value is not None
         }
-        if clear is not None:
+        if clear is not None and clear != ROLE_LIMIT:
             changes[CLEARABLE[clear]] = None
-        if not changes:
+        role_change = _role_change(role, role_daily_pictures, clearing=clear == ROLE_LIMIT)
+        if not changes and role_change is None:
             current = await self.bot.policy.settings(interaction.guild_id)
-            await interaction.response.send_message(self.describe(current), ephemeral=True)
+            await interaction.response.send_message(
+                await self.describe(current), ephemeral=True, allowed_mentions=layouts.NO_PINGS
+            )
             return
         updated = await self.bot.policy.change(interaction.guild_id, changes)
-        summary = ", ".join(LABELS[column] for column in changes)
+        done = [LABELS[column] for column in changes]
+        if role_change is not None:
+            await self.bot.policy.set_role_limit(interaction.guild_id, *role_change)
+            done.append(f"the daily pictures of <@&{role_change[0]}>")
+        summary = ", ".join(done)
         await interaction.response.send_message(
-            f"✅ Changed {summary}; it applies now.\n{self.describe(updated)}",
+            f"✅ Changed {summary}; it applies now.\n{await self.describe(updated)}",
             ephemeral=True,
             allowed_mentions=layouts.NO_PINGS,
         )
@@ -133,7 +171,7 @@ class Admin(commands.Cog):
             if typed.lower() in model.lower()
         ][:25]
 
-    def describe(self, settings: ServerSettings) -> str:
+    async def describe(self, settings: ServerSettings) -> str:
         """The server's settings, each with where it comes from (this server, or the bot's default)."""
         defaults = self.bot.policy.defaults_for(settings)
 
@@ -158,8 +196,28 @@ class Admin(commands.Cog):
                 else " (unavailable: the OpenAI server has no moderation endpoint)"
             ),
             f"Audit channel: {audit}",
+            *await self.limit_lines(settings),
         ]
-        return "\n".join(lines)
+        return layouts.clip("\n".join(lines), layouts.MESSAGE_LIMIT - 300)
+
+    async def limit_lines(self, settings: ServerSettings) -> list[str]:
+        """The budgets, each with where it comes from, and the roles with their own picture limit."""
+        operator = self.bot.policy.operator_limits
+        role_limits = await self.bot.policy.role_limits(settings.guild_id)
+        lines = [
+            f"Pictures per member per day: {_amount(settings.daily_pictures, operator.member_daily_pictures)}",
+            f"Spend per member per day: {_amount(settings.daily_spend, operator.member_daily_spend, money=True)}",
+            "Server spend per day: "
+            + _amount(settings.server_daily_spend, operator.server_daily_spend, money=True),
+            "Server spend per month: "
+            + _amount(settings.server_monthly_spend, operator.server_monthly_spend, money=True),
+        ]
+        if role_limits:
+            roles = ", ".join(
+                f"<@&{role}> {pictures or 'no limit'}" for role, pictures in sorted(role_limits.items())
+            )
+            lines.append(f"Role picture limits per day (the highest of a member's roles wins): {roles}")
+        return lines
 
     async def audit(self, settings: ServerSettings, text: str) -> None:
         """One line in the server's audit channel, if it has one; a refusal there never stops the change."""
@@ -172,6 +230,26 @@ class Admin(commands.Cog):
             log.warning(
                 "Could not write to the audit channel of server %d (HTTP %s)", settings.guild_id, error.status
             )
+
+
+def _amount(own: float | None, default: float | None, *, money: bool = False) -> str:
+    """A limit as the server sees it: its own value, or the bot's default marked as such; 0/None: none."""
+    value = default if own is None else (own or None)
+    shown = "no limit" if value is None else (dollars(value) if money else f"{int(value)}")
+    return f"{shown}{' *(default)*' if own is None else ''}"
+
+
+def _role_change(
+    role: discord.Role | None, pictures: int | None, *, clearing: bool
+) -> tuple[int, int | None] | None:
+    """(role id, its daily pictures or None to remove it) when the command changes a role's limit."""
+    if role is None:
+        if pictures is not None or clearing:
+            raise InvalidRequest("Name the role too: `role` with `role_daily_pictures` (or `clear`).")
+        return None
+    if pictures is None and not clearing:
+        raise InvalidRequest("Give the role's `role_daily_pictures` (0: no limit), or `clear` it.")
+    return role.id, None if clearing else pictures
 
 
 async def setup(bot: MuralBot) -> None:

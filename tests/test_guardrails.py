@@ -209,8 +209,16 @@ async def test_generate_states_the_image_apis_moderation_parameter(rig: Rig) -> 
     await settings(rig, boss, moderation="off")
     await rig.discord.slash_command(alice, "imagine", {"idea": "a fox FLAG:violence"})
     await rig.openai.wait_for_calls("/images/generations", 2)
-    assert [r.json["moderation"] for r in rig.openai.image_requests] == ["auto", "low"]
     assert rig.openai.calls("/moderations") == 1, "with moderation off, nothing is sent to be moderated"
+
+    await rig.discord.wait_for(
+        lambda: rig.query("SELECT COUNT(*) FROM renders WHERE status = 'done'") == [(2,)]
+    )
+    ((first_message,),) = rig.query("SELECT message_id FROM renders ORDER BY id LIMIT 1")
+    await rig.discord.click(alice, first_message, label="Reroll")
+    await rig.openai.wait_for_calls("/images/generations", 3)
+    sent = [r.json["moderation"] for r in rig.openai.image_requests]
+    assert sent == ["auto", "low", "low"], "a Reroll states the server's choice as it is now"
 
 
 async def test_a_server_without_the_moderation_endpoint_goes_on_and_says_so(

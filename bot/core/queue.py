@@ -307,6 +307,8 @@ class RenderQueue:
         if not self._queued:
             return
         for ahead, turn in enumerate(await self._store.queued_render_order()):
+            if self._wake.is_set() and len(self._running) < self._concurrency:
+                return  # a slot freed meanwhile: starting the next job comes before telling places
             job = self._queued.get(turn.render_id)
             if job is not None:
                 await job._show_place(ahead, turn.busy)

@@ -14,6 +14,7 @@ from typing import Any
 
 import discord
 
+from bot.core.budgets import UsageReport, dollars
 from bot.core.errors import MuralError
 from bot.core.images import ImageOptions, RenderedImages, size_label
 from bot.core.queue import JobEvent
@@ -326,3 +327,50 @@ def card(
 def notice_card(text: str) -> discord.ui.LayoutView:
     """A plain sentence as a card (an error or a pointer that replaces a card)."""
     return card([text])
+
+
+# -- /usage -------------------------------------------------------------------------------------
+
+
+def _against(used: str, allowed: str | None) -> str:
+    return used if allowed is None else f"{used} of {allowed}"
+
+
+def usage_text(report: UsageReport) -> str:
+    """/usage: the member's pictures and spend against their limits; the server's when it is shown."""
+    limits, window = report.limits, report.window
+    pictures_limit = limits.member_daily_pictures
+    lines = [
+        "**Your use of Mural here**",
+        f"Today: {_against(str(report.member_today.pictures), _count(pictures_limit))} pictures"
+        f" · {_against(dollars(report.member_today.spend), _money(limits.member_daily_spend))}"
+        f" (resets <t:{window.day_reset}:R>)",
+        f"This month: {report.member_month.pictures} pictures · {dollars(report.member_month.spend)}",
+    ]
+    if report.server_today is not None and report.server_month is not None:
+        lines += [
+            "",
+            "**This server**",
+            f"Today: {report.server_today.pictures} pictures"
+            f" · {_against(dollars(report.server_today.spend), _money(limits.server_daily_spend))}"
+            f" (resets <t:{window.day_reset}:R>)",
+            f"This month: {report.server_month.pictures} pictures"
+            f" · {_against(dollars(report.server_month.spend), _money(limits.server_monthly_spend))}"
+            f" (resets <t:{window.month_reset}:R>)",
+        ]
+        if report.top_members:
+            lines.append("Top members this month:")
+            lines += [
+                f"{place}. <@{member.user_id}>: {member.pictures} pictures · {dollars(member.spend)}"
+                for place, member in enumerate(report.top_members, start=1)
+            ]
+        lines.append("Limits are set with `/settings`.")
+    return clip("\n".join(lines), MESSAGE_LIMIT)
+
+
+def _count(amount: int | None) -> str | None:
+    return None if amount is None else str(amount)
+
+
+def _money(amount: float | None) -> str | None:
+    return None if amount is None else dollars(amount)

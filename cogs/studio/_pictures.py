@@ -45,7 +45,9 @@ async def start_imagine(
     bot: MuralBot, interaction: Interaction, request: SessionRequest, options: ImageOptions, *, review: bool
 ) -> None:
     """/imagine: the prompt is written (or taken as is), then drawn; with review, shown first and nothing drawn."""
-    if not review:
+    if review:
+        await bot.policy.check_budget(place_of(interaction), interaction.user.id)
+    else:
         await _check_budget(bot, interaction, options, editing=request.reference is not None)
     await interaction.response.defer(thinking=True)
     await _draw_new_session(bot, interaction, request, options, review=review)

@@ -1,0 +1,150 @@
+"""Queue overhead: the bot's own time between a render slot freeing and the next job's request leaving.
+
+Run from the repository root: `.venv/bin/python -m bench.queue [jobs] [members] [image_seconds] [limit]`
+(defaults 200, 50, 0.02, on). Every job is queued first (the first pictures wait until all are), one
+after another from each member in turn, into the real `RenderQueue` over a real SQLite store, drawing through the real `openai` client against
+the loopback OpenAI server (which answers each picture after `image_seconds`). With RENDER_CONCURRENCY
+slots, each finished job frees exactly one slot and some member always has a job that may start, so the
+k-th job to finish pairs with the (concurrency + k)-th request to arrive. The gap between the two is
+the queue's overhead: recording the finished job, waking the dispatcher, claiming the next job in the
+fair order from the store, telling the waiting jobs their places, building the request and sending
+it. `limit` on reserves every job against budgets, as the bot does. Tests never assert on these numbers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from bot.app import build_ai
+from bot.config import settings_from
+from bot.core.images import ImageOptions, ImageService
+from bot.core.queue import JobEvent, RenderQueue, RenderRequest
+from bot.models import Limits
+from bot.store import Store
+from loopback.fake_openai import FakeOpenAI, ImageReply
+
+CONCURRENCY = 4
+GUILD = 1
+
+
+class Clock:
+    """When each image request arrived at the fake, and when each job's slot freed in the bot."""
+
+    def __init__(self, image_seconds: float) -> None:
+        self.image_seconds = image_seconds
+        self.arrivals: list[float] = []
+        self.freed: list[float] = []
+        # The first pictures wait until every job is queued, so each gap is measured with all of them waiting.
+        self.all_queued = asyncio.Event()
+
+    async def __call__(self, params: Mapping[str, Any]) -> ImageReply:
+        self.arrivals.append(time.perf_counter())
+        await self.all_queued.wait()
+        await asyncio.sleep(self.image_seconds)
+        return ImageReply()
+
+
+async def run(jobs: int, members: int, image_seconds: float, with_limits: bool) -> None:
+    fake = FakeOpenAI()
+    await fake.start()
+    clock = Clock(image_seconds)
+    fake.image_handler = clock
+    with tempfile.TemporaryDirectory() as folder:
+        settings = settings_from(
+            {"DISCORD_TOKEN": "bench", "OPENAI_API_KEY": "sk-bench", "OPENAI_BASE_URL": fake.base_url}
+        )
+        store = await Store.open(Path(folder) / "queue.db")
+        ai = build_ai(settings, safety_salt="bench-salt-0123456789")
+        images = ImageService(ai, defaults=ImageOptions("gpt-image-2", "1024x1024", "low"))
+        queue = RenderQueue(store, images, concurrency=CONCURRENCY)
+        original_ended = queue._ended
+
+        def ended(job: Any, task: Any) -> None:
+            clock.freed.append(time.perf_counter())  # the slot is free from here on
+            original_ended(job, task)
+
+        queue._ended = ended  # type: ignore[method-assign]
+        place_updates = 0
+
+        async def on_event(event: JobEvent) -> None:
+            nonlocal place_updates
+            place_updates += event.stage == "queued"
+
+        limits = Limits(member_daily_pictures=1_000, member_daily_spend=1_000.0, server_daily_spend=10_000.0)
+        try:
+            sessions = [
+                (
+                    await store.create_session(
+                        guild_id=GUILD,
+                        channel_id=2,
+                        owner_id=1000 + member,
+                        origin="prompt",
+                        idea="a fox",
+                        target="openai",
+                        style=None,
+                        first_prompt="A red fox on a snowy hill at dawn.",
+                    )
+                )[0]
+                for member in range(members)
+            ]
+            submitted = []
+            started = time.perf_counter()
+            for index in range(jobs):
+                session = sessions[index % members]
+                request = RenderRequest(
+                    session_id=session.id,
+                    version=1,
+                    prompt=f"picture {index}",
+                    requester_id=session.owner_id,
+                    channel_id=2,
+                    options=images.options(quality="low"),
+                    guild_id=GUILD,
+                    limits=limits if with_limits else None,
+                )
+                submitted.append(await queue.submit(request, on_event=on_event))
+            queueing = time.perf_counter() - started
+            clock.all_queued.set()
+            await asyncio.gather(*(job.result() for job in submitted))
+            total = time.perf_counter() - started
+        finally:
+            await queue.shutdown()
+            await ai.close()
+            await store.close()
+            await fake.close()
+
+    gaps = [
+        (arrival - freed) * 1000
+        for freed, arrival in zip(sorted(clock.freed), sorted(clock.arrivals)[CONCURRENCY:], strict=False)
+    ]
+    gaps.sort()
+    ideal = jobs * image_seconds / CONCURRENCY
+    print(
+        f"jobs={jobs} members={members} concurrency={CONCURRENCY} fake image time={image_seconds * 1000:.0f} ms"
+        f" budgets={'on' if with_limits else 'off'}"
+    )
+    print(f"queueing all {jobs}: {queueing * 1000:.0f} ms ({queueing / jobs * 1000:.2f} ms per job)")
+    print(f"all done: {total:.2f} s (ideal {ideal:.2f} s); place updates sent: {place_updates}")
+    print(
+        f"slot free -> next request at the API: median {statistics.median(gaps):.2f} ms,"
+        f" p99 {gaps[int(len(gaps) * 0.99) - 1]:.2f} ms, max {gaps[-1]:.2f} ms (n={len(gaps)})"
+    )
+
+
+def main() -> None:
+    args = sys.argv[1:]
+    jobs = int(args[0]) if args else 200
+    members = int(args[1]) if len(args) > 1 else 50
+    image_seconds = float(args[2]) if len(args) > 2 else 0.02
+    with_limits = (args[3] != "off") if len(args) > 3 else True
+    asyncio.run(run(jobs, members, image_seconds, with_limits))
+
+
+if __name__ == "__main__":
+    main()
