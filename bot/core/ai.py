@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -362,9 +363,10 @@ class OpenAIService:
             )
         else:
             stream = await self._images.images.generate(stream=True, partial_images=partial_images, **request)
-        # Closed whichever way this ends, so no half-read response outlives the call.
-        async with stream:
-            async for event in stream:
+        # Closed whichever way this ends, so no half-read response (nor its async generator, which the
+        # garbage collector would otherwise finalize on whatever thread it runs) outlives the call.
+        async with stream, contextlib.aclosing(aiter(stream)) as events:
+            async for event in events:
                 if isinstance(event, ImageGenPartialImageEvent | ImageEditPartialImageEvent):
                     await on_preview(base64.b64decode(event.b64_json))
                 elif isinstance(event, ImageGenCompletedEvent | ImageEditCompletedEvent):
