@@ -22,6 +22,7 @@ import yarl
 
 from bot.core.images import Picture
 from bot.core.imaging import FittedImage, fit_to_limit
+from bot.ui.context import bot_is_present
 from bot.ui.layouts import NO_PINGS, notice_card, thread_refused_notice
 
 log = logging.getLogger(__name__)
@@ -119,12 +120,14 @@ async def respond(
                 content=content, view=view, attachments=list(files), allowed_mentions=NO_PINGS
             )
         except discord.HTTPException as error:
-            if error.status not in TOKEN_GONE:
+            if error.status not in TOKEN_GONE or not bot_is_present(interaction):
                 raise
             log.info(
                 "Interaction token no longer valid (HTTP %s); posting to the channel instead", error.status
             )
             _rewind(files)
+    elif not bot_is_present(interaction):
+        raise _TokenGone("the interaction expired where the bot may only answer through it")
     return await send_in(client, channel_of(client, interaction), content, view=view, files=files)
 
 
@@ -151,14 +154,19 @@ async def reply_privately(interaction: discord.Interaction[Any], content: str) -
             raise
     except _TokenGone:
         pass
+    if not bot_is_present(interaction):
+        log.info(
+            "Interaction token gone where the bot cannot post; member %d is not told", interaction.user.id
+        )
+        return
     log.info("Interaction token gone; telling member %d in the channel", interaction.user.id)
     await send_in(
         interaction.client, channel_of(interaction.client, interaction), f"<@{interaction.user.id}> {content}"
     )
 
 
-class _TokenGone(Exception):
-    pass
+class _TokenGone(discord.ClientException):
+    """The interaction can no longer be answered (its 15 minutes are over)."""
 
 
 @contextlib.asynccontextmanager
@@ -209,12 +217,15 @@ class InteractionSurface(Surface):
                     )
                     return self.message
                 except discord.HTTPException as error:
-                    if error.status not in TOKEN_GONE:
+                    if error.status not in TOKEN_GONE or not bot_is_present(self._interaction):
                         raise
                     log.info(
                         "Interaction token no longer valid (HTTP %s); going on in the channel", error.status
                     )
                     _rewind(files)
+            elif not bot_is_present(self._interaction):
+                # A user install or a group DM: the bot has no way into the channel by itself.
+                raise _TokenGone("the interaction expired where the bot may only answer through it")
             # A message the member already saw is edited on through the channel, not posted again.
             shown = self.message if self.message is not None and not self.message.flags.ephemeral else None
             self._fallback = ChannelSurface(
