@@ -42,7 +42,10 @@ World building
     ``add_member(name, *, permissions=None, bot=False) -> user dict``;
     ``add_text_channel(name) -> channel dict``; ``set_bot_permissions(bits)``,
     ``set_everyone_permissions(bits)`` (a member's permissions are the union of their roles);
-    ``create_thread(user, channel_id, name, *, message_id=None) -> thread dict`` (user-made thread).
+    ``create_thread(user, channel_id, name, *, message_id=None) -> thread dict`` (user-made thread);
+    places beyond the bot's server: ``open_dm(user)`` (the DM with the bot, type 1),
+    ``add_group_dm(*users)`` (type 3, the bot not in it), ``add_foreign_channel(name)`` (a text
+    channel in ``foreign_guild_id``, a server the bot is not a member of).
 Driving the bot (each dispatches on the gateway and returns immediately)
     ``await slash_command(user, "name [group] [sub]", {option: value}, channel_id=None)``;
     ``await autocomplete(user, "name [group] [sub]", {option: value}, focused="option",
@@ -57,8 +60,15 @@ Driving the bot (each dispatches on the gateway and returns immediately)
     ``await message_command(user, "Context Menu Name", message_id, *, channel_id=None)`` and
     ``await user_command(user, "Context Menu Name", target_user_or_id, *, channel_id=None)``
     (context menu commands, types 3 and 2; ``inter.target_id`` is the target);
-    ``await user_message(user, channel_id, content, *, files=None, reply_to=None) -> message dict``.
-    All but the last return a :class:`FakeInteraction`.
+    ``await user_message(user, channel_id, content, *, files=None, reply_to=None, mention_author=True)
+    -> message dict`` (a reply pings its author unless ``mention_author=False``, as the client's "@ on").
+    All but the last return a :class:`FakeInteraction`.  ``slash_command``, ``message_command`` take
+    ``install="guild"|"user"`` (default: ``"user"`` where only a user install reaches, else ``"guild"``);
+    clicks and modal submits run under the install of the interaction that made their message.
+    Interactions carry ``context`` (0 server, 1 DM with the bot, 2 group DM),
+    ``authorizing_integration_owners`` (``{"0": guild id or "0" in a DM}`` or ``{"1": user id}``) and
+    ``app_permissions`` (the bot's in its server; in a DM with it ``Permissions.BOT_DM``; where only
+    the interaction reaches, ``Permissions.USER_INSTALL``); DM interactions carry ``user``, not ``member``.
 Gateway control
     ``await wait_until_ready(timeout=10)`` (a live session got READY + GUILD_CREATE or RESUMED);
     ``await drop_gateway(code=4000, resumable=True)`` -- events dispatched while the client is away
@@ -98,8 +108,16 @@ Strictness (each is something real Discord does and a real bug would trip over)
       -> 403/50013; editing someone else's message -> 403/50005; ephemeral messages can't be
       fetched through channel routes;
     * sessions without the MESSAGE_CONTENT intent get blank content (unless the bot is
-      mentioned/the author); disallowed privileged intents close the gateway with 4014, a wrong
-      token with 4004;
+      mentioned, which a reply with its @ on does, or is the author; DMs always keep theirs);
+      disallowed privileged intents close the gateway with 4014, a wrong token with 4004; the
+      application's flags (``GET /oauth2/applications/@me``) carry bit 19 only when the intent is allowed;
+    * commands are offered only where their ``contexts`` and ``integration_types`` allow
+      (LookupError otherwise; unset means every context unless ``dm_permission`` is false, and a
+      guild install only);
+    * the bot's REST calls to a group DM or to a server it is not in -> 403/50001 Missing Access;
+      no permission checks in a DM with the bot, but no threads there (400/50003); messages there
+      reach the gateway without ``guild_id``/``member`` (DIRECT_MESSAGES intent), those of group
+      DMs and foreign servers never;
     * slash commands must be synced first (``require_synced_commands``) and their options are
       validated against the synced definition; clicks need an existing enabled component; modal
       submits need a modal the bot actually opened, with required fields filled.
@@ -171,7 +189,8 @@ UPDATE / DELETE (non-ephemeral only, with ``guild_id`` and ``member``), THREAD_C
 GUILD_ROLE_* and CHANNEL_CREATE from the world-building helpers.  Events are filtered by the
 identified intents (GUILDS, GUILD_MESSAGES, GUILD_MEMBERS).
 
-Limitations: one guild and no channel permission overwrites; no voice, DMs, forums,
+Limitations: one guild the bot is in (plus one it is not) and no channel permission overwrites;
+no voice, forums, group-DM or foreign-server REST reads for users,
 sharding, zlib compression, presences, webhooks other than interaction webhooks, or token
 expiry; reactions are only recorded on the message; attachments (and so media items) have no
 width/height or placeholder; external media URLs are stored un-unfurled (``loading_state`` 0);
@@ -3882,9 +3901,10 @@ class FakeDiscord:
         Message Content intent read the reply.
         """
         channel = self._channel_or_404(channel_id)
-        if self._place(channel) == "guild":
+        place = self._place(channel)
+        if place == "guild":
             self._require_member(user)
-        elif all(int(r["id"]) != int(user["id"]) for r in channel.get("recipients", [])):
+        elif place in ("dm", "group") and all(int(r["id"]) != int(user["id"]) for r in channel["recipients"]):
             raise LookupError(f"user {user['id']} is not in channel {channel_id}")
         uploads = [
             UploadedFile(f"files[{i}]", name, "application/octet-stream", data)
