@@ -16,7 +16,7 @@ from discord import app_commands
 
 import bot.app
 from loopback.fake_discord import FakeDiscord, FakeInteraction, Intents, Permissions
-from loopback.rig import DISCORD_TOKEN, EPHEMERAL, MODAL, Rig, loopback_rig
+from loopback.rig import DISCORD_TOKEN, EPHEMERAL, MODAL, ORIGINAL, Rig, loopback_rig
 
 pytestmark = pytest.mark.asyncio
 
@@ -58,13 +58,16 @@ async def refine_by_modal(rig: Rig, member: dict[str, Any], version: dict[str, A
     return await rig.answer_containing(submitted, "### v2")
 
 
-async def generate_answers_the_press(rig: Rig, member: dict[str, Any], version: dict[str, Any]) -> None:
+async def generate_answers_the_press(
+    rig: Rig, member: dict[str, Any], version: dict[str, Any]
+) -> dict[str, Any]:
     """Generate: the picture is uploaded through the press's own interaction, never posted by the bot."""
     before = len(rig.discord.requests)
     click = await press(rig, member, version, "Generate")
     request, upload = await rig.wait_for_upload(before)
     assert "@original" in request.path and upload.filename.startswith("mural-")
     assert rig.discord.attachments_of(click.original)
+    return click.original
 
 
 def bot_calls_to(rig: Rig, channel: dict[str, Any]) -> list[str]:
@@ -101,7 +104,17 @@ async def test_a_user_install_in_a_server_without_the_bot_never_posts_there(rig:
     v1, note = await session_without_thread(rig, alice, int(elsewhere["id"]))
     assert "not a member of this server" in text(rig, note) and "replying" not in text(rig, note)
     v2 = await refine_by_modal(rig, alice, v1)
-    await generate_answers_the_press(rig, alice, v2)
+    picture = await generate_answers_the_press(rig, alice, v2)
+
+    # Edit reads the picture off the pressed message itself; the bot cannot fetch anything here.
+    opened = await press(rig, alice, picture, "Edit")
+    await opened.wait_response()
+    rig.openai.script_chat("The fox under a stormy grey sky.")
+    submitted = await rig.discord.submit_modal(
+        alice, opened.modal["custom_id"], {"instruction": "darker sky"}
+    )
+    edited = await rig.answer_containing(submitted, "Edit of v2")
+    assert rig.discord.attachments_of(edited) and len(rig.openai.edit_requests) == 1
     assert bot_calls_to(rig, elsewhere) == []
 
 
@@ -187,3 +200,22 @@ async def test_help_is_private_fits_discord_and_names_every_command_and_button(r
         for label in ("Generate", "Refine", "Undo", "Copy", "Edit", "Reroll", "Cancel", "Rephrase safely"):
             assert f"**{label}**" in shown
         assert mural.settings.image_model in shown and "E-BUG" in shown
+
+
+async def test_an_expired_token_where_the_bot_is_absent_never_falls_back_to_the_channel(
+    rig: Rig, caplog: pytest.LogCaptureFixture
+) -> None:
+    """In a server without the bot, the channel is no way out: the answer is lost, not posted by force."""
+    caplog.set_level(logging.INFO, logger="bot.ui")
+    await rig.start_bot()
+    alice = rig.discord.add_member("alice")
+    elsewhere = rig.discord.add_foreign_channel("their-server")
+    rig.discord.fail_next("PATCH", ORIGINAL, 401, code=50027, message="Invalid Webhook Token", times=50)
+    rig.openai.script_chat(V1)
+
+    await rig.discord.slash_command(alice, "imagine", {"idea": IDEA}, channel_id=int(elsewhere["id"]))
+    await rig.discord.wait_for(
+        lambda: any("cannot post" in r.message for r in caplog.records), message="the lost answer logged"
+    )
+    assert bot_calls_to(rig, elsewhere) == []
+    assert any("[E-EXPIRED]" in r.message for r in caplog.records)

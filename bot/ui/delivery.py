@@ -120,14 +120,16 @@ async def respond(
                 content=content, view=view, attachments=list(files), allowed_mentions=NO_PINGS
             )
         except discord.HTTPException as error:
-            if error.status not in TOKEN_GONE or not bot_is_present(interaction):
+            if error.status not in TOKEN_GONE:
                 raise
+            if not bot_is_present(interaction):
+                raise TokenGone("the interaction expired where the bot may only answer through it") from error
             log.info(
                 "Interaction token no longer valid (HTTP %s); posting to the channel instead", error.status
             )
             _rewind(files)
     elif not bot_is_present(interaction):
-        raise _TokenGone("the interaction expired where the bot may only answer through it")
+        raise TokenGone("the interaction expired where the bot may only answer through it")
     return await send_in(client, channel_of(client, interaction), content, view=view, files=files)
 
 
@@ -135,7 +137,7 @@ async def reply_privately(interaction: discord.Interaction[Any], content: str) -
     """Answer only the member where the interaction allows it; after its token expired, in the channel."""
     try:
         if interaction.is_expired():
-            raise _TokenGone
+            raise TokenGone
         if not interaction.response.is_done():
             await interaction.response.send_message(content, ephemeral=True, allowed_mentions=NO_PINGS)
         elif interaction.response.type in (
@@ -152,7 +154,7 @@ async def reply_privately(interaction: discord.Interaction[Any], content: str) -
     except discord.HTTPException as error:
         if error.status not in TOKEN_GONE:
             raise
-    except _TokenGone:
+    except TokenGone:
         pass
     if not bot_is_present(interaction):
         log.info(
@@ -165,8 +167,9 @@ async def reply_privately(interaction: discord.Interaction[Any], content: str) -
     )
 
 
-class _TokenGone(discord.ClientException):
-    """The interaction can no longer be answered (its 15 minutes are over)."""
+class TokenGone(discord.ClientException):
+    """The interaction can no longer be answered (its 15 minutes are over) and the bot may not post in
+    its channel by itself (a user install in a server without the bot, a group DM)."""
 
 
 @contextlib.asynccontextmanager
@@ -217,15 +220,19 @@ class InteractionSurface(Surface):
                     )
                     return self.message
                 except discord.HTTPException as error:
-                    if error.status not in TOKEN_GONE or not bot_is_present(self._interaction):
+                    if error.status not in TOKEN_GONE:
                         raise
+                    if not bot_is_present(self._interaction):
+                        raise TokenGone(
+                            "the interaction expired where the bot may only answer through it"
+                        ) from error
                     log.info(
                         "Interaction token no longer valid (HTTP %s); going on in the channel", error.status
                     )
                     _rewind(files)
             elif not bot_is_present(self._interaction):
                 # A user install or a group DM: the bot has no way into the channel by itself.
-                raise _TokenGone("the interaction expired where the bot may only answer through it")
+                raise TokenGone("the interaction expired where the bot may only answer through it")
             # A message the member already saw is edited on through the channel, not posted again.
             shown = self.message if self.message is not None and not self.message.flags.ephemeral else None
             self._fallback = ChannelSurface(
@@ -310,7 +317,7 @@ class Progress:
             self._wanted = None
             try:
                 await self.surface.show(view, files)
-            except discord.HTTPException:
+            except (discord.HTTPException, TokenGone):
                 log.info("Progress edit failed; no more progress for this job", exc_info=True)
                 return
             self.edits += 1
