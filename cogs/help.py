@@ -43,7 +43,8 @@ class HelpCog(commands.Cog, name="Help"):
             version_buttons=[(b.emoji, b.label, b.hint) for b in VERSION_BUTTONS],
             picture_buttons=[(b.emoji, b.label, b.hint) for b in PICTURE_BUTTONS],
             defaults=await self.default_lines(interaction) + await self.limit_lines(interaction),
-            where="This server" if interaction.guild_id else "Here",
+            where="This server" if interaction.guild_id else "Outside a server (the bot's defaults)",
+            reads_messages=self.bot.reads_messages,
         )
         await interaction.response.send_message(
             view=layouts.card(texts), ephemeral=True, allowed_mentions=layouts.NO_PINGS
@@ -59,7 +60,7 @@ class HelpCog(commands.Cog, name="Help"):
                 )
                 continue
             what = command.description
-            if command.guild_only or command.default_permissions is not None:
+            if command.guild_only:
                 what += " (servers only, for admins)" if command.default_permissions else " (servers only)"
             lines.append((f"`/{command.name}`", what))
         return lines

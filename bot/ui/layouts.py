@@ -246,12 +246,10 @@ def no_thread_text(reason: str, *, reads_replies: bool = True, reads_messages: b
     that keep their @ (which mentions the bot) arrive with their text.
     """
     how = "refine with the ✏️ Refine button"
-    if reads_replies:
-        how += (
-            " or by replying to the prompt message"
-            if reads_messages
-            else (" or by replying to the prompt message with its @ on (I only read replies that mention me)")
-        )
+    if reads_replies and reads_messages:
+        how += " or by replying to the prompt message"
+    elif reads_replies:
+        how += " or by replying to the prompt message with its @ on (I only read replies that mention me)"
     return f"{NO_THREAD_REASONS[reason]}: {how}. Generate, Undo and Copy work as usual."
 
 
@@ -361,6 +359,7 @@ def help_texts(
     picture_buttons: Sequence[tuple[str, str, str]],
     defaults: Sequence[str],
     where: str,
+    reads_messages: bool = True,
 ) -> list[str]:
     """/help as card text blocks: what Mural does, each command and button in a line, the defaults here,
     and how to report a problem. `commands` are (how to call it, what it does); buttons (emoji, label, what).
@@ -376,7 +375,12 @@ def help_texts(
         "### On a version\n" + button_lines(version_buttons),
         "### On a picture\n" + button_lines(picture_buttons),
         "### Talking to it\nIn a session's thread, your message becomes the next version. **Reply to a "
-        "version** to refine it where there is no thread; **reply to a picture** to change that picture.",
+        "version** to refine it where there is no thread; **reply to a picture** to change that picture."
+        + (
+            ""
+            if reads_messages
+            else " In servers I only read replies to my messages (keep their @ on) and messages that mention me."
+        ),
         f"### {where}\n" + "\n".join(f"• {line}" for line in defaults),
         "### Something wrong?\nEvery error I show ends with a code such as `E-BUSY` or `E-BUG-1a2b3c`. Send it "
         "to a server admin (or the bot's operator): the same code is in my log, next to the details.",

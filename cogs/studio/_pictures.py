@@ -374,19 +374,19 @@ async def open_session_thread(bot: MuralBot, interaction: Interaction, render_id
         record.session_id, (await bot.studio.session(record.session_id)).head_version
     )
     check_owner(session, interaction.user.id, "refine it")
-    reason = why_no_thread(interaction)
-    if reason is not None and session.thread_id is None:
-        # No thread can open here: the prompt comes back as a version card, with Refine, through this press.
-        await interaction.response.defer(thinking=True)
-        await _versions.post_version(bot, session, head, interaction=interaction)
-        await _versions.tell_privately(interaction, _versions.no_thread_note(bot, reason))
-        return
     if session.thread_id is not None:
         await interaction.response.send_message(
             layouts.thread_opened_text(f"<#{session.thread_id}>"),
             ephemeral=True,
             allowed_mentions=layouts.NO_PINGS,
         )
+        return
+    reason = why_no_thread(interaction)
+    if reason is not None:
+        # No thread can open here: the prompt comes back as a version card, with Refine, through this press.
+        await interaction.response.defer(thinking=True)
+        await _versions.post_version(bot, session, head, interaction=interaction)
+        await _versions.tell_privately(interaction, _versions.no_thread_note(bot, reason))
         return
     channel = interaction.channel
     message = interaction.message

@@ -88,8 +88,7 @@ async def open_thread(
     """
     reason = why_no_thread(interaction)
     channel = interaction.channel
-    if reason is None and not isinstance(channel, discord.TextChannel):
-        reason = "channel-kind"
+    thread: discord.Thread | None = None
     if reason is None and isinstance(channel, discord.TextChannel):
         try:
             thread = await channel.create_thread(
@@ -98,8 +97,8 @@ async def open_thread(
         except discord.HTTPException as error:
             log.info("Could not open a thread for session %d: HTTP %s", session.id, error.status)
             reason = "permission" if error.status == 403 else "refused"
-    if reason is not None:
-        await tell_privately(interaction, no_thread_note(bot, reason))
+    if thread is None:
+        await tell_privately(interaction, no_thread_note(bot, reason or "channel-kind"))
         return
     await bot.studio.attach_thread(session, thread.id)
     try:
@@ -111,8 +110,10 @@ async def open_thread(
 
 
 def no_thread_note(bot: MuralBot, reason: NoThread) -> str:
+    """Why this session has no thread and how to refine it, offering replies only where the bot gets them."""
+    # A DM's messages always carry their text, intent or not.
     return layouts.no_thread_text(
-        reason, reads_replies=reads_replies(reason), reads_messages=bot.reads_messages
+        reason, reads_replies=reads_replies(reason), reads_messages=bot.reads_messages or reason == "dm"
     )
 
 
