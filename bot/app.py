@@ -225,6 +225,8 @@ class MuralBot(commands.Bot):
         identify on every start, and identifies are rate-limited. Without the intent the bot still works:
         thread messages arrive empty unless they reply to the bot or mention it, and Refine always works.
         """
+        if self.sync_only:
+            return  # `python -m bot sync` never connects to the gateway
         flags = self.application.flags if self.application is not None else None
         if flags is None or flags.gateway_message_content or flags.gateway_message_content_limited:
             return

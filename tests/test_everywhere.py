@@ -16,6 +16,7 @@ from discord import app_commands
 
 import bot.app
 from loopback.fake_discord import FakeDiscord, FakeInteraction, Intents, Permissions
+from loopback.fake_openai import make_png
 from loopback.rig import DISCORD_TOKEN, EPHEMERAL, MODAL, ORIGINAL, Rig, loopback_rig
 
 pytestmark = pytest.mark.asyncio
@@ -219,3 +220,28 @@ async def test_an_expired_token_where_the_bot_is_absent_never_falls_back_to_the_
     )
     assert bot_calls_to(rig, elsewhere) == []
     assert any("[E-EXPIRED]" in r.message for r in caplog.records)
+
+
+async def test_edit_with_mural_works_in_a_group_dm_from_the_resolved_message(rig: Rig) -> None:
+    await rig.start_bot()
+    alice, bob = rig.discord.add_member("alice"), rig.discord.add_member("bob")
+    group = rig.discord.add_group_dm(alice, bob)
+    photo = make_png(24, 24, (250, 200, 10))
+    posted = await rig.discord.user_message(bob, int(group["id"]), "look", files={"sunflower.png": photo})
+
+    menu = await rig.discord.message_command(alice, "Edit with Mural", int(posted["id"]))
+    await menu.wait_response()
+    submitted = await rig.discord.submit_modal(alice, menu.modal["custom_id"], {"instruction": "watercolour"})
+    await rig.discord.wait_for(
+        lambda: submitted.original and rig.discord.attachments_of(submitted.original), message="the edit"
+    )
+    assert rig.openai.edit_inputs() == [photo]
+    assert bot_calls_to(rig, group) == []
+
+
+async def test_settings_stays_in_servers(rig: Rig) -> None:
+    await rig.start_bot()
+    alice = rig.discord.add_member("alice", permissions=Permissions.MANAGE_GUILD)
+    for where in ({"channel_id": int(rig.discord.open_dm(alice)["id"])}, {"install": "user"}):
+        with pytest.raises(LookupError, match="not offered here"):
+            await rig.discord.slash_command(alice, "settings", **where)
