@@ -37,9 +37,10 @@ from bot.ui.layouts import NO_PINGS
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.studio", "cogs.admin", "cogs.account")
-# Commands an admin needs even where a role is required to use Mural (never lock the admins out).
-OPEN_TO_EVERYONE = frozenset({"settings"})
+EXTENSIONS = ("cogs.studio", "cogs.admin", "cogs.account", "cogs.help")
+# Commands an admin needs even where a role is required to use Mural (never lock the admins out), and
+# /help, which tells a member about that role.
+OPEN_TO_EVERYONE = frozenset({"settings", "help"})
 
 
 class MuralTree(app_commands.CommandTree):
@@ -196,6 +197,8 @@ class MuralBot(commands.Bot):
             store, self.images, concurrency=settings.render_concurrency, ahead=acknowledgements
         )
         self.background = TaskOwner("bot")
+        # Whether the gateway delivers every message's text (the Message Content intent); decided in setup_hook.
+        self.reads_messages = True
         self._closing: asyncio.Future[None] | None = None
         self._heap_frozen = False
         self.synced_commands = False
@@ -211,9 +214,34 @@ class MuralBot(commands.Bot):
                 self.settings.image_model,
                 retired_on.isoformat(),
             )
+        self.decide_message_content()
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         await self.sync_commands(force=self.sync_only)
+
+    def decide_message_content(self) -> None:
+        """Ask for the Message Content intent only when the application may have it.
+
+        Decided up front from the application's flags (fetched at login, before the gateway connects)
+        rather than by connecting, being closed with 4014 and reconnecting: that would cost a failed
+        identify on every start, and identifies are rate-limited. Without the intent the bot still works:
+        thread messages arrive empty unless they reply to the bot or mention it, and Refine always works.
+        """
+        if self.sync_only:
+            return  # `python -m bot sync` never connects to the gateway
+        flags = self.application.flags if self.application is not None else None
+        if flags is None or flags.gateway_message_content or flags.gateway_message_content_limited:
+            return
+        self.reads_messages = False
+        # discord.py takes the intents at construction only; they are sent with the gateway identify,
+        # which has not happened yet.
+        self._connection._intents.message_content = False
+        log.warning(
+            "The Message Content intent is off for this application, so Mural runs without it: messages in "
+            "session threads arrive empty unless they reply to the bot or mention it. Members refine with the "
+            "Refine button, by replying to the bot's messages, or by mentioning the bot. Switch it on under "
+            "Bot -> Privileged Gateway Intents in the Developer Portal to refine with any thread message."
+        )
 
     def command_fingerprint(self, guild: discord.abc.Snowflake | None) -> str:
         payload = [command.to_dict(self.tree) for command in self.tree.get_commands(guild=guild)]
@@ -251,6 +279,10 @@ class MuralBot(commands.Bot):
     def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str) -> asyncio.Task[Any]:
         """Start background work that is kept, named, and whose failure is logged."""
         return self.background.spawn(coro, name=name)
+
+    async def on_message(self, message: discord.Message) -> None:
+        """Mural has no text commands: a message that mentions the bot is an instruction for the studio's
+        listener, not a command to look up (which would log "command not found" for each)."""
 
     def dispatch(self, event_name: str, /, *args: Any, **kwargs: Any) -> None:
         # Called as an interaction arrives, right after discord.py has scheduled its handler.

@@ -22,6 +22,8 @@ class Account(commands.Cog):
         self.bot = bot
 
     @app_commands.command(name="usage", description="Your pictures and spend today and this month")
+    @app_commands.allowed_installs(guilds=True, users=True)
+    @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
     async def usage(self, interaction: Interaction) -> None:
         permissions = interaction.permissions
         whole_server = interaction.guild_id is not None and permissions.manage_guild

@@ -42,7 +42,10 @@ World building
     ``add_member(name, *, permissions=None, bot=False) -> user dict``;
     ``add_text_channel(name) -> channel dict``; ``set_bot_permissions(bits)``,
     ``set_everyone_permissions(bits)`` (a member's permissions are the union of their roles);
-    ``create_thread(user, channel_id, name, *, message_id=None) -> thread dict`` (user-made thread).
+    ``create_thread(user, channel_id, name, *, message_id=None) -> thread dict`` (user-made thread);
+    places beyond the bot's server: ``open_dm(user)`` (the DM with the bot, type 1),
+    ``add_group_dm(*users)`` (type 3, the bot not in it), ``add_foreign_channel(name)`` (a text
+    channel in ``foreign_guild_id``, a server the bot is not a member of).
 Driving the bot (each dispatches on the gateway and returns immediately)
     ``await slash_command(user, "name [group] [sub]", {option: value}, channel_id=None)``;
     ``await autocomplete(user, "name [group] [sub]", {option: value}, focused="option",
@@ -57,8 +60,15 @@ Driving the bot (each dispatches on the gateway and returns immediately)
     ``await message_command(user, "Context Menu Name", message_id, *, channel_id=None)`` and
     ``await user_command(user, "Context Menu Name", target_user_or_id, *, channel_id=None)``
     (context menu commands, types 3 and 2; ``inter.target_id`` is the target);
-    ``await user_message(user, channel_id, content, *, files=None, reply_to=None) -> message dict``.
-    All but the last return a :class:`FakeInteraction`.
+    ``await user_message(user, channel_id, content, *, files=None, reply_to=None, mention_author=True)
+    -> message dict`` (a reply pings its author unless ``mention_author=False``, as the client's "@ on").
+    All but the last return a :class:`FakeInteraction`.  ``slash_command``, ``message_command`` take
+    ``install="guild"|"user"`` (default: ``"user"`` where only a user install reaches, else ``"guild"``);
+    clicks and modal submits run under the install of the interaction that made their message.
+    Interactions carry ``context`` (0 server, 1 DM with the bot, 2 group DM),
+    ``authorizing_integration_owners`` (``{"0": guild id or "0" in a DM}`` or ``{"1": user id}``) and
+    ``app_permissions`` (the bot's in its server; in a DM with it ``Permissions.BOT_DM``; where only
+    the interaction reaches, ``Permissions.USER_INSTALL``); DM interactions carry ``user``, not ``member``.
 Gateway control
     ``await wait_until_ready(timeout=10)`` (a live session got READY + GUILD_CREATE or RESUMED);
     ``await drop_gateway(code=4000, resumable=True)`` -- events dispatched while the client is away
@@ -98,8 +108,16 @@ Strictness (each is something real Discord does and a real bug would trip over)
       -> 403/50013; editing someone else's message -> 403/50005; ephemeral messages can't be
       fetched through channel routes;
     * sessions without the MESSAGE_CONTENT intent get blank content (unless the bot is
-      mentioned/the author); disallowed privileged intents close the gateway with 4014, a wrong
-      token with 4004;
+      mentioned, which a reply with its @ on does, or is the author; DMs always keep theirs);
+      disallowed privileged intents close the gateway with 4014, a wrong token with 4004; the
+      application's flags (``GET /oauth2/applications/@me``) carry bit 19 only when the intent is allowed;
+    * commands are offered only where their ``contexts`` and ``integration_types`` allow
+      (LookupError otherwise; unset means every context unless ``dm_permission`` is false, and a
+      guild install only);
+    * the bot's REST calls to a group DM or to a server it is not in -> 403/50001 Missing Access;
+      no permission checks in a DM with the bot, but no threads there (400/50003); messages there
+      reach the gateway without ``guild_id``/``member`` (DIRECT_MESSAGES intent), those of group
+      DMs and foreign servers never;
     * slash commands must be synced first (``require_synced_commands``) and their options are
       validated against the synced definition; clicks need an existing enabled component; modal
       submits need a modal the bot actually opened, with required fields filled.
@@ -171,7 +189,8 @@ UPDATE / DELETE (non-ephemeral only, with ``guild_id`` and ``member``), THREAD_C
 GUILD_ROLE_* and CHANNEL_CREATE from the world-building helpers.  Events are filtered by the
 identified intents (GUILDS, GUILD_MESSAGES, GUILD_MEMBERS).
 
-Limitations: one guild and no channel permission overwrites; no voice, DMs, forums,
+Limitations: one guild the bot is in (plus one it is not) and no channel permission overwrites;
+no voice, forums, group-DM or foreign-server REST reads for users,
 sharding, zlib compression, presences, webhooks other than interaction webhooks, or token
 expiry; reactions are only recorded on the message; attachments (and so media items) have no
 width/height or placeholder; external media URLs are stored un-unfurled (``loading_state`` 0);
@@ -191,6 +210,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import copy
 import itertools
 import json
@@ -220,6 +240,10 @@ __all__ = [
 
 T = TypeVar("T")
 
+# Where the REST request being handled points (see `FakeDiscord._place`): a DM with the bot has
+# no server permissions to check.
+_REQUEST_PLACE: contextvars.ContextVar[str] = contextvars.ContextVar("request_place", default="guild")
+
 DISCORD_EPOCH_MS = 1420070400000
 API_PREFIX = "/api/v10"
 MAX_CONTENT = 2000
@@ -241,6 +265,7 @@ class Permissions:
     EMBED_LINKS = 1 << 14
     ATTACH_FILES = 1 << 15
     READ_MESSAGE_HISTORY = 1 << 16
+    MENTION_EVERYONE = 1 << 17
     USE_EXTERNAL_EMOJIS = 1 << 18
     CONNECT = 1 << 20
     SPEAK = 1 << 21
@@ -269,6 +294,20 @@ class Permissions:
         | SEND_MESSAGES_IN_THREADS
     )
     BOT_DEFAULT = EVERYONE_DEFAULT | MANAGE_MESSAGES | MANAGE_THREADS | CREATE_PRIVATE_THREADS
+    # `app_permissions` where the app answers only through its interaction (a user install in a
+    # server the bot is not in, a group DM): what follow-ups may carry.
+    USER_INSTALL = ATTACH_FILES | EMBED_LINKS | MENTION_EVERYONE
+    # A DM with the bot: it may read, write and upload there, and nothing a server grants.
+    BOT_DM = (
+        VIEW_CHANNEL
+        | SEND_MESSAGES
+        | EMBED_LINKS
+        | ATTACH_FILES
+        | READ_MESSAGE_HISTORY
+        | ADD_REACTIONS
+        | USE_EXTERNAL_EMOJIS
+        | MENTION_EVERYONE
+    )
 
 
 class Intents:
@@ -278,6 +317,7 @@ class Intents:
     GUILD_MEMBERS = 1 << 1
     GUILD_PRESENCES = 1 << 8
     GUILD_MESSAGES = 1 << 9
+    DIRECT_MESSAGES = 1 << 12
     MESSAGE_CONTENT = 1 << 15
     PRIVILEGED = GUILD_MEMBERS | GUILD_PRESENCES | MESSAGE_CONTENT
 
@@ -322,7 +362,12 @@ CB_PONG, CB_MESSAGE, CB_DEFERRED_MESSAGE, CB_DEFERRED_UPDATE, CB_UPDATE, CB_AUTO
 )
 
 # Channel types.
-GUILD_TEXT, PUBLIC_THREAD, PRIVATE_THREAD = 0, 11, 12
+GUILD_TEXT, DM, GROUP_DM, PUBLIC_THREAD, PRIVATE_THREAD = 0, 1, 3, 11, 12
+
+# Interaction context types and installation types (``context`` and the keys of
+# ``authorizing_integration_owners``).
+CONTEXT_GUILD, CONTEXT_BOT_DM, CONTEXT_PRIVATE_CHANNEL = 0, 1, 2
+GUILD_INSTALL, USER_INSTALL = "0", "1"
 THREAD_TYPES = (10, PUBLIC_THREAD, PRIVATE_THREAD)
 
 
@@ -665,6 +710,7 @@ class FakeDiscord:
         self._port: int | None = None
         self._routes: list[_Route] = []
         self._joined_at = _now_iso()
+        self.foreign_guild_id: int | None = None
 
         everyone = everyone_permissions if everyone_permissions is not None else Permissions.EVERYONE_DEFAULT
         self.roles[self.guild_id] = self._make_role("@everyone", everyone, role_id=self.guild_id, position=0)
@@ -920,6 +966,74 @@ class FakeDiscord:
         self._notify()
         return channel
 
+    def open_dm(self, user: Mapping[str, Any]) -> dict[str, Any]:
+        """The DM channel between ``user`` and the bot (type 1), created on first use like Discord's."""
+        uid = int(user["id"])
+        self.users.setdefault(uid, dict(user))
+        for channel in self.channels.values():
+            if channel["type"] == DM and int(channel["recipients"][0]["id"]) == uid:
+                return channel
+        cid = self._ids.next()
+        channel = {
+            "id": str(cid),
+            "type": DM,
+            "last_message_id": None,
+            "recipients": [copy.deepcopy(self.users[uid])],
+            "flags": 0,
+        }
+        self.channels[cid] = channel
+        self._notify()
+        return channel
+
+    def add_group_dm(self, *users: Mapping[str, Any]) -> dict[str, Any]:
+        """A group DM (type 3) of ``users``, the first its owner; the bot is not in it, so only a
+        user-installed app reaches it, through interactions."""
+        if len(users) < 2:
+            raise ValueError("a group DM has at least two people")
+        for user in users:
+            self.users.setdefault(int(user["id"]), dict(user))
+        cid = self._ids.next()
+        channel = {
+            "id": str(cid),
+            "type": GROUP_DM,
+            "name": None,
+            "icon": None,
+            "owner_id": str(users[0]["id"]),
+            "last_message_id": None,
+            "recipients": [copy.deepcopy(dict(u)) for u in users],
+            "flags": 0,
+        }
+        self.channels[cid] = channel
+        self._notify()
+        return channel
+
+    def add_foreign_channel(self, name: str) -> dict[str, Any]:
+        """A text channel in another server, one the bot is not a member of: members reach Mural
+        there as a user-installed app; the bot's own REST calls to it get 403 Missing Access."""
+        if self.foreign_guild_id is None:
+            self.foreign_guild_id = self._ids.next()
+        cid = self._ids.next()
+        channel = self._make_text_channel(name, cid, position=0)
+        channel["guild_id"] = str(self.foreign_guild_id)
+        self.channels[cid] = channel
+        self._notify()
+        return channel
+
+    def _place(self, channel: Mapping[str, Any]) -> str:
+        """``guild`` (the bot's server), ``dm`` (with the bot), ``group`` (a group DM) or ``foreign``
+        (a server without the bot)."""
+        if channel["type"] == DM:
+            return "dm"
+        if channel["type"] == GROUP_DM:
+            return "group"
+        if channel.get("guild_id") != str(self.guild_id):
+            return "foreign"
+        return "guild"
+
+    def _channel_place(self, channel_id: Any) -> str:
+        channel = self.channels.get(int(channel_id))
+        return "guild" if channel is None else self._place(channel)
+
     def set_bot_permissions(self, permissions: int) -> None:
         """Change the bot's managed role (dispatches GUILD_ROLE_UPDATE).
 
@@ -958,6 +1072,8 @@ class FakeDiscord:
         return int(self.bot_user["id"])
 
     def _require_bot_perms(self, bits: int) -> None:
+        if _REQUEST_PLACE.get() == "dm":
+            return  # no server permissions apply in a DM with the bot
         if self.permissions_for(self._bot_id()) & bits != bits:
             raise _missing_permissions()
 
@@ -1224,7 +1340,9 @@ class FakeDiscord:
         active_threads = [
             copy.deepcopy(c)
             for c in self.channels.values()
-            if c["type"] in THREAD_TYPES and not c["thread_metadata"]["archived"]
+            if c["type"] in THREAD_TYPES
+            and not c["thread_metadata"]["archived"]
+            and self._place(c) == "guild"
         ]
         return {
             "id": str(self.guild_id),
@@ -1268,7 +1386,11 @@ class FakeDiscord:
             "member_count": len(self.members),
             "voice_states": [],
             "members": [self._member_payload(uid) for uid in self.members],
-            "channels": [copy.deepcopy(c) for c in self.channels.values() if c["type"] not in THREAD_TYPES],
+            "channels": [
+                copy.deepcopy(c)
+                for c in self.channels.values()
+                if c["type"] not in THREAD_TYPES and self._place(c) == "guild"
+            ],
             "threads": active_threads,
             "presences": [],
             "stage_instances": [],
@@ -1291,7 +1413,8 @@ class FakeDiscord:
 
     def _event_allowed(self, session: _Session, event: str, data: Any) -> bool:
         if event.startswith("MESSAGE_"):
-            return bool(session.intents & Intents.GUILD_MESSAGES)
+            in_dm = "guild_id" not in data
+            return bool(session.intents & (Intents.DIRECT_MESSAGES if in_dm else Intents.GUILD_MESSAGES))
         if event.startswith(("THREAD_", "CHANNEL_", "GUILD_ROLE_")):
             return bool(session.intents & Intents.GUILDS)
         if event.startswith("GUILD_MEMBER_"):
@@ -1302,6 +1425,8 @@ class FakeDiscord:
         """Blank message content for sessions lacking MESSAGE_CONTENT, like Discord does."""
         if event not in ("MESSAGE_CREATE", "MESSAGE_UPDATE") or session.intents & Intents.MESSAGE_CONTENT:
             return data
+        if "guild_id" not in data:
+            return data  # DMs with the bot always carry their content
         bot_id = str(self._bot_id())
         author_id = (data.get("author") or {}).get("id")
         if author_id == bot_id or any(u.get("id") == bot_id for u in data.get("mentions", [])):
@@ -1458,7 +1583,16 @@ class FakeDiscord:
                 continue
             if route.auth and req.headers.get("Authorization") != f"Bot {self.token}":
                 raise _ApiError(401, 0, "401: Unauthorized")
-            return await route.handler(req, **match.groupdict())
+            arguments = match.groupdict()
+            place = self._channel_place(arguments["channel_id"]) if "channel_id" in arguments else "guild"
+            if route.auth and place in ("group", "foreign"):
+                # The bot is no recipient of a group DM and no member of that server.
+                raise _ApiError(403, 50001, "Missing Access")
+            token = _REQUEST_PLACE.set(place)
+            try:
+                return await route.handler(req, **arguments)
+            finally:
+                _REQUEST_PLACE.reset(token)
         if method_mismatch:
             raise _ApiError(405, 0, "405: Method Not Allowed")
         raise _ApiError(404, 0, "404: Not Found")
@@ -1812,7 +1946,9 @@ class FakeDiscord:
         threads = [
             c
             for c in self.channels.values()
-            if c["type"] in THREAD_TYPES and not c["thread_metadata"]["archived"]
+            if c["type"] in THREAD_TYPES
+            and not c["thread_metadata"]["archived"]
+            and self._place(c) == "guild"
         ]
         return self._json({"threads": threads, "members": [], "has_more": False})
 
@@ -1962,6 +2098,8 @@ class FakeDiscord:
         return thread
 
     def _validate_thread_request(self, parent: dict[str, Any], body: Any) -> str:
+        if parent["type"] in (DM, GROUP_DM):
+            raise _ApiError(400, 50003, "Cannot execute action on a DM channel")
         if self._is_thread(parent):
             raise _ApiError(400, 50024, "Cannot execute action on this channel type")
         if not isinstance(body, dict):
@@ -2584,8 +2722,9 @@ class FakeDiscord:
                     "type": 0,
                     "message_id": referenced["id"],
                     "channel_id": referenced["channel_id"],
-                    "guild_id": str(self.guild_id),
                 }
+                if channel.get("guild_id"):
+                    message["message_reference"]["guild_id"] = channel["guild_id"]
                 message["referenced_message"] = copy.deepcopy(referenced)
                 message["referenced_message"].pop("referenced_message", None)
         if extra:
@@ -2674,6 +2813,8 @@ class FakeDiscord:
 
     def _gateway_message(self, message: Mapping[str, Any]) -> dict[str, Any]:
         data = copy.deepcopy(dict(message))
+        if self._channel_place(data["channel_id"]) == "dm":
+            return data  # DM messages carry no guild_id and no member
         data["guild_id"] = str(self.guild_id)
         author_id = int(data["author"]["id"])
         if author_id in self.members and "webhook_id" not in data:
@@ -2683,6 +2824,8 @@ class FakeDiscord:
     async def _dispatch_message(self, event: str, message: Mapping[str, Any]) -> None:
         if int(message.get("flags", 0)) & FLAG_EPHEMERAL:
             return  # ephemeral messages never reach the gateway
+        if self._channel_place(message["channel_id"]) in ("group", "foreign"):
+            return  # the bot is not there to receive it
         await self._broadcast(event, self._gateway_message(message))
 
     async def _unarchive_for_message(self, channel: dict[str, Any]) -> None:
@@ -2776,10 +2919,12 @@ class FakeDiscord:
         self.messages.pop(int(message["id"]), None)
         self._all_attachments.pop(int(message["id"]), None)
         if not int(message.get("flags", 0)) & FLAG_EPHEMERAL:
-            await self._broadcast(
-                "MESSAGE_DELETE",
-                {"id": message["id"], "channel_id": message["channel_id"], "guild_id": str(self.guild_id)},
-            )
+            event = {"id": message["id"], "channel_id": message["channel_id"]}
+            place = self._channel_place(message["channel_id"])
+            if place == "guild":
+                event["guild_id"] = str(self.guild_id)
+            if place in ("guild", "dm"):
+                await self._broadcast("MESSAGE_DELETE", event)
 
     async def _put_reaction(
         self, req: RecordedRequest, channel_id: str, message_id: str, emoji: str
@@ -2947,7 +3092,7 @@ class FakeDiscord:
             "id": str(inter.id),
             "type": inter.type,
             "user": inter.user,
-            "authorizing_integration_owners": {"0": str(self.guild_id)},
+            "authorizing_integration_owners": copy.deepcopy(inter.payload["authorizing_integration_owners"]),
         }
         if followup and inter._original_id is not None:
             metadata["original_response_message_id"] = str(inter._original_id)
@@ -3049,32 +3194,111 @@ class FakeDiscord:
     # ------------------------------------------------------------------ driving the bot
 
     def _interaction_base(
-        self, kind: int, user: Mapping[str, Any], channel: dict[str, Any], *, locale: str = "en-US"
+        self,
+        kind: int,
+        user: Mapping[str, Any],
+        channel: dict[str, Any],
+        *,
+        locale: str = "en-US",
+        install: str | None = None,
     ) -> dict[str, Any]:
-        uid = self._require_member(user)
-        member_perms = self.permissions_for(uid)
-        channel_payload = copy.deepcopy(channel)
-        channel_payload["permissions"] = str(member_perms)
-        return {
+        """The fields every interaction carries, shaped by where it happens and which install runs it.
+
+        ``install`` is ``"guild"`` (the app installed in the bot's server; in a DM with the bot the
+        owner id is ``"0"``) or ``"user"`` (the member's own install); by default ``"user"`` where
+        only a user install can reach (a group DM, a server without the bot), else ``"guild"``.
+        """
+        place = self._place(channel)
+        install = install or ("user" if place in ("group", "foreign") else "guild")
+        if install not in ("guild", "user"):
+            raise ValueError(f"install is 'guild' or 'user', not {install!r}")
+        if install == "guild" and place in ("group", "foreign"):
+            raise ValueError(f"a {place} channel is reached only through a user install (install='user')")
+        uid = int(user["id"])
+        payload: dict[str, Any] = {
             "id": str(self._ids.next()),
             "application_id": str(self.application_id),
             "type": kind,
             "token": "fake." + secrets.token_urlsafe(48),
             "version": 1,
-            "guild_id": str(self.guild_id),
-            "guild": {"id": str(self.guild_id), "locale": "en-US", "features": []},
-            "guild_locale": "en-US",
             "channel_id": channel["id"],
-            "channel": channel_payload,
-            "member": self._member_payload(uid, permissions=True),
-            "app_permissions": str(self.permissions_for(self._bot_id())),
             "locale": locale,
             "entitlements": [],
             "entitlement_sku_ids": [],
-            "authorizing_integration_owners": {"0": str(self.guild_id)},
-            "context": 0,
             "attachment_size_limit": ATTACHMENT_SIZE_LIMIT,
         }
+        channel_payload = copy.deepcopy(channel)
+        if place in ("dm", "group"):
+            if all(int(r["id"]) != uid for r in channel["recipients"]):
+                raise LookupError(f"user {uid} is not in DM channel {channel['id']}")
+            payload["user"] = copy.deepcopy(self.users.get(uid, dict(user)))
+            payload["context"] = CONTEXT_BOT_DM if place == "dm" else CONTEXT_PRIVATE_CHANNEL
+            payload["app_permissions"] = str(
+                Permissions.BOT_DM
+                if place == "dm"
+                else Permissions.USER_INSTALL | Permissions.USE_EXTERNAL_EMOJIS
+            )
+            # In a DM with the bot, a guild install's owner is "0": there is no server.
+            owner = "0" if install == "guild" else str(uid)
+        elif place == "foreign":
+            self.users.setdefault(uid, dict(user))
+            member_perms = Permissions.EVERYONE_DEFAULT
+            channel_payload["permissions"] = str(member_perms)
+            payload["guild_id"] = channel["guild_id"]
+            payload["guild"] = {"id": channel["guild_id"], "locale": "en-US", "features": []}
+            payload["guild_locale"] = "en-US"
+            payload["member"] = {
+                "user": copy.deepcopy(self.users[uid]),
+                "roles": [],
+                "joined_at": self._joined_at,
+                "premium_since": None,
+                "deaf": False,
+                "mute": False,
+                "flags": 0,
+                "pending": False,
+                "nick": None,
+                "avatar": None,
+                "communication_disabled_until": None,
+                "permissions": str(member_perms),
+            }
+            payload["context"] = CONTEXT_GUILD
+            payload["app_permissions"] = str(Permissions.USER_INSTALL)
+            owner = str(uid)
+        else:
+            self._require_member(user)
+            channel_payload["permissions"] = str(self.permissions_for(uid))
+            payload["guild_id"] = str(self.guild_id)
+            payload["guild"] = {"id": str(self.guild_id), "locale": "en-US", "features": []}
+            payload["guild_locale"] = "en-US"
+            payload["member"] = self._member_payload(uid, permissions=True)
+            payload["context"] = CONTEXT_GUILD
+            payload["app_permissions"] = str(self.permissions_for(self._bot_id()))
+            owner = str(self.guild_id) if install == "guild" else str(uid)
+        payload["channel"] = channel_payload
+        key = GUILD_INSTALL if install == "guild" else USER_INSTALL
+        payload["authorizing_integration_owners"] = {key: owner}
+        return payload
+
+    @staticmethod
+    def _check_command_reach(command: Mapping[str, Any] | None, payload: Mapping[str, Any]) -> None:
+        """Discord offers a command only where its ``contexts`` and ``integration_types`` allow it.
+
+        Unset, ``contexts`` means every context unless the legacy ``dm_permission`` is false, and
+        ``integration_types`` means a guild install only (an app's default install).
+        """
+        if command is None:
+            return
+        context = payload["context"]
+        contexts = command.get("contexts")
+        if contexts is None:
+            contexts = [CONTEXT_GUILD] if command.get("dm_permission") is False else [0, 1, 2]
+        installs = command.get("integration_types") or [0]
+        install = int(next(iter(payload["authorizing_integration_owners"])))
+        if context not in contexts or install not in installs:
+            raise LookupError(
+                f"{command['name']!r} is not offered here (context {context}, install {install}; "
+                f"the command allows contexts {contexts}, installs {installs})"
+            )
 
     async def _dispatch_interaction(
         self, payload: dict[str, Any], user: Mapping[str, Any]
@@ -3238,6 +3462,7 @@ class FakeDiscord:
         locale: str,
         *,
         focused: str | None = None,
+        install: str | None = None,
     ) -> dict[str, Any]:
         """A chat-input command interaction for ``/name`` (``"group sub"`` for subcommands).
 
@@ -3253,7 +3478,8 @@ class FakeDiscord:
             )
         channel = self._channel_or_404(channel_id or self.channel_id)
         kind = APPLICATION_COMMAND if focused is None else AUTOCOMPLETE
-        payload = self._interaction_base(kind, user, channel, locale=locale)
+        payload = self._interaction_base(kind, user, channel, locale=locale, install=install)
+        self._check_command_reach(command, payload)
         resolved: dict[str, dict[str, Any]] = {}
         definitions: list[dict[str, Any]] | None = command.get("options", []) if command else None
         chain: list[tuple[str, int]] = []
@@ -3290,13 +3516,14 @@ class FakeDiscord:
         *,
         channel_id: int | None = None,
         locale: str = "en-US",
+        install: str | None = None,
     ) -> FakeInteraction:
         """A member runs ``/name`` (``"group sub"`` for subcommands) with ``options``.
 
         Option types come from the synced definition when there is one (and are checked against
         it), else are inferred: str 3, int 4, bool 5, float 10, user dict 6, ``(filename, bytes)`` 11.
         """
-        payload = self._command_payload(user, name, options or {}, channel_id, locale)
+        payload = self._command_payload(user, name, options or {}, channel_id, locale, install=install)
         return await self._dispatch_interaction(payload, user)
 
     async def autocomplete(
@@ -3330,6 +3557,7 @@ class FakeDiscord:
         resolved: dict[str, Any],
         channel: dict[str, Any],
         locale: str,
+        install: str | None = None,
     ) -> dict[str, Any]:
         command, scope = self._find_command(name, ctype)
         if command is None and self.require_synced_commands:
@@ -3343,7 +3571,8 @@ class FakeDiscord:
             raise LookupError(
                 f"{name!r} is not a synced {kind} command (synced: {known}); call bot.tree.sync() first"
             )
-        payload = self._interaction_base(APPLICATION_COMMAND, user, channel, locale=locale)
+        payload = self._interaction_base(APPLICATION_COMMAND, user, channel, locale=locale, install=install)
+        self._check_command_reach(command, payload)
         data: dict[str, Any] = {
             "id": command["id"] if command else str(self._ids.next()),
             "name": name,
@@ -3364,6 +3593,7 @@ class FakeDiscord:
         *,
         channel_id: int | None = None,
         locale: str = "en-US",
+        install: str | None = None,
     ) -> FakeInteraction:
         """A member picks Apps > ``name`` in the context menu of a message (a type 3 command).
 
@@ -3383,7 +3613,7 @@ class FakeDiscord:
         channel = self._channel_or_404(message["channel_id"])
         resolved = {"messages": {message["id"]: copy.deepcopy(message)}}
         payload = self._context_menu_payload(
-            user, name, MESSAGE_COMMAND, int(message_id), resolved, channel, locale
+            user, name, MESSAGE_COMMAND, int(message_id), resolved, channel, locale, install
         )
         return await self._dispatch_interaction(payload, user)
 
@@ -3459,7 +3689,7 @@ class FakeDiscord:
         if component.get("disabled"):
             raise ValueError(f"component {custom_id!r} is disabled; users cannot click it")
         channel = self._channel_or_404(message["channel_id"])
-        payload = self._interaction_base(MESSAGE_COMPONENT, user, channel)
+        payload = self._interaction_base(MESSAGE_COMPONENT, user, channel, install=self._install_of(message))
         data: dict[str, Any] = {"custom_id": custom_id, "component_type": component["type"]}
         if isinstance(component.get("id"), int):
             data["id"] = component["id"]
@@ -3470,6 +3700,18 @@ class FakeDiscord:
         payload["data"] = data
         payload["message"] = copy.deepcopy(message)
         return await self._dispatch_interaction(payload, user)
+
+    @staticmethod
+    def _install_of_owners(carrier: Mapping[str, Any]) -> str:
+        owners = carrier.get("authorizing_integration_owners") or {}
+        return "guild" if GUILD_INSTALL in owners else "user"
+
+    def _install_of(self, message: Mapping[str, Any]) -> str | None:
+        """A press on an interaction's message runs under the install that interaction ran under."""
+        metadata = message.get("interaction_metadata")
+        if not metadata:
+            return None
+        return self._install_of_owners(metadata)
 
     def _stored(self, message: Any) -> Mapping[str, Any]:
         """A stored message from an id, a message payload or a discord.py ``Message`` (anything with ``.id``)."""
@@ -3629,7 +3871,9 @@ class FakeDiscord:
         if unknown:
             raise ValueError(f"modal {custom_id!r} has no fields {sorted(unknown)} (or none that take them)")
         message_id = message_id if message_id is not None else source.message_id
-        payload = self._interaction_base(MODAL_SUBMIT, user, channel)
+        payload = self._interaction_base(
+            MODAL_SUBMIT, user, channel, install=self._install_of_owners(source.payload)
+        )
         payload["data"] = {"custom_id": custom_id, "components": components}
         if form.resolved:
             payload["data"]["resolved"] = form.resolved
@@ -3648,10 +3892,20 @@ class FakeDiscord:
         *,
         files: Mapping[str, bytes] | None = None,
         reply_to: int | None = None,
+        mention_author: bool = True,
     ) -> dict[str, Any]:
-        """A member posts ``content`` (and optional ``files`` name -> bytes) in a channel or thread."""
-        self._require_member(user)
+        """A member posts ``content`` (and optional ``files`` name -> bytes) in a channel, thread or DM.
+
+        A reply pings the author it answers unless ``mention_author=False`` (the client's "@ on"
+        default): that author is then in ``mentions``, which is also what lets a bot without the
+        Message Content intent read the reply.
+        """
         channel = self._channel_or_404(channel_id)
+        place = self._place(channel)
+        if place == "guild":
+            self._require_member(user)
+        elif place in ("dm", "group") and all(int(r["id"]) != int(user["id"]) for r in channel["recipients"]):
+            raise LookupError(f"user {user['id']} is not in channel {channel_id}")
         uploads = [
             UploadedFile(f"files[{i}]", name, "application/octet-stream", data)
             for i, (name, data) in enumerate((files or {}).items())
@@ -3663,6 +3917,9 @@ class FakeDiscord:
             self._validate_message_body(body, uploads, "", new=True)
             await self._unarchive_for_message(channel)
             message = self._new_message(channel, dict(user), body, uploads)
+            replied = message.get("referenced_message")
+            if replied and mention_author and replied["author"] not in message["mentions"]:
+                message["mentions"].append(copy.deepcopy(replied["author"]))
             if self._is_thread(channel):
                 self._join_thread(channel, int(user["id"]))
         except _ApiError as err:

@@ -13,9 +13,9 @@ import base64
 import contextlib
 import hashlib
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import openai
 from openai import AsyncOpenAI
@@ -365,7 +365,7 @@ class OpenAIService:
             stream = await self._images.images.generate(stream=True, partial_images=partial_images, **request)
         # Closed whichever way this ends, so no half-read response (nor its async generator, which the
         # garbage collector would otherwise finalize on whatever thread it runs) outlives the call.
-        async with stream, contextlib.aclosing(aiter(stream)) as events:
+        async with stream, contextlib.aclosing(cast(AsyncGenerator[Any, None], aiter(stream))) as events:
             async for event in events:
                 if isinstance(event, ImageGenPartialImageEvent | ImageEditPartialImageEvent):
                     await on_preview(base64.b64decode(event.b64_json))

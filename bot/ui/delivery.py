@@ -22,6 +22,7 @@ import yarl
 
 from bot.core.images import Picture
 from bot.core.imaging import FittedImage, fit_to_limit
+from bot.ui.context import bot_is_present
 from bot.ui.layouts import NO_PINGS, notice_card, thread_refused_notice
 
 log = logging.getLogger(__name__)
@@ -121,10 +122,14 @@ async def respond(
         except discord.HTTPException as error:
             if error.status not in TOKEN_GONE:
                 raise
+            if not bot_is_present(interaction):
+                raise TokenGone("the interaction expired where the bot may only answer through it") from error
             log.info(
                 "Interaction token no longer valid (HTTP %s); posting to the channel instead", error.status
             )
             _rewind(files)
+    elif not bot_is_present(interaction):
+        raise TokenGone("the interaction expired where the bot may only answer through it")
     return await send_in(client, channel_of(client, interaction), content, view=view, files=files)
 
 
@@ -132,7 +137,7 @@ async def reply_privately(interaction: discord.Interaction[Any], content: str) -
     """Answer only the member where the interaction allows it; after its token expired, in the channel."""
     try:
         if interaction.is_expired():
-            raise _TokenGone
+            raise TokenGone
         if not interaction.response.is_done():
             await interaction.response.send_message(content, ephemeral=True, allowed_mentions=NO_PINGS)
         elif interaction.response.type in (
@@ -149,16 +154,22 @@ async def reply_privately(interaction: discord.Interaction[Any], content: str) -
     except discord.HTTPException as error:
         if error.status not in TOKEN_GONE:
             raise
-    except _TokenGone:
+    except TokenGone:
         pass
+    if not bot_is_present(interaction):
+        log.info(
+            "Interaction token gone where the bot cannot post; member %d is not told", interaction.user.id
+        )
+        return
     log.info("Interaction token gone; telling member %d in the channel", interaction.user.id)
     await send_in(
         interaction.client, channel_of(interaction.client, interaction), f"<@{interaction.user.id}> {content}"
     )
 
 
-class _TokenGone(Exception):
-    pass
+class TokenGone(discord.ClientException):
+    """The interaction can no longer be answered (its 15 minutes are over) and the bot may not post in
+    its channel by itself (a user install in a server without the bot, a group DM)."""
 
 
 @contextlib.asynccontextmanager
@@ -211,10 +222,17 @@ class InteractionSurface(Surface):
                 except discord.HTTPException as error:
                     if error.status not in TOKEN_GONE:
                         raise
+                    if not bot_is_present(self._interaction):
+                        raise TokenGone(
+                            "the interaction expired where the bot may only answer through it"
+                        ) from error
                     log.info(
                         "Interaction token no longer valid (HTTP %s); going on in the channel", error.status
                     )
                     _rewind(files)
+            elif not bot_is_present(self._interaction):
+                # A user install or a group DM: the bot has no way into the channel by itself.
+                raise TokenGone("the interaction expired where the bot may only answer through it")
             # A message the member already saw is edited on through the channel, not posted again.
             shown = self.message if self.message is not None and not self.message.flags.ephemeral else None
             self._fallback = ChannelSurface(
@@ -307,7 +325,7 @@ class Progress:
             self._wanted = None
             try:
                 await self.surface.show(view, files)
-            except discord.HTTPException:
+            except (discord.HTTPException, TokenGone):
                 log.info("Progress edit failed; no more progress for this job", exc_info=True)
                 return
             self.edits += 1

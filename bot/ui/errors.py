@@ -66,6 +66,12 @@ ERROR_TABLE: tuple[tuple[type[BaseException], str | None, Callable[[BaseExceptio
     (app_commands.BotMissingPermissions, "E-BOT-PERMS", _bot_permissions, logging.INFO),
     (app_commands.CheckFailure, "E-CHECK", "⚠️ You can't use that here.", logging.INFO),
     (discord.Forbidden, "E-DISCORD-403", _FORBIDDEN, logging.ERROR),
+    (
+        delivery.TokenGone,
+        "E-EXPIRED",
+        "⚠️ This took longer than Discord lets me answer here (15 minutes). Please try again.",
+        logging.WARNING,
+    ),
     (BaseException, "E-BUG", "⚠️ Something went wrong on my side. Please try again.", logging.ERROR),
 )
 

@@ -19,7 +19,7 @@ from bot.core.errors import MuralError
 from bot.core.images import ImageOptions, RenderedImages, size_label
 from bot.core.queue import JobEvent
 from bot.core.studio import TARGETS
-from bot.models import Render, Session, Version
+from bot.models import Limits, Render, Session, Version
 
 NO_PINGS = discord.AllowedMentions.none()
 MESSAGE_LIMIT = 2_000
@@ -199,8 +199,19 @@ def version_in_thread_text(version: Version, jump_url: str) -> str:
     return f"✏️ v{version.number} is in the thread: {jump_url}"
 
 
-def thread_hint(session: Session) -> str:
-    """The thread's first message: how to talk to the prompt, and to the pictures."""
+def thread_hint(session: Session, *, reads_messages: bool = True) -> str:
+    """The thread's first message: how to talk to the prompt, and to the pictures.
+
+    Without the Message Content intent the bot sees only messages that reply to it or mention it, so
+    the hint says so instead of promising that every message counts.
+    """
+    if not reads_messages:
+        return (
+            f"Reply here to refine the prompt, <@{session.owner_id}>: I can only read messages that "
+            "**reply to one of mine** or **mention me**, so reply to a version (keep its @ on) or start with "
+            "my mention, or press ✏️ Refine. **Reply to a picture** to change that picture itself; "
+            "**Undo** goes back a version."
+        )
     return (
         f"Reply here to refine the prompt: each message from <@{session.owner_id}> becomes a new version. "
         "**Reply to a picture** to change that picture itself; **Undo** goes back a version."
@@ -219,18 +230,28 @@ def thread_opened_text(jump_url: str) -> str:
     return f"🧵 This picture's session is in {jump_url}: refine the prompt there, or reply to a picture to edit it."
 
 
-def no_thread_text(*, missing_permission: bool, channel_kind_unsupported: bool) -> str:
-    """Why a session has no thread, and how to refine it anyway."""
-    if channel_kind_unsupported:
-        return (
-            "I can't open a thread in this kind of channel, so refine with the ✏️ Refine button "
-            "or reply to the prompt message."
-        )
-    missing = " I need the **Create Public Threads** permission here." if missing_permission else ""
-    return (
-        f"I couldn't open a thread for this prompt.{missing} You can still refine it with the ✏️ Refine "
-        "button, or by replying to the prompt message."
-    )
+NO_THREAD_REASONS = {
+    "dm": "No thread here (a DM)",
+    "group-dm": "No thread here (a group DM, where I can only answer commands and buttons)",
+    "user-install": "No thread here (I'm not a member of this server, so I answer only through your commands)",
+    "permission": "I couldn't open a thread for this prompt: I need the **Create Public Threads** permission here",
+    "channel-kind": "I can't open a thread in this kind of channel",
+    "refused": "I couldn't open a thread for this prompt",
+}
+
+
+def no_thread_text(reason: str, *, reads_replies: bool = True, reads_messages: bool = True) -> str:
+    """Why a session has no thread, and how to refine it anyway (told once, privately).
+
+    Replies are offered only where the bot receives them; without the Message Content intent only replies
+    that keep their @ (which mentions the bot) arrive with their text.
+    """
+    how = "refine with the ✏️ Refine button"
+    if reads_replies and reads_messages:
+        how += " or by replying to the prompt message"
+    elif reads_replies:
+        how += " or by replying to the prompt message with its @ on (I only read replies that mention me)"
+    return f"{NO_THREAD_REASONS[reason]}: {how}. Generate, Undo and Copy work as usual."
 
 
 def thread_refused_notice(thread_mention: str, *, archived: bool) -> str:
@@ -374,3 +395,74 @@ def _count(amount: int | None) -> str | None:
 
 def _money(amount: float | None) -> str | None:
     return None if amount is None else dollars(amount)
+
+
+# -- /help ------------------------------------------------------------------------------------------
+
+
+def help_texts(
+    *,
+    commands: Sequence[tuple[str, str]],
+    version_buttons: Sequence[tuple[str, str, str]],
+    picture_buttons: Sequence[tuple[str, str, str]],
+    defaults: Sequence[str],
+    where: str,
+    reads_messages: bool = True,
+) -> list[str]:
+    """/help as card text blocks: what Mural does, each command and button in a line, the defaults here,
+    and how to report a problem. `commands` are (how to call it, what it does); buttons (emoji, label, what).
+    """
+
+    def button_lines(buttons: Sequence[tuple[str, str, str]]) -> str:
+        return "\n".join(f"{emoji} **{label}** — {hint}" for emoji, label, hint in buttons)
+
+    return [
+        "## Mural\nI turn a short idea into a detailed image prompt, refine it with you version by version, "
+        "and draw it with OpenAI's image models. Works in servers, in DMs with me, and as your own app.",
+        "### Commands\n" + "\n".join(f"{call} — {what}" for call, what in commands),
+        "### On a version\n" + button_lines(version_buttons),
+        "### On a picture\n" + button_lines(picture_buttons),
+        "### Talking to it\nIn a session's thread, your message becomes the next version. **Reply to a "
+        "version** to refine it where there is no thread; **reply to a picture** to change that picture."
+        + (
+            ""
+            if reads_messages
+            else " In servers I only read replies to my messages (keep their @ on) and messages that mention me."
+        ),
+        f"### {where}\n" + "\n".join(f"• {line}" for line in defaults),
+        "### Something wrong?\nEvery error I show ends with a code such as `E-BUSY` or `E-BUG-1a2b3c`. Send it "
+        "to a server admin (or the bot's operator): the same code is in my log, next to the details.",
+    ]
+
+
+def help_defaults(
+    options: ImageOptions, *, moderation: str, access: str, required_role_id: int | None
+) -> list[str]:
+    """The lines of /help that say what a render here uses and who may do what."""
+    lines = [
+        f"Pictures: {options.model} · {size_label(options.size)} · {options.quality} quality",
+        f"Moderation: {moderation}",
+        f"Who may refine a session: {access}",
+    ]
+    if required_role_id is not None:
+        lines.append(f"Using Mural needs the <@&{required_role_id}> role")
+    return lines
+
+
+def help_limits(limits: Limits) -> list[str]:
+    """/help: the budgets that apply to the member, in one line each (only those that are set)."""
+    lines = []
+    if limits.member_daily_pictures is not None:
+        lines.append(f"Up to {limits.member_daily_pictures} pictures per member per day")
+    if limits.member_daily_spend is not None:
+        lines.append(f"Up to {dollars(limits.member_daily_spend)} per member per day")
+    server = [
+        f"{dollars(amount)} per {period}"
+        for amount, period in ((limits.server_daily_spend, "day"), (limits.server_monthly_spend, "month"))
+        if amount is not None
+    ]
+    if server:
+        lines.append(f"The whole server: up to {' and '.join(server)}")
+    if lines:
+        lines.append("Days and months are UTC; `/usage` shows what you have used")
+    return lines

@@ -79,6 +79,8 @@ class _StudioButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"(
     action: ClassVar[str]
     label: ClassVar[str]
     emoji: ClassVar[str]
+    # What pressing it does, in one line for /help.
+    hint: ClassVar[str]
     style: ClassVar[discord.ButtonStyle] = discord.ButtonStyle.secondary
 
     def __init__(self, *ids: int, label: str | None = None, disabled: bool = False) -> None:
@@ -116,6 +118,7 @@ class _StudioButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"(
 
 class GenerateButton(_StudioButton, template=_template("gen", 2)):
     action, label, emoji, style = "gen", "Generate", "🎨", discord.ButtonStyle.primary
+    hint = "draw this version"
 
     async def press(self, actions: StudioActions, interaction: Interaction) -> None:
         await actions.generate_pressed(interaction, *self.ids)
@@ -123,6 +126,7 @@ class GenerateButton(_StudioButton, template=_template("gen", 2)):
 
 class RefineButton(_StudioButton, template=_template("refine", 2)):
     action, label, emoji = "refine", "Refine", "✏️"
+    hint = "a box for what should change; the answer becomes the next version (works everywhere)"
 
     async def press(self, actions: StudioActions, interaction: Interaction) -> None:
         await actions.refine_pressed(interaction, self.ids[0])
@@ -130,6 +134,7 @@ class RefineButton(_StudioButton, template=_template("refine", 2)):
 
 class UndoButton(_StudioButton, template=_template("undo", 2)):
     action, label, emoji = "undo", "Undo", "↩️"
+    hint = "back to the version before; the next refinement branches from it"
 
     async def press(self, actions: StudioActions, interaction: Interaction) -> None:
         await actions.undo_pressed(interaction, *self.ids)
@@ -137,6 +142,7 @@ class UndoButton(_StudioButton, template=_template("undo", 2)):
 
 class CopyButton(_StudioButton, template=_template("copy", 2)):
     action, label, emoji = "copy", "Copy", "📋"
+    hint = "the bare prompt, privately (a file when it is long)"
 
     async def press(self, actions: StudioActions, interaction: Interaction) -> None:
         await actions.copy_pressed(interaction, *self.ids)
@@ -147,6 +153,7 @@ class CopyButton(_StudioButton, template=_template("copy", 2)):
 
 class EditButton(_StudioButton, template=_template("edit", 2)):
     action, label, emoji, style = "edit", "Edit", "🖌️", discord.ButtonStyle.primary
+    hint = "change this picture by an instruction (Edit 1…4 when there are several)"
 
     async def press(self, actions: StudioActions, interaction: Interaction) -> None:
         await actions.edit_pressed(interaction, *self.ids)
@@ -154,6 +161,7 @@ class EditButton(_StudioButton, template=_template("edit", 2)):
 
 class RerollButton(_StudioButton, template=_template("reroll", 1)):
     action, label, emoji = "reroll", "Reroll", "🎲"
+    hint = "the same prompt drawn again (Retry after a failure)"
 
     async def press(self, actions: StudioActions, interaction: Interaction) -> None:
         await actions.reroll_pressed(interaction, self.ids[0])
@@ -161,6 +169,7 @@ class RerollButton(_StudioButton, template=_template("reroll", 1)):
 
 class CopyRenderButton(_StudioButton, template=_template("rcopy", 1)):
     action, label, emoji = "rcopy", "Copy", "📋"
+    hint = "this picture's prompt, privately"
 
     async def press(self, actions: StudioActions, interaction: Interaction) -> None:
         await actions.copy_render_pressed(interaction, self.ids[0])
@@ -170,6 +179,7 @@ class ThreadButton(_StudioButton, template=_template("thread", 1)):
     """`Refine` on an /imagine picture: opens a session thread for it."""
 
     action, label, emoji = "thread", "Refine", "✏️"
+    hint = "on an /imagine picture: a session for its prompt, to refine it"
 
     async def press(self, actions: StudioActions, interaction: Interaction) -> None:
         await actions.thread_pressed(interaction, self.ids[0])
@@ -179,6 +189,7 @@ class CancelButton(_StudioButton, template=_template("cancel", 1)):
     """On a queued job's progress card: cancel it before it is sent (its owner only)."""
 
     action, label, emoji, style = "cancel", "Cancel", "✖️", discord.ButtonStyle.danger
+    hint = "take your queued render off the queue before anything is spent"
 
     async def press(self, actions: StudioActions, interaction: Interaction) -> None:
         await actions.cancel_pressed(interaction, self.ids[0])
@@ -188,6 +199,7 @@ class RephraseButton(_StudioButton, template=_template("rephrase", 1)):
     """On a picture the image model refused: a compliant variant of its prompt, as a new version."""
 
     action, label, emoji = "rephrase", "Rephrase safely", "🛟"
+    hint = "after the image model refused, a compliant rewrite of the prompt as a new version"
 
     async def press(self, actions: StudioActions, interaction: Interaction) -> None:
         await actions.rephrase_pressed(interaction, self.ids[0])
@@ -226,18 +238,19 @@ class HistorySelect(
             await send_error(interaction, error)
 
 
-DYNAMIC_ITEMS = (
-    GenerateButton,
-    RefineButton,
-    UndoButton,
-    CopyButton,
+# The buttons a member meets, in the order /help explains them.
+VERSION_BUTTONS: tuple[type[_StudioButton], ...] = (GenerateButton, RefineButton, UndoButton, CopyButton)
+PICTURE_BUTTONS: tuple[type[_StudioButton], ...] = (
     EditButton,
     RerollButton,
     CopyRenderButton,
     ThreadButton,
     CancelButton,
-    HistorySelect,
+    RephraseButton,
 )
+
+# Every button is registered (Rephrase safely too), so each keeps working after a restart.
+DYNAMIC_ITEMS = (*VERSION_BUTTONS, *PICTURE_BUTTONS, HistorySelect)
 
 
 # -- modals ---------------------------------------------------------------------------------------

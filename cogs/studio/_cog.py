@@ -8,6 +8,7 @@ when it loads.
 from __future__ import annotations
 
 import logging
+import re
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -38,13 +39,20 @@ REFINABLE_MESSAGE_TYPES = (discord.MessageType.default, discord.MessageType.repl
 EDIT_MENU = "Edit with Mural"
 MAX_COUNT = 4
 AUTOCOMPLETE_LIMIT = 25
+# The studio works wherever a member is: servers, DMs with the bot, group DMs, and as a user-installed app.
+EVERY_INSTALL = app_commands.AppInstallationType(guild=True, user=True)
+EVERY_CONTEXT = app_commands.AppCommandContext(guild=True, dm_channel=True, private_channel=True)
 
 
 class StudioCog(commands.Cog, name=STUDIO_COG):
     def __init__(self, bot: MuralBot) -> None:
         self.bot = bot
-        self.edit_menu = app_commands.ContextMenu(name=EDIT_MENU, callback=self.edit_with_mural)
-        self.edit_menu.guild_only = True
+        self.edit_menu = app_commands.ContextMenu(
+            name=EDIT_MENU,
+            callback=self.edit_with_mural,
+            allowed_installs=EVERY_INSTALL,
+            allowed_contexts=EVERY_CONTEXT,
+        )
 
     async def cog_load(self) -> None:
         self.bot.add_dynamic_items(*DYNAMIC_ITEMS)
@@ -82,7 +90,8 @@ class StudioCog(commands.Cog, name=STUDIO_COG):
     @app_commands.command(
         name="prompt", description="Turn an idea into a detailed image prompt, refined in a thread"
     )
-    @app_commands.guild_only()
+    @app_commands.allowed_installs(guilds=True, users=True)
+    @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
     @app_commands.describe(
         idea="What you want to see, in your own words",
         target="Where you will use the prompt (default: OpenAI images)",
@@ -117,7 +126,8 @@ class StudioCog(commands.Cog, name=STUDIO_COG):
     @app_commands.command(
         name="imagine", description="Turn an idea into a picture: I write the prompt, then draw it"
     )
-    @app_commands.guild_only()
+    @app_commands.allowed_installs(guilds=True, users=True)
+    @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
     @app_commands.describe(
         idea="What you want to see, in your own words",
         size="Picture size (default: the server's)",
@@ -171,7 +181,8 @@ class StudioCog(commands.Cog, name=STUDIO_COG):
         )
 
     @app_commands.command(name="describe", description="Turn a picture into the prompt that would make it")
-    @app_commands.guild_only()
+    @app_commands.allowed_installs(guilds=True, users=True)
+    @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
     @app_commands.describe(image="The picture to describe (PNG, JPEG or WebP)")
     async def describe(self, interaction: Interaction, image: discord.Attachment) -> None:
         reference = await _reference(image)
@@ -182,7 +193,8 @@ class StudioCog(commands.Cog, name=STUDIO_COG):
     @app_commands.command(
         name="history", description="Your latest sessions, to jump back in or post one here again"
     )
-    @app_commands.guild_only()
+    @app_commands.allowed_installs(guilds=True, users=True)
+    @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
     async def history(self, interaction: Interaction) -> None:
         await _versions.history(self.bot, interaction)
 
@@ -194,10 +206,15 @@ class StudioCog(commands.Cog, name=STUDIO_COG):
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
-        """The owner's words in a session: a reply to a picture edits it; anything else refines the prompt."""
-        if message.author.bot or message.guild is None:
+        """The owner's words in a session: a reply to a picture edits it; anything else refines the prompt.
+
+        In a server without the Message Content intent, only replies to the bot and messages that
+        mention it arrive with their text; the others arrive empty and are passed over.
+        """
+        if message.author.bot or message.type not in REFINABLE_MESSAGE_TYPES:
             return
-        if message.type not in REFINABLE_MESSAGE_TYPES or not message.content.strip():
+        instruction = self._instruction(message)
+        if not instruction:
             return
         replied_to = message.reference.message_id if message.reference else None
         if replied_to is not None:
@@ -205,13 +222,13 @@ class StudioCog(commands.Cog, name=STUDIO_COG):
             if picture is not None:
                 session = await self.bot.studio.session(picture.session_id)
                 if await self._may_act(message, session):
-                    await _pictures.edit_from_reply(self.bot, message, picture)
+                    await _pictures.edit_from_reply(self.bot, message, picture, instruction)
                 return
         studio = self.bot.studio
         if isinstance(message.channel, discord.Thread):
             session = await studio.session_for_thread(message.channel.id)
         elif replied_to is not None:
-            # Without a thread (Create Public Threads refused), replies to the version message refine.
+            # Without a thread (a DM, or no Create Public Threads), replies to the version message refine.
             session = await studio.session_for_message(replied_to)
             if session is not None and session.thread_id is not None:
                 return
@@ -219,7 +236,14 @@ class StudioCog(commands.Cog, name=STUDIO_COG):
             return
         if session is None or not await self._may_act(message, session):
             return
-        await _versions.refine_from_message(self.bot, message, session)
+        await _versions.refine_from_message(self.bot, message, session, instruction)
+
+    def _instruction(self, message: discord.Message) -> str:
+        """The message's words without the bot's mention (how members reach it without the intent)."""
+        text = message.content
+        if self.bot.user is not None:
+            text = re.sub(rf"<@!?{self.bot.user.id}>", " ", text)
+        return text.strip()
 
     async def _may_act(self, message: discord.Message, session: Session) -> bool:
         """Whether a message in a session is an instruction (others' messages are just conversation)."""

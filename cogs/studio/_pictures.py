@@ -25,7 +25,7 @@ from bot.core.queue import FinishedRender, Job, JobEvent, RenderCancelled, Rende
 from bot.core.studio import SessionRequest
 from bot.models import Render, Session, Version
 from bot.ui import delivery, layouts
-from bot.ui.context import place_of, place_of_message
+from bot.ui.context import place_of, place_of_message, why_no_thread
 from bot.ui.errors import report_error
 from cogs.studio import _cards, _versions
 from cogs.studio._buttons import EditModal, PictureEditModal
@@ -402,14 +402,14 @@ async def edit_submitted(
     await edit_picture(bot, interaction, surface, record, index, change, interaction.message)
 
 
-async def edit_from_reply(bot: MuralBot, message: discord.Message, record: Render) -> None:
+async def edit_from_reply(bot: MuralBot, message: discord.Message, record: Render, change: str) -> None:
     """A reply to a picture changes that picture; the result answers the reply."""
     try:
         if record.n > 1:
             # A reply cannot say which of several pictures it means; the numbered buttons can.
             raise InvalidRequest(layouts.which_picture_text(record.n))
         surface = delivery.ChannelSurface(bot, message.channel, reply_to=message)
-        await edit_picture(bot, message, surface, record, 1, message.content, None)
+        await edit_picture(bot, message, surface, record, 1, change, None)
     except Exception as error:
         await report_error(bot, message.channel, error, where=f"Edit of render {record.id}", reply_to=message)
 
@@ -428,22 +428,28 @@ async def open_session_thread(bot: MuralBot, interaction: Interaction, render_id
             allowed_mentions=layouts.NO_PINGS,
         )
         return
+    reason = why_no_thread(interaction)
+    if reason is not None:
+        # No thread can open here: the prompt comes back as a version card, with Refine, through this press.
+        await interaction.response.defer(thinking=True)
+        await _versions.post_version(bot, session, head, interaction=interaction)
+        await _versions.tell_privately(interaction, _versions.no_thread_note(bot, reason))
+        return
     channel = interaction.channel
     message = interaction.message
     if not isinstance(channel, discord.TextChannel) or message is None:
-        raise InvalidRequest(layouts.no_thread_text(missing_permission=False, channel_kind_unsupported=True))
+        raise InvalidRequest(_versions.no_thread_note(bot, "channel-kind"))
     await interaction.response.defer(thinking=True, ephemeral=True)
     try:
         thread = await channel.create_thread(
             name=layouts.thread_name(session.idea), message=message, auto_archive_duration=1440
         )
     except discord.HTTPException as error:
-        raise InvalidRequest(
-            layouts.no_thread_text(missing_permission=error.status == 403, channel_kind_unsupported=False)
-        ) from error
+        reason = "permission" if error.status == 403 else "refused"
+        raise InvalidRequest(_versions.no_thread_note(bot, reason)) from error
     await bot.studio.attach_thread(session, thread.id)
     session = await bot.studio.session(session.id)
-    await delivery.send_in(bot, thread, layouts.thread_hint(session))
+    await delivery.send_in(bot, thread, layouts.thread_hint(session, reads_messages=bot.reads_messages))
     await _versions.post_version(bot, session, head, channel=thread)
     await interaction.edit_original_response(content=layouts.thread_opened_text(thread.jump_url))
 

@@ -19,7 +19,7 @@ from bot.core.policy import check_owner
 from bot.core.studio import SessionRequest
 from bot.models import Refinement, Session, Version
 from bot.ui import delivery, layouts
-from bot.ui.context import place_of
+from bot.ui.context import NoThread, place_of, reads_replies, why_no_thread
 from bot.ui.errors import report_error
 from cogs.studio import _cards
 from cogs.studio._buttons import RefineModal
@@ -79,31 +79,42 @@ async def start_describe(bot: MuralBot, interaction: Interaction, image: InputIm
 async def open_thread(
     bot: MuralBot, interaction: Interaction, session: Session, message: discord.Message
 ) -> None:
-    """Open the session's thread on its first message; say so plainly when Discord will not allow it.
+    """Open the session's thread on its first message; where there can be none, say why once, privately.
 
-    The thread is created through the channel: a message returned for an interaction is a webhook
-    message without guild information, on which discord.py cannot create a thread.
+    Without a thread the session lives on its messages: the same buttons, Refine by modal, and replies
+    to its versions where the bot receives them. The thread is created through the channel: a message
+    returned for an interaction is a webhook message without guild information, on which discord.py
+    cannot create a thread.
     """
+    reason = why_no_thread(interaction)
     channel = interaction.channel
-    if not isinstance(channel, discord.TextChannel):
-        await tell_privately(
-            interaction, layouts.no_thread_text(missing_permission=False, channel_kind_unsupported=True)
-        )
-        return
-    try:
-        thread = await channel.create_thread(
-            name=layouts.thread_name(session.idea), message=message, auto_archive_duration=1440
-        )
-    except discord.HTTPException as error:
-        log.info("Could not open a thread for session %d: HTTP %s", session.id, error.status)
-        text = layouts.no_thread_text(missing_permission=error.status == 403, channel_kind_unsupported=False)
-        await tell_privately(interaction, text)
+    thread: discord.Thread | None = None
+    if reason is None and isinstance(channel, discord.TextChannel):
+        try:
+            thread = await channel.create_thread(
+                name=layouts.thread_name(session.idea), message=message, auto_archive_duration=1440
+            )
+        except discord.HTTPException as error:
+            log.info("Could not open a thread for session %d: HTTP %s", session.id, error.status)
+            reason = "permission" if error.status == 403 else "refused"
+    if thread is None:
+        await tell_privately(interaction, no_thread_note(bot, reason or "channel-kind"))
         return
     await bot.studio.attach_thread(session, thread.id)
     try:
-        await thread.send(layouts.thread_hint(session), allowed_mentions=layouts.NO_PINGS)
+        await thread.send(
+            layouts.thread_hint(session, reads_messages=bot.reads_messages), allowed_mentions=layouts.NO_PINGS
+        )
     except discord.HTTPException:
         log.info("Could not post the hint in thread %d", thread.id)
+
+
+def no_thread_note(bot: MuralBot, reason: NoThread) -> str:
+    """Why this session has no thread and how to refine it, offering replies only where the bot gets them."""
+    # A DM's messages always carry their text, intent or not.
+    return layouts.no_thread_text(
+        reason, reads_replies=reads_replies(reason), reads_messages=bot.reads_messages or reason == "dm"
+    )
 
 
 async def tell_privately(interaction: Interaction, text: str) -> None:
@@ -114,12 +125,14 @@ async def tell_privately(interaction: Interaction, text: str) -> None:
         log.info("Could not send a private note (HTTP %s)", error.status)
 
 
-async def refine_from_message(bot: MuralBot, message: discord.Message, session: Session) -> None:
+async def refine_from_message(
+    bot: MuralBot, message: discord.Message, session: Session, instruction: str
+) -> None:
     """A message from the owner (in the thread, or a reply to a version) becomes the next version."""
     try:
         async with delivery.typing_if_allowed(message.channel):
             version = await bot.studio.refine(
-                session.id, message.content, author_id=message.author.id, channel_id=message.channel.id
+                session.id, instruction, author_id=message.author.id, channel_id=message.channel.id
             )
         await post_version(bot, session, version, channel=message.channel, reply_to=message)
     except Exception as error:
