@@ -114,3 +114,15 @@ class ServerSettings:
     required_role_id: int | None = None
     moderation: str | None = None
     audit_channel_id: int | None = None
+
+
+@dataclass(frozen=True)
+class DatabaseOverview:
+    """What `python -m bot check` and `backup` report about a database file."""
+
+    schema_version: int
+    latest_version: int
+    sessions: int
+    versions: int
+    renders: int
+    integrity: str = "ok"
