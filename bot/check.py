@@ -215,6 +215,7 @@ async def database_check(path: Path) -> Line:
             # Opening alone may write nothing; a real write proves the file and its folder are writable.
             await store.set_meta("setup-check", "ok")
             overview = await store.overview()
+            upgraded = store.upgrade_copy
         finally:
             await store.close()
     except (sqlite3.Error, OSError, RuntimeError) as error:
@@ -224,11 +225,12 @@ async def database_check(path: Path) -> Line:
             f"cannot be opened for writing ({error}). Fix: make DATABASE_PATH a file the bot's user may "
             "write, in a folder it may write (SQLite keeps its -wal and -shm files beside it)",
         )
+    upgrade = f"; migrated, the older one copied to {upgraded}" if upgraded else ""
     return Line(
         OK,
         subject,
-        f"writable, schema v{overview.schema_version} (up to date), {_size(path)}: {overview.sessions} sessions, "
-        f"{overview.versions} versions, {overview.renders} renders",
+        f"writable, schema v{overview.schema_version} (up to date{upgrade}), {_size(path)}: "
+        f"{overview.sessions} sessions, {overview.versions} versions, {overview.renders} renders",
     )
 
 
@@ -251,11 +253,16 @@ def exit_status(lines: list[Line]) -> int:
     return 1 if any(line.mark == BAD for line in lines) else 0
 
 
-async def check(settings: Settings, out: Callable[[str], None] = print) -> int:
-    """Run every check, print each line (secrets blanked out in any case), and return the exit status."""
-    lines = await run_checks(settings)
-    for line in lines:
-        out(redact(str(line), settings.secrets))
+def report(lines: list[Line], settings: Settings) -> list[str]:
+    """What is printed: every line (secrets blanked out whatever a line holds), then a verdict."""
     failed = sum(line.mark == BAD for line in lines)
-    out(f"{failed} problem(s) to fix." if failed else "All good: start the bot with `python -m bot`.")
+    verdict = f"{failed} problem(s) to fix." if failed else "All good: start the bot with `python -m bot`."
+    return [redact(str(line), settings.secrets) for line in lines] + [verdict]
+
+
+async def check(settings: Settings, out: Callable[[str], None] = print) -> int:
+    """Run every check, print the report, and return the exit status."""
+    lines = await run_checks(settings)
+    for text in report(lines, settings):
+        out(text)
     return exit_status(lines)

@@ -118,6 +118,7 @@ async def test_an_upgrade_copies_the_database_before_migrating_it(
     await store.close()
 
     copy = tmp_path / f"mural.db.before-v{LATEST}.bak"
+    assert store.upgrade_copy == copy
     assert overview.schema_version == LATEST and overview.sessions == 1
     assert query(copy, "PRAGMA user_version") == [(1,)]
     assert query(copy, "SELECT idea FROM sessions") == [("old",)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -12,16 +13,17 @@ import openai
 import pytest
 from discord.http import HTTPClient, Route
 
-from bot.check import BAD, BOT_PERMISSIONS, OK, SKIP, WARN, Line, check, exit_status, run_checks
+from bot.check import BAD, BOT_PERMISSIONS, OK, SKIP, WARN, Line, check, exit_status, report, run_checks
+from bot.store.database import migration_files
 from loopback.fake_discord import Intents
 from loopback.rig import DISCORD_TOKEN, OPENAI_KEY, REPO, Rig
 
 
 async def run(rig: Rig) -> tuple[list[Line], str]:
     """The check's lines, and everything it printed."""
-    printed: list[str] = []
-    await check(rig.settings(), printed.append)
-    return await run_checks(rig.settings()), "\n".join(printed)
+    settings = rig.settings()
+    lines = await run_checks(settings)
+    return lines, "\n".join(report(lines, settings))
 
 
 def line(lines: list[Line], subject: str) -> Line:
@@ -48,6 +50,9 @@ async def test_a_good_set_up_passes_every_check(rig: Rig) -> None:
     assert "schema v" in line(lines, "Database").text and "0 sessions" in line(lines, "Database").text
     assert printed.splitlines()[-1].startswith("All good")
     assert_no_secret(printed)
+    told: list[str] = []
+    assert await check(rig.settings(), told.append) == 0
+    assert told[-1].startswith("All good") and len(told) == len(lines) + 1
 
 
 def test_the_invite_asks_for_exactly_what_mural_does_in_a_channel() -> None:
@@ -155,6 +160,17 @@ async def test_a_database_that_cannot_be_written_is_named(rig: Rig, tmp_path: Pa
     assert database.mark == BAD and "DATABASE_PATH" in database.text
     assert exit_status(lines) == 1
     assert_no_secret(printed)
+
+
+@pytest.mark.asyncio
+async def test_an_older_database_is_migrated_after_a_copy_and_the_check_says_so(rig: Rig) -> None:
+    connection = sqlite3.connect(rig.database, isolation_level=None)
+    connection.executescript(migration_files()[0].read_text())
+    connection.close()
+    lines, _ = await run(rig)
+    database = line(lines, "Database")
+    assert database.mark == OK and "migrated, the older one copied to" in database.text
+    assert f"mural.db.before-v{len(migration_files())}.bak" in database.text
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes through file modes")

@@ -152,6 +152,8 @@ class Database:
         self._lock = asyncio.Lock()
         # The file behind the connection (None in memory): where a pre-upgrade copy goes beside it.
         self.path = path
+        # Where the copy taken before this opening's migrations went, if it migrated an older schema.
+        self.upgrade_copy: Path | None = None
 
     @classmethod
     async def open(cls, path: str | os.PathLike[str]) -> Self:
@@ -189,6 +191,7 @@ class Database:
             # An upgrade: a migration that fails half-way or a newer Mural rolled back must not cost data.
             copy = _free_name(self.path.with_name(f"{self.path.name}.before-v{len(files)}.bak"))
             await copy_database(self._db, copy)
+            self.upgrade_copy = copy
             log.info(
                 "Database schema v%d is older than this Mural's v%d: copied it to %s before migrating",
                 current,
