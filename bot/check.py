@@ -44,8 +44,6 @@ BOT_PERMISSIONS = discord.Permissions(
     read_message_history=True,  # fetching a picture that is replied to; answers reply to the message
 )
 
-DEVELOPER_PORTAL = "https://discord.com/developers/applications"
-
 
 @dataclass(frozen=True)
 class Line:
@@ -218,7 +216,9 @@ async def database_check(path: Path) -> Line:
             upgraded = store.upgrade_copy
         finally:
             await store.close()
-    except (sqlite3.Error, OSError, RuntimeError) as error:
+    except RuntimeError as error:  # a schema newer than this Mural, or a broken migration: it says which
+        return Line(BAD, subject, str(error))
+    except (sqlite3.Error, OSError) as error:
         return Line(
             BAD,
             subject,
