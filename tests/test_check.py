@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import discord
-import openai
 import pytest
 from discord.http import HTTPClient, Route
 
@@ -248,27 +247,6 @@ async def test_fake_discord_refuses_a_wrong_token_and_reports_the_intent_switch(
         assert not application["flags"] & ((1 << 18) | (1 << 19))
     finally:
         await http.close()
-
-
-@pytest.mark.asyncio
-async def test_fake_openai_looks_models_up_like_the_api(rig: Rig) -> None:
-    client = openai.AsyncOpenAI(base_url=rig.openai.base_url, api_key=OPENAI_KEY, max_retries=0)
-    try:
-        found = await client.models.retrieve("gpt-image-2")
-        assert (found.id, found.object, found.owned_by) == ("gpt-image-2", "model", "system")
-        assert isinstance(found.created, int)
-        with pytest.raises(openai.NotFoundError) as missing:
-            await client.models.retrieve("gpt-image-1")
-        assert missing.value.code == "model_not_found" and missing.value.type == "invalid_request_error"
-        assert "gpt-image-1" in missing.value.message
-        rig.openai.models.remove("gpt-image-2")
-        assert "gpt-image-2" not in [model.id async for model in client.models.list()]
-        rig.openai.api_key = "sk-another"
-        with pytest.raises(openai.AuthenticationError) as refused:
-            await client.models.retrieve("gpt-5.4-mini")
-        assert refused.value.code == "invalid_api_key"
-    finally:
-        await client.close()
 
 
 def test_a_check_line_reads_as_one_line() -> None:
