@@ -1,4 +1,5 @@
-"""`python -m bot` runs Mural; `python -m bot sync` registers the slash commands now and exits."""
+"""`python -m bot [run|sync|check|backup PATH]`: serve, register the slash commands, check the set-up, or
+back up the database; `--help` lists the commands and every setting."""
 
 from __future__ import annotations
 
@@ -8,17 +9,34 @@ import signal
 import sqlite3
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import aiohttp
 import discord
 
 from bot.app import build_bot
-from bot.config import ConfigError, Settings, load_settings
+from bot.check import check
+from bot.config import CATALOGUE, ConfigError, Settings, load_settings
 from bot.logs import setup_logging
+from bot.store.database import backup_file
 
 log = logging.getLogger("bot")
 
-USAGE = "usage: python -m bot [run|sync]\n  run   connect to Discord and serve (default)\n  sync  register slash commands now, then exit"
+COMMANDS = (
+    ("run", "connect to Discord and serve (the default)"),
+    ("sync", "register the slash commands now, then exit"),
+    ("check", "check the token, intent, OpenAI key and models, and the database, without starting"),
+    ("backup PATH", "copy the database to a new file PATH, also while the bot runs"),
+)
+
+
+def usage() -> str:
+    width = max(len(variable.name) for variable in CATALOGUE)
+    lines = ["usage: python -m bot [run|sync|check|backup PATH]", ""]
+    lines += [f"  {name:<{width}}  {meaning}" for name, meaning in COMMANDS]
+    lines += ["", "settings (from the environment or .env; the environment wins):"]
+    lines += [f"  {v.name:<{width}}  {v.meaning} [default: {v.default}]" for v in CATALOGUE]
+    return "\n".join(lines)
 
 
 def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -37,6 +55,23 @@ def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 def fail(message: str) -> int:
     print(f"mural: {message}", file=sys.stderr)
     return 2
+
+
+async def backup(settings: Settings, target: Path) -> int:
+    source = settings.database_path
+    try:
+        copied = await backup_file(source, target)
+    except (OSError, sqlite3.Error) as error:
+        print(f"mural: backup of {source} failed: {error}", file=sys.stderr)
+        return 1
+    if copied.integrity != "ok":
+        print(f"mural: the copy at {target} failed its integrity check: {copied.integrity}", file=sys.stderr)
+        return 1
+    print(
+        f"Backed up {source} to {target}: schema v{copied.schema_version}, {copied.sessions} sessions, "
+        f"{copied.versions} versions, {copied.renders} renders; integrity ok"
+    )
+    return 0
 
 
 async def serve(settings: Settings, *, sync_only: bool) -> int:
@@ -79,19 +114,31 @@ async def serve(settings: Settings, *, sync_only: bool) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if args and args[0] in ("-h", "--help", "help"):
-        print(USAGE)
+        print(usage())
         return 0
     command = args[0] if args else "run"
-    if command not in ("run", "sync") or len(args) > 1:
-        return fail(f"unknown command {' '.join(args)!r}\n{USAGE}")
+    if command == "backup" and len(args) != 2:
+        return fail("backup needs one PATH, the new file to write: python -m bot backup PATH")
+    if command not in ("run", "sync", "check", "backup") or (command != "backup" and len(args) > 1):
+        return fail(f"unknown command {' '.join(args)!r}\n{usage()}")
     try:
         settings = load_settings()
     except ConfigError as error:
         return fail(f"configuration error: {error}")
-    setup_logging(settings.log_level, settings.secrets)
+    # check and backup print what they found; the log only adds what goes wrong (a pre-upgrade copy).
+    quiet = command in ("check", "backup") and settings.log_level != "DEBUG"
+    setup_logging("WARNING" if quiet else settings.log_level, settings.secrets)
+    for warning in settings.warnings:
+        log.warning("%s", warning)
+    if command == "check":
+        work = check(settings)
+    elif command == "backup":
+        work = backup(settings, Path(args[1]).expanduser())
+    else:
+        work = serve(settings, sync_only=command == "sync")
     try:
         with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
-            return runner.run(serve(settings, sync_only=command == "sync"))
+            return runner.run(work)
     except KeyboardInterrupt:
         # Ctrl-C before the signal handlers are installed (while logging in): still no traceback.
         return 130

@@ -24,7 +24,7 @@ from discord.ext import commands
 from bot.config import Settings
 from bot.core.ai import OpenAIService, RetryPolicy
 from bot.core.errors import MuralError
-from bot.core.images import ImageOptions, ImageService, capabilities_for
+from bot.core.images import ImageOptions, ImageService
 from bot.core.pacing import AcknowledgementsFirst
 from bot.core.policy import Policy
 from bot.core.queue import RenderQueue
@@ -206,14 +206,6 @@ class MuralBot(commands.Bot):
     # -- start-up -----------------------------------------------------------------------------
 
     async def setup_hook(self) -> None:
-        retired_on = capabilities_for(self.settings.image_model).retired_on
-        if retired_on is not None:
-            log.warning(
-                "IMAGE_MODEL %s is retired at OpenAI since %s; renders will fail there. Set IMAGE_MODEL to a "
-                "current model such as gpt-image-2.",
-                self.settings.image_model,
-                retired_on.isoformat(),
-            )
         self.decide_message_content()
         for extension in EXTENSIONS:
             await self.load_extension(extension)

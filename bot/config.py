@@ -10,6 +10,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Literal, overload
 
@@ -26,6 +27,48 @@ DEFAULT_LIMITS = Limits(
 )
 DEFAULT_IMAGE_MODEL = "gpt-image-2"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One setting as `python -m bot --help` lists it."""
+
+    name: str
+    default: str
+    meaning: str
+
+
+# Every variable `settings_from` reads, in the order of `.env.example`; a test keeps the three in step,
+# so `--help`, the example file and the code cannot drift apart.
+CATALOGUE: tuple[Variable, ...] = (
+    Variable("DISCORD_TOKEN", "(required)", "the bot token (Developer Portal → Bot → Reset Token)"),
+    Variable(
+        "OPENAI_API_KEY", "(required)", "OpenAI API key, for images and (unless CHAT_* say otherwise) chat"
+    ),
+    Variable("OPENAI_BASE_URL", "api.openai.com", "another OpenAI-compatible server for everything"),
+    Variable("CHAT_MODEL", DEFAULT_CHAT_MODEL, "the chat model that writes and refines prompts"),
+    Variable("VISION_MODEL", "CHAT_MODEL", "the model that reads pictures for /describe"),
+    Variable("CHAT_BASE_URL", "OPENAI_BASE_URL", "an OpenAI-compatible server for chat only (Ollama, vLLM)"),
+    Variable("CHAT_API_KEY", "OPENAI_API_KEY", "the key for CHAT_BASE_URL"),
+    Variable("IMAGE_MODEL", DEFAULT_IMAGE_MODEL, "the image model id"),
+    Variable(
+        "IMAGE_MODELS", "IMAGE_MODEL", "image models a server may choose with /settings, comma-separated"
+    ),
+    Variable("IMAGE_SIZE", "1024x1024", "default size: a preset, auto, or WIDTHxHEIGHT on gpt-image-2+"),
+    Variable("IMAGE_QUALITY", "medium", "low, medium, high or auto"),
+    Variable("CHAT_TIMEOUT", "60", "seconds to wait for one chat answer"),
+    Variable("IMAGE_TIMEOUT", "180", "seconds to wait for one picture"),
+    Variable("RENDER_CONCURRENCY", "4", "pictures drawn at the same time; more wait in a fair queue"),
+    Variable("MEMBER_DAILY_PICTURES", "25", "pictures per member per day on a server (0: no limit)"),
+    Variable("MEMBER_DAILY_SPEND", "2.00", "US dollars per member per day (0: no limit)"),
+    Variable("SERVER_DAILY_SPEND", "25.00", "US dollars per server per day (0: no limit)"),
+    Variable("SERVER_MONTHLY_SPEND", "250.00", "US dollars per server per calendar month (0: no limit)"),
+    Variable("PRICES_FILE", "(built-in)", "a TOML file of prices replacing or adding to the built-in table"),
+    Variable("DEV_GUILD_ID", "(empty)", "register slash commands on this one server only"),
+    Variable("DATABASE_PATH", "mural.db", "the SQLite file; its folder must exist"),
+    Variable("SAFETY_SALT", "(generated)", "salt for the member hash sent to OpenAI; 16+ characters"),
+    Variable("LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING, ERROR or CRITICAL"),
+)
 
 
 class ConfigError(Exception):
@@ -66,6 +109,9 @@ class Settings:
     # Salts the safety identifier OpenAI gets for each member; generated and kept in the store if unset.
     safety_salt: str | None = field(default=None, repr=False)
     prices: PriceTable = field(default=DEFAULT_PRICES, repr=False)
+    # Problems that do not stop the start (a model retiring soon, a retired one on a compatible server):
+    # logged before connecting, so they are not lost behind a login that may take a while or fail.
+    warnings: tuple[str, ...] = ()
 
     @property
     def limits(self) -> Limits:
@@ -188,7 +234,53 @@ def _limit(env: Mapping[str, str], name: str, default: float | None, *, integer:
     return value or None
 
 
-def settings_from(env: Mapping[str, str]) -> Settings:
+def _retirements(name: str, models: tuple[str, ...], *, at_openai: bool, today: date) -> list[str]:
+    """Warnings for models that retire soon or are retired elsewhere; an error for one retired at OpenAI.
+
+    Refused at start rather than warned about: at api.openai.com every render with a retired model
+    fails, and a warning after login scrolls past while members already meet E-CONFIG. A compatible
+    server (OPENAI_BASE_URL) may still serve DALL-E, so there it is only a warning.
+    """
+    warnings: list[str] = []
+    for model in models:
+        retired_on = capabilities_for(model).retired_on
+        if retired_on is None:
+            continue
+        if retired_on > today:
+            warnings.append(
+                f"{name}: {model} retires at OpenAI on {retired_on.isoformat()}; "
+                f"set {name}={DEFAULT_IMAGE_MODEL} before then"
+            )
+        elif at_openai:
+            raise ConfigError(
+                name,
+                f"{model} was retired by OpenAI on {retired_on.isoformat()}; expected a current model "
+                f"(set {name}={DEFAULT_IMAGE_MODEL}), or OPENAI_BASE_URL for a compatible server that serves it",
+            )
+        else:
+            warnings.append(
+                f"{name}: {model} was retired by OpenAI on {retired_on.isoformat()}; "
+                "using it only because OPENAI_BASE_URL names another server"
+            )
+    return warnings
+
+
+def _database_path(env: Mapping[str, str]) -> Path:
+    database = _text(env, "DATABASE_PATH") or "mural.db"
+    if "\x00" in database:
+        raise ConfigError("DATABASE_PATH", "is not a file path")
+    path = Path(database).expanduser()
+    folder = path.parent
+    # A typo in the folder would otherwise start a fresh, empty database somewhere unexpected.
+    if not folder.is_dir():
+        problem = "is not a folder" if folder.exists() else "does not exist"
+        raise ConfigError(
+            "DATABASE_PATH", f"its folder {folder} {problem}; create it first or choose another path"
+        )
+    return path
+
+
+def settings_from(env: Mapping[str, str], *, today: date | None = None) -> Settings:
     """Build and validate settings from a mapping of variable names to strings."""
     discord_token = _required_secret(env, "DISCORD_TOKEN", "the bot token from the Discord Developer Portal")
     openai_api_key = _required_secret(env, "OPENAI_API_KEY", "an OpenAI API key (sk-...)")
@@ -206,6 +298,11 @@ def settings_from(env: Mapping[str, str]) -> Settings:
     image_quality = (_text(env, "IMAGE_QUALITY") or "medium").lower()
     if image_quality not in QUALITY_CHOICES:
         raise ConfigError("IMAGE_QUALITY", f"is not a quality; expected one of {', '.join(QUALITY_CHOICES)}")
+    openai_base_url = _url(env, "OPENAI_BASE_URL")
+    at_openai = openai_base_url is None or "api.openai.com" in openai_base_url
+    today = today or datetime.now(UTC).date()
+    warnings = _retirements("IMAGE_MODEL", (image_model,), at_openai=at_openai, today=today)
+    warnings += _retirements("IMAGE_MODELS", image_models[1:], at_openai=at_openai, today=today)
 
     dev_guild = _text(env, "DEV_GUILD_ID")
     if dev_guild is not None and not re.fullmatch(r"[0-9]{15,21}", dev_guild):
@@ -217,14 +314,12 @@ def settings_from(env: Mapping[str, str]) -> Settings:
     if log_level not in LOG_LEVELS:
         raise ConfigError("LOG_LEVEL", f"is not a log level; expected one of {', '.join(LOG_LEVELS)}")
 
-    database = _text(env, "DATABASE_PATH") or "mural.db"
-    if "\x00" in database:
-        raise ConfigError("DATABASE_PATH", "is not a file path")
+    database_path = _database_path(env)
 
     return Settings(
         discord_token=discord_token,
         openai_api_key=openai_api_key,
-        openai_base_url=_url(env, "OPENAI_BASE_URL"),
+        openai_base_url=openai_base_url,
         chat_model=_model(env, "CHAT_MODEL", DEFAULT_CHAT_MODEL),
         vision_model=_model(env, "VISION_MODEL", "") if _text(env, "VISION_MODEL") else None,
         chat_base_url=_url(env, "CHAT_BASE_URL"),
@@ -233,7 +328,7 @@ def settings_from(env: Mapping[str, str]) -> Settings:
         image_models=image_models,
         image_size=image_size,
         image_quality=image_quality,
-        database_path=Path(database).expanduser(),
+        database_path=database_path,
         dev_guild_id=int(dev_guild) if dev_guild else None,
         log_level=log_level,
         chat_timeout=_number(env, "CHAT_TIMEOUT", 60.0, integer=False, low=1, high=600),
@@ -253,6 +348,7 @@ def settings_from(env: Mapping[str, str]) -> Settings:
             env, "SERVER_MONTHLY_SPEND", DEFAULT_LIMITS.server_monthly_spend, integer=False
         ),
         prices=_prices(env),
+        warnings=tuple(warnings),
     )
 
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
+# openai 3.x sends through httpx2/httpcore2; the older names cover an environment with plain httpx.
+NOISY_LOGGERS = ("httpx", "httpx2", "httpcore", "httpcore2", "openai")
+
 
 def redact(text: str, secrets: Iterable[str]) -> str:
     for secret in secrets:
@@ -28,6 +31,8 @@ def setup_logging(level: str, secrets: Iterable[str]) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # The HTTP transports log every request at DEBUG, headers included; keep them quieter.
-    for noisy in ("httpx", "httpx2", "httpcore", "openai"):
-        logging.getLogger(noisy).setLevel(max(logging.INFO, logging.getLevelName(level)))
+    # The HTTP clients under openai log a line per request at INFO: at INFO the log should read as what
+    # Mural did, so they speak only of problems unless the operator asked for DEBUG.
+    quiet = logging.DEBUG if level == "DEBUG" else logging.WARNING
+    for noisy in NOISY_LOGGERS:
+        logging.getLogger(noisy).setLevel(quiet)

@@ -167,3 +167,15 @@ class MemberSpent:
     user_id: int
     pictures: int
     spend: float
+
+
+@dataclass(frozen=True)
+class DatabaseOverview:
+    """What `python -m bot check` and `backup` report about a database file."""
+
+    schema_version: int
+    latest_version: int
+    sessions: int
+    versions: int
+    renders: int
+    integrity: str = "ok"

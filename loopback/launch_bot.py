@@ -3,7 +3,8 @@
 Crash and signal tests need the bot in a process of its own, so that SIGKILL, SIGTERM and SIGINT are
 real signals (`Rig.start_process()` starts this). It does what `FakeDiscord.patch()` does in-process --
 point discord.py's REST base, its interaction-webhook base and its gateway at the fake -- and then runs
-`bot.__main__.main()` unchanged, which reads its settings from the environment like production does.
+`bot.__main__.main()` unchanged, with this command's own arguments (`python -m loopback.launch_bot check`
+runs the set-up check against the fakes); it reads its settings from the environment like production.
 
     MURAL_TEST_DISCORD_API          the fake's REST base, e.g. http://127.0.0.1:PORT/api/v10
     MURAL_TEST_DISCORD_WS           the fake's gateway, e.g. ws://127.0.0.1:PORT/
@@ -75,7 +76,8 @@ def take_configuration() -> bool:
     return True
 
 
-def run() -> int:
+def run(argv: list[str] | None = None) -> int:
+    """The entry point with `argv` (`[]`: serve; `["check"]`: the set-up check against the fakes)."""
     try:
         api_base, gateway = os.environ[API_VARIABLE], os.environ[GATEWAY_VARIABLE]
     except KeyError as missing:
@@ -84,10 +86,12 @@ def run() -> int:
     point_discord_at(api_base, gateway)
     if guild_ready := os.environ.get(GUILD_READY_VARIABLE):
         wait_for_guilds(float(guild_ready))
-    return main([])
+    return main(argv or [])
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] == [STAND_BY] and not take_configuration():
-        sys.exit(0)
-    sys.exit(run())
+    if sys.argv[1:] == [STAND_BY]:
+        if not take_configuration():
+            sys.exit(0)
+        sys.exit(run())
+    sys.exit(run(sys.argv[1:]))

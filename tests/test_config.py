@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from bot.config import ConfigError, load_settings, settings_from
+from bot.config import CATALOGUE, ConfigError, load_settings, settings_from
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "MTIzNDU2Nzg5MDEyMzQ1Njc4.secret-discord-token"
@@ -97,9 +100,100 @@ def test_custom_size_allowed_on_current_gpt_image() -> None:
 
 def test_legacy_sizes_accepted_for_dalle() -> None:
     settings = settings_from(
-        {**VALID, "IMAGE_MODEL": "dall-e-3", "IMAGE_SIZE": "1792x1024", "IMAGE_QUALITY": "high"}
+        {
+            **VALID,
+            "OPENAI_BASE_URL": "http://localai.lan:8080/v1",
+            "IMAGE_MODEL": "dall-e-3",
+            "IMAGE_SIZE": "1792x1024",
+            "IMAGE_QUALITY": "high",
+        }
     )
     assert settings.image_size == "1792x1024"
+
+
+TODAY = date(2026, 11, 30)
+
+
+@pytest.mark.parametrize("model", ["gpt-image-1", "dall-e-3", "dall-e-2"])
+def test_a_model_openai_has_retired_is_refused_before_anything_connects(model: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        settings_from({**VALID, "IMAGE_MODEL": model, "IMAGE_SIZE": "1024x1024"}, today=TODAY)
+    assert caught.value.variable == "IMAGE_MODEL"
+    assert "retired" in str(caught.value) and "IMAGE_MODEL=gpt-image-2" in str(caught.value)
+    with pytest.raises(ConfigError, match="IMAGE_MODELS: gpt-image-1 was retired"):
+        settings_from({**VALID, "IMAGE_MODELS": "gpt-image-2.5-flare, gpt-image-1"}, today=TODAY)
+
+
+def test_a_model_retiring_soon_or_served_elsewhere_is_a_warning() -> None:
+    soon = settings_from({**VALID, "IMAGE_MODEL": "gpt-image-1.5"}, today=TODAY)
+    assert soon.warnings == (
+        "IMAGE_MODEL: gpt-image-1.5 retires at OpenAI on 2026-12-01; set IMAGE_MODEL=gpt-image-2 before then",
+    )
+    with pytest.raises(ConfigError):
+        settings_from({**VALID, "IMAGE_MODEL": "gpt-image-1.5"}, today=date(2026, 12, 1))
+    elsewhere = settings_from(
+        {**VALID, "IMAGE_MODEL": "dall-e-3", "OPENAI_BASE_URL": "http://localai.lan:8080/v1"}, today=TODAY
+    )
+    assert "only because OPENAI_BASE_URL names another server" in elsewhere.warnings[0]
+    assert settings_from(VALID, today=TODAY).warnings == ()
+
+
+def test_the_size_error_names_custom_sizes_where_the_model_takes_them() -> None:
+    with pytest.raises(ConfigError) as current:
+        settings_from({**VALID, "IMAGE_SIZE": "huge"})
+    assert "1024x1024, 1536x1024, 1024x1536, auto or WIDTHxHEIGHT in steps of 16" in str(current.value)
+    with pytest.raises(ConfigError) as legacy:
+        settings_from(
+            {
+                **VALID,
+                "OPENAI_BASE_URL": "http://localai.lan/v1",
+                "IMAGE_MODEL": "dall-e-3",
+                "IMAGE_SIZE": "1280x720",
+            }
+        )
+    assert "WIDTHxHEIGHT" not in str(legacy.value)
+
+
+def test_a_database_folder_that_does_not_exist_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        settings_from({**VALID, "DATABASE_PATH": str(tmp_path / "typo" / "mural.db")})
+    assert caught.value.variable == "DATABASE_PATH"
+    assert f"its folder {tmp_path / 'typo'} does not exist" in str(caught.value)
+    assert not (tmp_path / "typo").exists()
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(ConfigError, match="is not a folder"):
+        settings_from({**VALID, "DATABASE_PATH": str(tmp_path / "a-file" / "mural.db")})
+
+
+class Recording(dict[str, str]):
+    """An environment that remembers every variable asked for."""
+
+    def __init__(self, values: dict[str, str]) -> None:
+        super().__init__(values)
+        self.asked: set[str] = set()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.asked.add(key)
+        return super().get(key, default)
+
+
+def _example_variables() -> list[str]:
+    return re.findall(r"^([A-Z][A-Z0-9_]+)=", (ROOT / ".env.example").read_text(), flags=re.M)
+
+
+def _readme_settings_table() -> list[str]:
+    readme = (ROOT / "README.md").read_text()
+    table = readme[readme.index("| variable | default | meaning |") :].split("\n\n", 1)[0]
+    return re.findall(r"^\| `([A-Z][A-Z0-9_]+)` \|", table, flags=re.M)
+
+
+def test_the_catalogue_is_what_the_code_reads_and_what_the_example_and_readme_list() -> None:
+    environment = Recording(VALID)
+    settings_from(environment)
+    names = [variable.name for variable in CATALOGUE]
+    assert set(names) == environment.asked
+    assert names == _example_variables()
+    assert sorted(names) == sorted(_readme_settings_table())
 
 
 @dataclass(frozen=True)
@@ -119,11 +213,14 @@ BAD_CONFIGURATIONS = {
     "OPENAI_BASE_URL": BotRun({**VALID, "OPENAI_BASE_URL": "not a url"}),
     "DEV_GUILD_ID": BotRun({**VALID, "DEV_GUILD_ID": "abc"}),
     "RENDER_CONCURRENCY": BotRun({**VALID, "RENDER_CONCURRENCY": "0"}),
+    "IMAGE_MODEL": BotRun({**VALID, "IMAGE_MODEL": "gpt-image-1"}),
+    "DATABASE_PATH": BotRun({**VALID, "DATABASE_PATH": "no-such-folder/mural.db"}),
 }
 RUNS = {
     **{f"bad-{variable}": run for variable, run in BAD_CONFIGURATIONS.items()},
     "bad-dotenv": BotRun({}, dotenv=f"DISCORD_TOKEN={TOKEN}\nOPENAI_API_KEY={KEY}\nLOG_LEVEL=chatty\n"),
     "unknown-subcommand": BotRun(VALID, ("dance",)),
+    "help": BotRun({}, ("--help",)),
 }
 
 
@@ -184,3 +281,13 @@ def test_unknown_subcommand_exits_2(bot_runs: dict[str, subprocess.Popen[str]]) 
     result = finished(bot_runs, "unknown-subcommand")
     assert result.returncode == 2
     assert "unknown command" in result.stderr
+
+
+def test_help_lists_every_command_and_every_setting(bot_runs: dict[str, subprocess.Popen[str]]) -> None:
+    result = finished(bot_runs, "help")
+    assert result.returncode == 0
+    listed = result.stdout.splitlines()
+    for command in ("run", "sync", "check", "backup PATH"):
+        assert any(line.strip().startswith(command + " ") for line in listed), command
+    for variable in CATALOGUE:
+        assert any(line.strip().startswith(variable.name + " ") for line in listed), variable.name

@@ -1231,6 +1231,23 @@ async def test_exact_api_key_can_be_required(fake: FakeOpenAI, client: openai.As
     assert caught.value.code == "invalid_api_key"
 
 
+async def test_a_model_is_looked_up_like_the_api_does(fake: FakeOpenAI, no_retry: openai.AsyncOpenAI) -> None:
+    """GET /models/{id}: the model object, or 404 model_not_found; the list follows `fake.models`."""
+    found = await no_retry.models.retrieve("gpt-image-2")
+    assert (found.id, found.object, found.owned_by) == ("gpt-image-2", "model", "system")
+    assert isinstance(found.created, int)
+    with pytest.raises(openai.NotFoundError) as missing:
+        await no_retry.models.retrieve("gpt-image-1")
+    assert missing.value.code == "model_not_found" and missing.value.type == "invalid_request_error"
+    assert "`gpt-image-1` does not exist" in missing.value.message
+    fake.models.remove("gpt-image-2")
+    assert "gpt-image-2" not in [model.id async for model in no_retry.models.list()]
+    fake.api_key = "sk-another"
+    with pytest.raises(openai.AuthenticationError) as refused:
+        await no_retry.models.retrieve("gpt-5.4-mini")
+    assert refused.value.code == "invalid_api_key"
+
+
 async def test_hang_times_out_quickly(fake: FakeOpenAI, no_retry: openai.AsyncOpenAI) -> None:
     fake.script_chat(hang())
     started = time.monotonic()

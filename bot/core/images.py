@@ -112,14 +112,17 @@ def size_problem(capabilities: ImageModelCapabilities, size: str) -> str | None:
     if size in capabilities.sizes:
         return None
     expected = f"expected one of {', '.join(capabilities.sizes)}"
+    if capabilities.any_size:
+        # Naming only the presets would hide that any size in steps of 16 works on these models.
+        expected += " or WIDTHxHEIGHT in steps of 16 between 1:3 and 3:1 (e.g. 1280x720)"
     match = _SIZE.match(size)
     if not capabilities.any_size or not match:
         return f"is not a size this model supports; {expected}"
     width, height = int(match[1]), int(match[2])
     if width % 16 or height % 16:
-        return f"is not a multiple of 16 on both sides; {expected} or WIDTHxHEIGHT in steps of 16"
+        return f"is not a multiple of 16 on both sides; {expected}"
     if max(width, height) > 3 * min(width, height):
-        return f"is wider or taller than 3:1; {expected} or WIDTHxHEIGHT between 1:3 and 3:1"
+        return f"is wider or taller than 3:1; {expected}"
     return None
 
 

@@ -10,6 +10,7 @@ open transaction first, so an outer transaction would not make a migration atomi
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import re
 import secrets
@@ -20,8 +21,12 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 import aiosqlite
 
+from bot.models import DatabaseOverview
+
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
+
+log = logging.getLogger(__name__)
 
 MIGRATIONS_FOLDER = Path(__file__).with_name("migrations")
 NOW = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
@@ -59,10 +64,96 @@ def _create_private_file(path: Path) -> None:
     os.close(fd)
 
 
+async def copy_database(source: aiosqlite.Connection, target: Path) -> None:
+    """SQLite's online backup of an open database into a new file at `target`, readable by its owner only.
+
+    One step (`pages=0`), so the copy is one consistent snapshot: in WAL mode the bot keeps writing
+    meanwhile, and what it commits after the copy began is simply not in it. Written beside the target
+    and renamed into place, so a crash never leaves a half copy under the real name.
+    """
+    partial = target.with_name(target.name + ".partial")
+    partial.unlink(missing_ok=True)
+    _create_private_file(partial)
+    try:
+        destination = await aiosqlite.connect(partial, isolation_level=None)
+        try:
+            await source.backup(destination)
+            # One self-contained file, with no write-ahead log beside it to lose when it is moved.
+            await destination.execute("PRAGMA journal_mode = DELETE")
+        finally:
+            await destination.close()
+        os.replace(partial, target)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+
+
+async def _overview(connection: aiosqlite.Connection, *, integrity: bool) -> DatabaseOverview:
+    async def number(sql: str) -> int:
+        async with connection.execute(sql) as cursor:
+            row = await cursor.fetchone()
+        return int(row[0]) if row else 0
+
+    version = await number("PRAGMA user_version")
+    migrated = version > 0  # an empty file has no tables to count yet
+    verdict = "ok"
+    if integrity:
+        async with connection.execute("PRAGMA integrity_check") as cursor:
+            verdict = "; ".join(str(row[0]) for row in await cursor.fetchall())
+    return DatabaseOverview(
+        schema_version=version,
+        latest_version=len(migration_files()),
+        sessions=await number("SELECT COUNT(*) FROM sessions") if migrated else 0,
+        versions=await number("SELECT COUNT(*) FROM versions") if migrated else 0,
+        renders=await number("SELECT COUNT(*) FROM renders") if migrated else 0,
+        integrity=verdict,
+    )
+
+
+def _check_backup_paths(source: Path, target: Path) -> None:
+    if not source.is_file():
+        raise FileNotFoundError(f"no database at {source}")
+    if target.exists():
+        raise FileExistsError(f"{target} already exists; choose a new name")
+    if not target.parent.is_dir():
+        raise FileNotFoundError(f"the folder {target.parent} does not exist")
+
+
+async def backup_file(source: Path, target: Path) -> DatabaseOverview:
+    """Back up the database at `source` (the bot may be running and writing) to `target`, then check
+    the copy: what it holds and its `PRAGMA integrity_check`. `source` is opened read-only and never
+    migrated; an existing `target` is never overwritten."""
+    _check_backup_paths(source, target)
+    connection = await aiosqlite.connect(f"file:{source}?mode=ro", uri=True, isolation_level=None)
+    try:
+        await connection.execute("PRAGMA busy_timeout = 5000")
+        await copy_database(connection, target)
+    finally:
+        await connection.close()
+    copy = await aiosqlite.connect(f"file:{target}?mode=ro", uri=True, isolation_level=None)
+    try:
+        return await _overview(copy, integrity=True)
+    finally:
+        await copy.close()
+
+
+def _free_name(path: Path) -> Path:
+    """`path`, or `path.2`, `path.3`… : an earlier pre-upgrade copy is older, so it is never replaced."""
+    candidate, number = path, 1
+    while candidate.exists():
+        number += 1
+        candidate = path.with_name(f"{path.name}.{number}")
+    return candidate
+
+
 class Database:
-    def __init__(self, connection: aiosqlite.Connection) -> None:
+    def __init__(self, connection: aiosqlite.Connection, path: Path | None = None) -> None:
         self._db = connection
         self._lock = asyncio.Lock()
+        # The file behind the connection (None in memory): where a pre-upgrade copy goes beside it.
+        self.path = path
+        # Where the copy taken before this opening's migrations went, if it migrated an older schema.
+        self.upgrade_copy: Path | None = None
 
     @classmethod
     async def open(cls, path: str | os.PathLike[str]) -> Self:
@@ -75,7 +166,7 @@ class Database:
             await connection.execute("PRAGMA foreign_keys = ON")
             await connection.execute("PRAGMA busy_timeout = 5000")
             await connection.execute("PRAGMA synchronous = NORMAL")
-            store = cls(connection)
+            store = cls(connection, None if str(path) == ":memory:" else path)
             await store._migrate()
         except BaseException:
             await connection.close()
@@ -95,6 +186,17 @@ class Database:
             raise RuntimeError(
                 f"The database schema is version {current}, newer than this Mural ({len(files)}); "
                 "upgrade Mural or use another DATABASE_PATH."
+            )
+        if 0 < current < len(files) and self.path is not None:
+            # An upgrade: a migration that fails half-way or a newer Mural rolled back must not cost data.
+            copy = _free_name(self.path.with_name(f"{self.path.name}.before-v{len(files)}.bak"))
+            await copy_database(self._db, copy)
+            self.upgrade_copy = copy
+            log.info(
+                "Database schema v%d is older than this Mural's v%d: copied it to %s before migrating",
+                current,
+                len(files),
+                copy,
             )
         for number, path in enumerate(files[current:], start=current + 1):
             script = path.read_text(encoding="utf-8")
@@ -136,6 +238,11 @@ class Database:
     async def _write(self, sql: str, params: tuple[Any, ...]) -> int:
         async with self._lock, self._db.execute(sql, params) as cursor:
             return cursor.rowcount
+
+    async def overview(self) -> DatabaseOverview:
+        """Schema version and how much is stored, for the set-up check."""
+        async with self._lock:
+            return await _overview(self._db, integrity=False)
 
     async def get_meta(self, key: str) -> str | None:
         row = await self._one("SELECT value FROM meta WHERE key = ?", (key,))
