@@ -8,8 +8,10 @@ a `Gate`, so what is queued behind a render stays queued until the test lets it 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import re
+import sqlite3
 from collections.abc import Mapping
 from typing import Any
 
@@ -261,3 +263,27 @@ async def test_after_a_restart_queued_renders_run_and_running_ones_are_interrupt
         ("bob picture 2", "cancelled"),
     ]
     assert not notices()[1:], "a job that waited is run, not reported"
+
+
+async def test_a_queued_render_whose_message_is_gone_after_a_restart_is_never_sent(rig: Rig) -> None:
+    gate = await start(rig)
+    alice, bob = rig.discord.add_member("alice"), rig.discord.add_member("bob")
+    await imagine(rig, alice, "alice picture 1", renders=1)
+    await rig.discord.wait_for(lambda: gate.prompts == ["alice picture 1"], message="the first render")
+    queued = await imagine(rig, bob, "bob picture 1", renders=2)
+    await card_saying(rig, queued, r"next up")
+    await rig.stop_bot()
+    gone = 10**18  # a channel deleted while the bot was away
+    with contextlib.closing(sqlite3.connect(rig.database)) as db, db:
+        db.execute(
+            "UPDATE renders SET channel_id = ?, message_channel_id = ? WHERE prompt = 'bob picture 1'",
+            (gone, gone),
+        )
+
+    await rig.start_bot()
+    await rig.discord.wait_for(
+        lambda: rig.query("SELECT status FROM renders WHERE prompt = 'bob picture 1'") == [("failed",)],
+        message="bob's job given up",
+    )
+    gate.release(1)
+    assert gate.prompts == ["alice picture 1"], "nothing was sent for a job nobody could see"

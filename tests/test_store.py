@@ -347,3 +347,18 @@ async def test_the_fair_order_takes_turns_across_members(store: Store) -> None:
     await store.finish_render(c, revised_prompt=None, input_tokens=None, output_tokens=None, cost_usd=None)
     # Bob has not started yet; then Alice, whose last start is older than Carol's.
     assert [t.render_id for t in await store.queued_render_order()] == [b[0], a[1], b[1], a[2]]
+
+
+async def test_two_processes_opening_a_new_database_at_once_both_end_up_on_the_latest_schema(
+    tmp_path: Path,
+) -> None:
+    """Each Store has its own connection, as two processes sharing the file would."""
+    path = tmp_path / "shared.db"
+    first, second = await asyncio.gather(Store.open(path), Store.open(path))
+    try:
+        assert query(path, "PRAGMA user_version") == [(len(MIGRATIONS),)]
+        session, _ = await _session(second)
+        assert (await first.get_session(session.id)) == session
+    finally:
+        await first.close()
+        await second.close()

@@ -14,6 +14,7 @@ import logging
 import os
 import re
 import secrets
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -205,6 +206,14 @@ class Database:
             await self._db.execute("PRAGMA foreign_keys = OFF")
             try:
                 await self._db.executescript(script)
+            except sqlite3.OperationalError:
+                # Another process sharing the file may have applied this migration first (its BEGIN
+                # waited for theirs to commit, then found the tables there): theirs stands.
+                if self._db.in_transaction:
+                    await self._db.execute("ROLLBACK")
+                if await self._schema_version() < number:
+                    raise
+                continue
             finally:
                 await self._db.execute("PRAGMA foreign_keys = ON")
             async with self._db.execute("PRAGMA foreign_key_check") as cursor:
@@ -215,6 +224,11 @@ class Database:
                 row = await cursor.fetchone()
             if not row or int(row[0]) != number:
                 raise RuntimeError(f"migration {path.name} did not set user_version to {number}")
+
+    async def _schema_version(self) -> int:
+        async with self._db.execute("PRAGMA user_version") as cursor:
+            row = await cursor.fetchone()
+        return int(row[0]) if row else 0
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:

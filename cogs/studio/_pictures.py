@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import discord
 
 from bot.core.ai import InputImage
-from bot.core.errors import RETRYABLE, InvalidRequest, NotAllowed, SafetyRejected
+from bot.core.errors import RETRYABLE, InvalidRequest, NotAllowed, SafetyRejected, SessionGone
 from bot.core.images import ImageOptions, picture_from_bytes
 from bot.core.imaging import check_reference_size, input_image, read_reference
 from bot.core.policy import Place, check_owner
@@ -512,6 +512,17 @@ async def resume_waiting_renders(bot: MuralBot, records: Sequence[Render]) -> No
             continue
         channel = bot.get_partial_messageable(record.message_channel_id or record.channel_id)
         surface = delivery.ChannelSurface(bot, channel, shown_id=record.message_id)
+        waiting = layouts.progress_text(version.number, JobEvent("queued", render_id=record.id))
+        try:
+            # Shown before it may run: a job whose place Mural can no longer reach (a group DM, a
+            # server it is not in, a deleted channel) is not drawn and paid for unseen.
+            await surface.show(_cards.progress_card(waiting, cancel=record.id))
+        except discord.HTTPException as error:
+            log.warning(
+                "Queued render %d cannot be shown after the restart (HTTP %s)", record.id, error.status
+            )
+            await bot.jobs.give_up(record, SessionGone("its message cannot be reached after a restart"))
+            continue
         bot.spawn(render(bot, None, surface, session, version, job), name=f"resumed-render-{record.id}")
 
 
