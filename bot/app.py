@@ -23,6 +23,7 @@ from discord.ext import commands
 
 from bot.config import Settings
 from bot.core.ai import OpenAIService, RetryPolicy
+from bot.core.budgets import window_at
 from bot.core.errors import MuralError
 from bot.core.images import ImageOptions, ImageService
 from bot.core.pacing import AcknowledgementsFirst
@@ -210,6 +211,11 @@ class MuralBot(commands.Bot):
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         await self.sync_commands(force=self.sync_only)
+        if not self.sync_only:
+            # Today's use counted before the first command arrives, so budget checks ahead of
+            # acknowledgements need no trip to the database.
+            await self.store.count_use_from_rows(window_at())
+            await self.policy.read_all_rules()
 
     def decide_message_content(self) -> None:
         """Ask for the Message Content intent only when the application may have it.

@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+from bot.core.budgets import window_at
+from bot.models import Limits, OverLimit
 from bot.store import Store
 from bot.store.database import migration_files
 from loopback.rig import query
@@ -362,3 +364,51 @@ async def test_two_processes_opening_a_new_database_at_once_both_end_up_on_the_l
     finally:
         await first.close()
         await second.close()
+
+
+async def _job(store: Store, session_id: int, *, cost: float = 0.05) -> Any:
+    return await store.create_render(
+        session_id=session_id,
+        version=1,
+        requester_id=1,
+        channel_id=20,
+        guild_id=10,
+        model="gpt-image-2",
+        size="1024x1024",
+        quality="low",
+        cost_reserved=cost,
+    )
+
+
+async def test_quick_budget_checks_refuse_only_what_the_rows_refuse(
+    tmp_path: Path,
+) -> None:
+    """The running totals only ever let through what they count as well within; near a limit, the rows
+    decide (a cancelled job frees its place). What another process spent only the exact check sees."""
+    window = window_at()
+    limits = Limits(member_daily_pictures=3, member_daily_spend=1.0)
+    this, other = await Store.open(tmp_path / DATABASE), await Store.open(tmp_path / DATABASE)
+    try:
+
+        async def check(pictures: int = 1, cost: float = 0.05, *, quick: bool = True) -> OverLimit | None:
+            return await this.check_limits(
+                limits, window, guild_id=10, user_id=1, pictures=pictures, cost=cost, quick=quick
+            )
+
+        session, _ = await _session(this)
+        assert await check() is None  # the first check reads the totals from the rows
+        await _job(this, session.id)
+        await _job(this, session.id)
+        assert await check() is None
+        third = await _job(this, session.id)
+        assert await check() == OverLimit("member_daily_pictures", 3, 3)
+        await this.cancel_render(third.id)  # the totals do not count down; the rows do
+        assert await check() is None
+        await _job(other, session.id, cost=0.90)  # spent by another process: the totals cannot know
+        assert await check(pictures=0, cost=0.10) is None, "a quick check lets it through to the paid call"
+        assert await check(pictures=0, cost=0.10, quick=False) == OverLimit(
+            "member_daily_spend", pytest.approx(1.0), 1.0
+        ), "which checks the rows"
+    finally:
+        await this.close()
+        await other.close()

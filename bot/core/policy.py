@@ -7,7 +7,10 @@ is spent.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -25,6 +28,8 @@ from bot.core.images import (
 )
 from bot.models import Limits, ServerSettings, Session
 from bot.store import Store
+
+log = logging.getLogger(__name__)
 
 SESSION_ACCESS = {"owner": "the session's owner", "thread": "anyone in the thread"}
 MODERATION_LEVELS = ("off", "standard", "strict")
@@ -57,6 +62,17 @@ class FlagReport:
 
 
 FlagListener = Callable[[FlagReport], Awaitable[None]]
+
+
+# How long a server's settings read from the store are used before reading them again.
+RULES_FRESH_FOR = 30.0
+
+
+@dataclass(frozen=True)
+class _ServerRules:
+    settings: ServerSettings
+    role_limits: Mapping[int, int]
+    read_at: float
 
 
 @dataclass(frozen=True)
@@ -98,6 +114,10 @@ class Policy:
         self.allowed_models = allowed_models
         # The operator's budgets, every server's defaults; none in narrow tests.
         self.operator_limits = limits or Limits()
+        self._rules: dict[int, _ServerRules | None] = {}  # None: changed here, to be read again
+        self._all_read_at: float | None = None
+        self._reading: dict[int, asyncio.Future[_ServerRules]] = {}
+        self._changes: dict[int, int] = {}  # per server, how many changes were made here
         # Told of every request moderation stops (the admin cog writes it to the audit channel).
         self.on_flagged: FlagListener | None = None
 
@@ -144,7 +164,69 @@ class Policy:
     async def settings(self, guild_id: int | None) -> ServerSettings:
         if guild_id is None:
             return ServerSettings(guild_id=0)
-        return await self._store.server_settings(guild_id)
+        return (await self._server(guild_id)).settings
+
+    async def _server(self, guild_id: int) -> _ServerRules:
+        """A server's settings and role limits, as last read from the store.
+
+        They are consulted before every command is acknowledged, where a read is a round trip through
+        a busy event loop; so every server's are read at start (`read_all_rules`), a command goes by
+        what was read, and what is older than `RULES_FRESH_FOR` seconds is read again behind it. A
+        change made here applies to the very next command; one made by another process sharing the
+        database, within about that time."""
+        if guild_id in self._rules:
+            rules = self._rules[guild_id]
+        elif self._all_read_at is not None:
+            # Nothing stored for this server when all were read: the defaults.
+            rules = _ServerRules(ServerSettings(guild_id=guild_id), {}, self._all_read_at)
+            self._rules[guild_id] = rules
+        else:
+            rules = None
+        if rules is None:
+            return await asyncio.shield(self._read_soon(guild_id))
+        if time.monotonic() - rules.read_at > RULES_FRESH_FOR:
+            self._read_soon(guild_id)
+        return rules
+
+    async def read_all_rules(self) -> None:
+        """Every server's settings and role limits, read once at start."""
+        read_at = time.monotonic()
+        settings, role_limits = await self._store.all_server_rules()
+        for guild_id, stored in settings.items():
+            self._rules[guild_id] = _ServerRules(stored, role_limits.get(guild_id, {}), read_at)
+        for guild_id, roles in role_limits.items():
+            if guild_id not in settings:
+                self._rules[guild_id] = _ServerRules(ServerSettings(guild_id=guild_id), roles, read_at)
+        self._all_read_at = read_at
+
+    def _read_soon(self, guild_id: int) -> asyncio.Future[_ServerRules]:
+        """One read of a server's rules, however many commands ask meanwhile."""
+        reading = self._reading.get(guild_id)
+        if reading is None:
+            reading = asyncio.ensure_future(self._read_rules(guild_id))
+            self._reading[guild_id] = reading
+            reading.add_done_callback(lambda done: self._read_done(guild_id, done))
+        return reading
+
+    def _read_done(self, guild_id: int, reading: asyncio.Future[_ServerRules]) -> None:
+        if self._reading.get(guild_id) is reading:
+            del self._reading[guild_id]
+        if not reading.cancelled() and (error := reading.exception()) is not None:
+            log.warning("Could not read the settings of server %d: %s", guild_id, error)
+
+    async def _read_rules(self, guild_id: int) -> _ServerRules:
+        read_at, changes = time.monotonic(), self._changes.get(guild_id, 0)
+        settings = await self._store.server_settings(guild_id)
+        rules = _ServerRules(settings, await self._store.role_limits(guild_id), read_at)
+        if self._changes.get(guild_id, 0) == changes:  # not read from before a change made meanwhile
+            self._rules[guild_id] = rules
+        return rules
+
+    def _forget_rules(self, guild_id: int) -> None:
+        """A change made here applies to the very next command."""
+        self._changes[guild_id] = self._changes.get(guild_id, 0) + 1
+        self._rules[guild_id] = None
+        self._reading.pop(guild_id, None)
 
     # -- who may -----------------------------------------------------------------------------
 
@@ -171,13 +253,17 @@ class Policy:
 
     async def limits(self, place: Place) -> Limits:
         """A member's limits where they act: the operator's, the server's, their roles'."""
-        settings = await self.settings(place.guild_id)
-        roles = await self._store.role_limits(place.guild_id) if place.guild_id is not None else {}
-        return limits_for(self.operator_limits, settings, roles, place.role_ids)
+        if place.guild_id is None:
+            return limits_for(self.operator_limits, ServerSettings(guild_id=0), {}, place.role_ids)
+        rules = await self._server(place.guild_id)
+        return limits_for(self.operator_limits, rules.settings, rules.role_limits, place.role_ids)
 
-    async def check_budget(self, place: Place, user_id: int, *, pictures: int = 0, cost: float = 0.0) -> None:
+    async def check_budget(
+        self, place: Place, user_id: int, *, pictures: int = 0, cost: float = 0.0, quick: bool = False
+    ) -> None:
         """Refuse, before anything is spent, what would go over a limit (a job's own reservation is
-        checked again, atomically, when it is queued)."""
+        checked again, atomically, when it is queued). `quick` before a command is acknowledged: what
+        this process counted as well within passes at once, and the paid call checks exactly."""
         window = window_at()
         over = await self._store.check_limits(
             await self.limits(place),
@@ -186,6 +272,7 @@ class Policy:
             user_id=user_id,
             pictures=pictures,
             cost=cost,
+            quick=quick,
         )
         if over is not None:
             raise BudgetExceeded(over, window)
@@ -207,12 +294,13 @@ class Policy:
         )
 
     async def role_limits(self, guild_id: int) -> dict[int, int]:
-        return await self._store.role_limits(guild_id)
+        return dict((await self._server(guild_id)).role_limits)
 
     async def set_role_limit(self, guild_id: int, role_id: int, daily_pictures: int | None) -> None:
         if daily_pictures is not None and daily_pictures < 0:
             raise InvalidRequest("A role's daily pictures is a number from 0 (no limit) up.")
         await self._store.set_role_limit(guild_id, role_id, daily_pictures)
+        self._forget_rules(guild_id)
 
     # -- what renders use ----------------------------------------------------------------------
 
@@ -286,4 +374,6 @@ class Policy:
         for limit in ("daily_pictures", "daily_spend", "server_daily_spend", "server_monthly_spend"):
             if (changes.get(limit) or 0) < 0:
                 raise InvalidRequest("A limit is a number from 0 (no limit) up.")
-        return await self._store.change_server_settings(guild_id, changes)
+        changed = await self._store.change_server_settings(guild_id, changes)
+        self._forget_rules(guild_id)
+        return changed

@@ -301,6 +301,7 @@ class Studio:
         image: InputImage | None = None,
     ) -> None:
         if self._policy is not None:
+            await self._my_turn()  # a moderation call is work like any other: acknowledgements go first
             await self._policy.screen(
                 guild_id, user_id=user_id, channel_id=channel_id, texts=texts, image=image
             )
@@ -319,10 +320,10 @@ class Studio:
         session_id: int | None,
     ) -> tuple[ChatAnswer, int]:
         """Ask the chat model and record what the call cost; returns the answer and its usage row."""
+        await self._my_turn()
         if self._policy is not None:
             # Chat costs little and its cost is known only afterwards: refused once a budget is used up.
             await self._policy.check_budget(Place(guild_id, None), user_id)
-        await self._my_turn()
         answer = await self._ai.chat(messages, user_hash=self._ai.user_hash(user_id))
         usage_id = await self._record_usage(
             answer, purpose=purpose, user_id=user_id, guild_id=guild_id, session_id=session_id

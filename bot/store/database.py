@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar
 import aiosqlite
 
 from bot.models import DatabaseOverview
+from bot.store.totals import RunningTotals
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -155,6 +156,12 @@ class Database:
         self.path = path
         # Where the copy taken before this opening's migrations went, if it migrated an older schema.
         self.upgrade_copy: Path | None = None
+        # Budget checks waiting to be read together (see `bot.store.budgets`).
+        self._usage_asked: list[tuple[Any, asyncio.Future[Any]]] = []
+        self._usage_reader: asyncio.Task[None] | None = None
+        # Today's use as this process counts it (see `bot.store.totals`); None until first read.
+        self._totals: RunningTotals | None = None
+        self._totals_reader: asyncio.Task[None] | None = None
 
     @classmethod
     async def open(cls, path: str | os.PathLike[str]) -> Self:
@@ -257,6 +264,11 @@ class Database:
         """Schema version and how much is stored, for the set-up check."""
         async with self._lock:
             return await _overview(self._db, integrity=False)
+
+    def _count_use(self, guild_id: int | None, user_id: int, *, pictures: int, spend: float | None) -> None:
+        """Something that counts against budgets was just recorded (called right after its commit)."""
+        if self._totals is not None:
+            self._totals.count(guild_id, user_id, pictures=pictures, spend=spend or 0.0)
 
     async def get_meta(self, key: str) -> str | None:
         row = await self._one("SELECT value FROM meta WHERE key = ?", (key,))

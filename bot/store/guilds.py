@@ -52,3 +52,14 @@ class GuildQueries(Database):
                 (guild_id, *(getattr(merged, column) for column in SETTING_COLUMNS)),
             )
         return merged
+
+    async def all_server_rules(self) -> tuple[dict[int, ServerSettings], dict[int, dict[int, int]]]:
+        """Every server's stored settings, and every server's role limits (read once at start)."""
+        settings = {
+            int(row["guild_id"]): record(ServerSettings, row)
+            for row in await self._all("SELECT * FROM guild_settings", ())
+        }
+        role_limits: dict[int, dict[int, int]] = {}
+        for row in await self._all("SELECT guild_id, role_id, daily_pictures FROM role_limits", ()):
+            role_limits.setdefault(int(row["guild_id"]), {})[int(row["role_id"])] = int(row["daily_pictures"])
+        return {guild: stored for guild, stored in settings.items() if stored is not None}, role_limits

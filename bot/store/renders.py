@@ -63,7 +63,11 @@ class RenderQueries(Database):
     async def create_render(self, **job: Any) -> Render:
         """A job recorded as queued, with everything needed to run it again (Reroll, Retry, a restart)."""
         async with self._transaction() as db:
-            return await _insert_render(db, job)
+            created = await _insert_render(db, job)
+        self._count_use(
+            created.guild_id, created.requester_id, pictures=created.n, spend=created.cost_reserved
+        )
+        return created
 
     async def reserve_render(self, *, limits: Limits, window: Window, **job: Any) -> Render | OverLimit:
         """Queue a job only if it fits the limits, checked and recorded in one transaction, so that
@@ -80,7 +84,11 @@ class RenderQueries(Database):
             )
             if over is not None:
                 return over
-            return await _insert_render(db, job)
+            created = await _insert_render(db, job)
+        self._count_use(
+            created.guild_id, created.requester_id, pictures=created.n, spend=created.cost_reserved
+        )
+        return created
 
     async def mark_render_running(self, render_id: int) -> bool:
         """Start a queued job; False when it is no longer queued (cancelled, say)."""
@@ -131,11 +139,16 @@ class RenderQueries(Database):
         cost_usd: float | None,
         cost_estimated: bool = False,
     ) -> None:
-        await self._write(
+        row = await self._one(
             "UPDATE renders SET status = 'done', revised_prompt = ?, input_tokens = ?, output_tokens = ?,"
-            f" cost_usd = ?, cost_estimated = ?, error_code = NULL, error = NULL, finished_at = {NOW} WHERE id = ?",
+            f" cost_usd = ?, cost_estimated = ?, error_code = NULL, error = NULL, finished_at = {NOW} WHERE id = ?"
+            " RETURNING guild_id, requester_id, cost_reserved",
             (revised_prompt, input_tokens, output_tokens, cost_usd, int(cost_estimated), render_id),
         )
+        if row is not None and cost_usd is not None and cost_usd > (row["cost_reserved"] or 0.0):
+            # Dearer than reserved: the running totals count the difference (they never count down).
+            extra = cost_usd - (row["cost_reserved"] or 0.0)
+            self._count_use(row["guild_id"], row["requester_id"], pictures=0, spend=extra)
 
     async def set_render_message(
         self, render_id: int, message_id: int, channel_id: int | None = None

@@ -35,4 +35,6 @@ class UsageQueries(Database):
                     cost_usd,
                 ),
             )
-            return int(cursor.lastrowid or 0)
+            usage_id = int(cursor.lastrowid or 0)
+        self._count_use(guild_id, user_id, pictures=0, spend=cost_usd)
+        return usage_id

@@ -257,7 +257,7 @@ class StudioCog(commands.Cog, name=STUDIO_COG):
 
     async def _check_spend(self, interaction: Interaction) -> None:
         """A used-up budget is refused privately before the command is answered in public."""
-        await self.bot.policy.check_budget(place_of(interaction), interaction.user.id)
+        await self.bot.policy.check_budget(place_of(interaction), interaction.user.id, quick=True)
 
     async def check_access(self, interaction: Interaction) -> None:
         """A server may require a role to use Mural; buttons check it like commands do."""

@@ -46,7 +46,7 @@ async def start_imagine(
 ) -> None:
     """/imagine: the prompt is written (or taken as is), then drawn; with review, shown first and nothing drawn."""
     if review:
-        await bot.policy.check_budget(place_of(interaction), interaction.user.id)
+        await bot.policy.check_budget(place_of(interaction), interaction.user.id, quick=True)
     else:
         await _check_budget(bot, interaction, options, editing=request.reference is not None)
     await interaction.response.defer(thinking=True)
@@ -56,13 +56,14 @@ async def start_imagine(
 async def _check_budget(
     bot: MuralBot, requester: Interaction | discord.Message, options: ImageOptions, *, editing: bool
 ) -> None:
-    """Refuse privately, before the chat model is asked anything, a picture the budgets have no room for."""
-    place = _place(requester)
+    """Refuse privately, before the command is answered or the chat model asked anything, a picture the
+    budgets have no room for (quick: the job's reservation checks exactly)."""
     await bot.policy.check_budget(
-        place,
+        _place(requester),
         _author(requester).id,
         pictures=options.count,
         cost=bot.images.expected_cost(options, editing=editing),
+        quick=True,
     )
 
 
