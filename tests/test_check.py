@@ -172,6 +172,18 @@ async def test_an_older_database_is_migrated_after_a_copy_and_the_check_says_so(
     assert f"mural.db.before-v{len(migration_files())}.bak" in database.text
 
 
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+@pytest.mark.asyncio
+async def test_a_database_in_a_read_only_place_is_named_even_for_root(rig: Rig) -> None:
+    # /proc refuses new files to everyone, root included: a read-only file system as an admin meets it.
+    rig.overrides["DATABASE_PATH"] = "/proc/mural.db"
+    lines, printed = await run(rig)
+    database = line(lines, "Database")
+    assert database.mark == BAD and "DATABASE_PATH" in database.text
+    assert exit_status(lines) == 1
+    assert_no_secret(printed)
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes through file modes")
 @pytest.mark.asyncio
 async def test_a_read_only_database_file_is_named(rig: Rig, tmp_path: Path) -> None:
