@@ -116,7 +116,14 @@ async def test_a_user_install_in_a_server_without_the_bot_never_posts_there(rig:
     )
     edited = await rig.answer_containing(submitted, "Edit of v2")
     assert rig.discord.attachments_of(edited) and len(rig.openai.edit_requests) == 1
-    assert bot_calls_to(rig, elsewhere) == []
+
+    # Reroll of the edit would need the first picture, on a message the bot cannot fetch here: said so.
+    reroll = await press(rig, alice, edited, "Reroll")
+    refusal = await reroll.wait_response()
+    assert refusal["data"]["flags"] & EPHEMERAL and "E-INPUT" in refusal["data"]["content"]
+    assert "Press Edit on the picture itself" in refusal["data"]["content"]
+    assert len(rig.openai.edit_requests) == 1, "nothing was sent"
+    assert [call for call in bot_calls_to(rig, elsewhere) if not call.startswith("GET ")] == []
 
 
 async def test_imagine_in_a_group_dm_answers_with_the_picture_and_refine_brings_the_prompt(rig: Rig) -> None:

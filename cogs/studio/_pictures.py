@@ -354,7 +354,14 @@ async def source_picture(
         if record.message_id is None:
             raise InvalidRequest("That picture was never posted, so there is nothing to edit.")
         channel = bot.get_partial_messageable(record.message_channel_id or record.channel_id)
-        message = await channel.fetch_message(record.message_id)
+        try:
+            message = await channel.fetch_message(record.message_id)
+        except (discord.Forbidden, discord.NotFound) as error:
+            # Deleted, or where Mural cannot read by itself (a group DM, a server it was not added to).
+            raise InvalidRequest(
+                "I can't read that picture's message from here, so I can't start from it. "
+                "Press Edit on the picture itself instead."
+            ) from error
     pictures = delivery.pictures_in(message)
     if not 1 <= index <= len(pictures):
         raise InvalidRequest("That picture is no longer on its message, so it cannot be edited.")
