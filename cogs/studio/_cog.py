@@ -22,7 +22,7 @@ from bot.core.studio import MAX_IDEA_CHARS, STYLES, TARGETS
 from bot.models import Reference, Session
 from bot.ui.context import place_of, place_of_message
 from bot.ui.delivery import PictureSource
-from cogs.studio import _pictures, _versions
+from cogs.studio import _pictures, _restart, _versions
 from cogs.studio._buttons import DYNAMIC_ITEMS, STUDIO_COG
 
 if TYPE_CHECKING:
@@ -74,12 +74,12 @@ class StudioCog(commands.Cog, name=STUDIO_COG):
                 "%d render(s) were interrupted by the last stop; telling their owners", len(interrupted)
             )
             self.bot.spawn(
-                _pictures.report_interrupted_renders(self.bot, interrupted), name="report-interrupted-renders"
+                _restart.report_interrupted_renders(self.bot, interrupted), name="report-interrupted-renders"
             )
         waiting = await self.bot.jobs.waiting_since_last_stop()
         if waiting:
             log.info("%d render(s) were still queued at the last stop; running them now", len(waiting))
-            self.bot.spawn(_pictures.resume_waiting_renders(self.bot, waiting), name="resume-waiting-renders")
+            self.bot.spawn(_restart.resume_waiting_renders(self.bot, waiting), name="resume-waiting-renders")
 
     async def cog_unload(self) -> None:
         self.bot.remove_dynamic_items(*DYNAMIC_ITEMS)

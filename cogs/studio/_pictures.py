@@ -10,14 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import discord
 
 from bot.core.ai import InputImage
-from bot.core.errors import RETRYABLE, InvalidRequest, NotAllowed, SafetyRejected, SessionGone
+from bot.core.errors import RETRYABLE, InvalidRequest, NotAllowed, SafetyRejected
 from bot.core.images import ImageOptions, picture_from_bytes
 from bot.core.imaging import check_reference_size, input_image, read_reference
 from bot.core.policy import Place, check_owner
@@ -503,75 +502,6 @@ async def copy_render(bot: MuralBot, interaction: Interaction, render_id: int) -
     if prompt is None:
         prompt = (await bot.studio.version(render.session_id, render.version))[1].prompt
     await _versions.copy_text(interaction, prompt, f"prompt-{render_id}.txt")
-
-
-# -- after a restart --------------------------------------------------------------------------
-
-
-async def resume_waiting_renders(bot: MuralBot, records: Sequence[Render]) -> None:
-    """Jobs a stop left queued run now, in their turn, each on the message that showed it waiting."""
-    for record in records:
-        try:
-            session, version = await bot.studio.version(record.session_id, record.version)
-            job = bot.jobs.adopt(record, await _request_again(bot, session, version, record))
-        except Exception as error:
-            log.warning("Queued render %d cannot run after the restart", record.id, exc_info=True)
-            await bot.jobs.give_up(record, error)
-            continue
-        channel = bot.get_partial_messageable(record.message_channel_id or record.channel_id)
-        surface = delivery.ChannelSurface(bot, channel, shown_id=record.message_id)
-        waiting = layouts.progress_text(version.number, JobEvent("queued", render_id=record.id))
-        try:
-            # Shown before it may run: a job whose place Mural can no longer reach (a group DM, a
-            # server it is not in, a deleted channel) is not drawn and paid for unseen.
-            await surface.show(_cards.progress_card(waiting, cancel=record.id))
-        except discord.HTTPException as error:
-            log.warning(
-                "Queued render %d cannot be shown after the restart (HTTP %s)", record.id, error.status
-            )
-            await bot.jobs.give_up(record, SessionGone("its message cannot be reached after a restart"))
-            continue
-        bot.spawn(render(bot, None, surface, session, version, job), name=f"resumed-render-{record.id}")
-
-
-async def _request_again(bot: MuralBot, session: Session, version: Version, record: Render) -> RenderRequest:
-    """A stored job made whole again: its options, and the picture it starts from when it has one."""
-    options = await bot.policy.same_options(
-        session.guild_id, model=record.model, size=record.size, quality=record.quality, count=record.n
-    )
-    inputs: tuple[InputImage, ...] = ()
-    if record.kind == "edit" and record.source_render_id is not None:
-        source = await bot.jobs.render_record(record.source_render_id)
-        inputs = (await source_picture(bot, source, record.source_index or 1, None),)
-    elif record.with_reference:
-        reference = await bot.studio.reference_for(session)
-        inputs = (input_image(reference),) if reference else ()
-    return RenderRequest(
-        session_id=session.id,
-        version=version.number,
-        prompt=record.prompt or version.prompt,
-        requester_id=record.requester_id,
-        channel_id=record.channel_id,
-        options=options,
-        kind=record.kind,
-        inputs=inputs,
-        source_render_id=record.source_render_id,
-        source_index=record.source_index,
-        instruction=record.instruction,
-        with_reference=record.with_reference,
-        guild_id=record.guild_id,
-    )
-
-
-async def report_interrupted_renders(bot: MuralBot, renders: Sequence[Render]) -> None:
-    """Tell each owner that a restart cut their render off, with a button to try again."""
-    for record in renders:
-        channel = bot.get_partial_messageable(record.channel_id)
-        text = layouts.interrupted_render_text(record.requester_id, record.version)
-        try:
-            await delivery.send_in(bot, channel, view=_cards.retry_card(record, text))
-        except discord.HTTPException:
-            log.warning("Could not report interrupted render %d", record.id, exc_info=True)
 
 
 async def rephrase(bot: MuralBot, interaction: Interaction, render_id: int) -> None:
