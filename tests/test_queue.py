@@ -287,3 +287,35 @@ async def test_a_queued_render_whose_message_is_gone_after_a_restart_is_never_se
     )
     gate.release(1)
     assert gate.prompts == ["alice picture 1"], "nothing was sent for a job nobody could see"
+
+
+async def test_a_queued_edit_runs_after_a_restart_from_the_picture_it_changes(rig: Rig) -> None:
+    gate = await start(rig)
+    alice, bob = rig.discord.add_member("alice"), rig.discord.add_member("bob")
+    first = await imagine(rig, alice, "alice picture 1", renders=1)
+    gate.release(1)
+    await rig.discord.wait_for(
+        lambda: first.original and rig.discord.attachments_of(first.original), message="alice's picture"
+    )
+    await imagine(rig, bob, "bob picture 1", renders=2)
+    await rig.discord.wait_for(lambda: len(gate.prompts) == 2, message="bob's render holds the slot")
+    assert first.original is not None
+    opened = await rig.discord.click(alice, int(first.original["id"]), label="Edit")
+    await opened.wait_response()
+    rig.openai.script_chat("The same picture with a darker, stormier sky.")
+    edit = await rig.discord.submit_modal(alice, opened.modal["custom_id"], {"instruction": "darker sky"})
+    await rig.discord.wait_for(
+        lambda: rig.query("SELECT status FROM renders WHERE kind = 'edit'") == [("queued",)], message="queued"
+    )
+    await card_saying(rig, edit, r"next up")
+
+    await rig.restart()
+    await rig.discord.wait_for(lambda: len(gate.prompts) == 3, message="the edit sent after the restart")
+    gate.release(2)  # the first wakes the request the stop abandoned
+    await rig.discord.wait_for(
+        lambda: rig.query("SELECT status FROM renders WHERE kind = 'edit'") == [("done",)],
+        message="edit done",
+    )
+    (sent,) = rig.openai.edit_requests
+    assert sent.files and gate.prompts[2] == "The same picture with a darker, stormier sky."
+    assert edit.original and rig.discord.attachments_of(edit.original), "its waiting card became the picture"
