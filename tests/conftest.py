@@ -1,12 +1,17 @@
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
+import discord
 import pytest
 import pytest_asyncio
 
 import bot.app
-from loopback.rig import loopback_rig
+from loopback.fake_discord import FakeDiscord
+from loopback.rig import DISCORD_TOKEN, loopback_rig
 
 
 @pytest_asyncio.fixture
@@ -18,3 +23,42 @@ async def rig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setattr(bot.app, "freeze_startup_heap", lambda: None)
     async with loopback_rig(tmp_path, monkeypatch=monkeypatch) as harness:
         yield harness
+
+
+@pytest_asyncio.fixture
+async def loopback_discord(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeDiscord]:
+    """A fake Discord that every discord.py client of the test reaches; its own errors fail the test."""
+    server = FakeDiscord(token=DISCORD_TOKEN)
+    await server.start()
+    server.patch(monkeypatch)
+    yield server
+    await server.close()
+    assert not server.internal_errors, "\n".join(server.internal_errors)
+
+
+ClientStarter = Callable[..., Awaitable[Any]]
+
+
+@pytest_asyncio.fixture
+async def start_client(loopback_discord: FakeDiscord) -> AsyncIterator[ClientStarter]:
+    """Start bots as tasks in the test's loop, each ready (and its commands synced unless told not to);
+    close them all, before the fake, at teardown."""
+    running: list[tuple[discord.Client, asyncio.Task[None]]] = []
+
+    async def _start(client: Any, *, sync: bool = True) -> Any:
+        task = asyncio.create_task(client.start(DISCORD_TOKEN))
+        running.append((client, task))
+        await loopback_discord.wait_for(
+            lambda: client.is_ready() or task.done(), timeout=10, message="the bot's on_ready"
+        )
+        if task.done():
+            task.result()  # surface the bot's startup error
+            raise RuntimeError("bot.start() returned before the bot became ready")
+        if sync:
+            await client.tree.sync()
+        return client
+
+    yield _start
+    for client, task in running:
+        await client.close()
+        await asyncio.wait_for(task, timeout=10)

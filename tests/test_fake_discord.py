@@ -8,10 +8,9 @@ against it, and that the fake rejects what Discord rejects.
 
 from __future__ import annotations
 
-import asyncio
 import io
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -26,10 +25,10 @@ from discord import app_commands
 from discord.ext import commands
 
 from loopback.fake_discord import FakeDiscord, Permissions
+from loopback.rig import DISCORD_TOKEN as TOKEN
 
 pytestmark = pytest.mark.asyncio
 
-TOKEN = "test-token"
 PNG = b"\x89PNG\r\n\x1a\n" + b"not really an image, but bytes we can compare"
 STYLES = ["noir", "nocturne", "pastel", "watercolour"]
 
@@ -282,37 +281,17 @@ class FixtureBot(commands.Bot):
 StartBot = Callable[..., Awaitable[FixtureBot]]
 
 
-@pytest_asyncio.fixture
-async def fake(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeDiscord]:
-    server = FakeDiscord(token=TOKEN)
-    await server.start()
-    server.patch(monkeypatch)
-    yield server
-    await server.close()
-    assert not server.internal_errors, "\n".join(server.internal_errors)
+@pytest.fixture
+def fake(loopback_discord: FakeDiscord) -> FakeDiscord:
+    return loopback_discord
 
 
-@pytest_asyncio.fixture
-async def start_bot(fake: FakeDiscord) -> AsyncIterator[StartBot]:
-    """Start bots as tasks in the test's loop; close them all (before the fake) at teardown."""
-    running: list[tuple[FixtureBot, asyncio.Task[None]]] = []
-
+@pytest.fixture
+def start_bot(start_client: Callable[..., Awaitable[Any]]) -> StartBot:
     async def _start(bot: FixtureBot | None = None, *, sync: bool = True) -> FixtureBot:
-        bot = bot or FixtureBot()
-        task = asyncio.create_task(bot.start(TOKEN))
-        running.append((bot, task))
-        await fake.wait_for(lambda: bot.is_ready() or task.done(), timeout=10, message="the bot's on_ready")
-        if task.done():
-            task.result()  # surface the bot's startup error
-            raise RuntimeError("bot.start() returned before the bot became ready")
-        if sync:
-            await bot.tree.sync()
-        return bot
+        return await start_client(bot or FixtureBot(), sync=sync)
 
-    yield _start
-    for bot, task in running:
-        await bot.close()
-        await asyncio.wait_for(task, timeout=10)
+    return _start
 
 
 @pytest_asyncio.fixture

@@ -8,20 +8,18 @@ refuses there. A small real discord.py bot checks each behaviour here.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import discord
 import pytest
-import pytest_asyncio
 from discord import app_commands
 from discord.ext import commands
 
 from loopback.fake_discord import FakeDiscord, Intents, Permissions
+from loopback.rig import DISCORD_TOKEN as TOKEN
 
 pytestmark = pytest.mark.asyncio
-
-TOKEN = "test-token"
 
 
 class PlacesBot(commands.Bot):
@@ -62,34 +60,17 @@ class PlacesBot(commands.Bot):
 StartBot = Callable[..., Awaitable[PlacesBot]]
 
 
-@pytest_asyncio.fixture
-async def fake(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeDiscord]:
-    server = FakeDiscord(token=TOKEN)
-    await server.start()
-    server.patch(monkeypatch)
-    yield server
-    await server.close()
-    assert not server.internal_errors, "\n".join(server.internal_errors)
+@pytest.fixture
+def fake(loopback_discord: FakeDiscord) -> FakeDiscord:
+    return loopback_discord
 
 
-@pytest_asyncio.fixture
-async def start_bot(fake: FakeDiscord) -> AsyncIterator[StartBot]:
-    running: list[tuple[PlacesBot, asyncio.Task[None]]] = []
+@pytest.fixture
+def start_bot(start_client: Callable[..., Awaitable[Any]]) -> StartBot:
+    async def _start(bot: PlacesBot | None = None, *, sync: bool = True) -> PlacesBot:
+        return await start_client(bot or PlacesBot(), sync=sync)
 
-    async def _start(bot: PlacesBot | None = None) -> PlacesBot:
-        bot = bot or PlacesBot()
-        task = asyncio.create_task(bot.start(TOKEN))
-        running.append((bot, task))
-        await fake.wait_for(lambda: bot.is_ready() or task.done(), timeout=10, message="the bot's on_ready")
-        if task.done():
-            task.result()  # the bot's start-up error
-        await bot.tree.sync()
-        return bot
-
-    yield _start
-    for bot, task in running:
-        await bot.close()
-        await asyncio.wait_for(task, timeout=10)
+    return _start
 
 
 async def ran_where(
