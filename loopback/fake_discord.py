@@ -371,6 +371,23 @@ GUILD_INSTALL, USER_INSTALL = "0", "1"
 THREAD_TYPES = (10, PUBLIC_THREAD, PRIVATE_THREAD)
 
 
+def _member_object(user: dict[str, Any], roles: list[int], joined_at: str) -> dict[str, Any]:
+    """A guild member object as Discord sends it."""
+    return {
+        "user": user,
+        "roles": [str(r) for r in roles],
+        "joined_at": joined_at,
+        "premium_since": None,
+        "deaf": False,
+        "mute": False,
+        "flags": 0,
+        "pending": False,
+        "nick": None,
+        "avatar": None,
+        "communication_disabled_until": None,
+    }
+
+
 def _now_iso() -> str:
     return datetime.now(UTC).isoformat()
 
@@ -920,19 +937,7 @@ class FakeDiscord:
     def _add_member_record(self, user: dict[str, Any], roles: list[int]) -> dict[str, Any]:
         uid = int(user["id"])
         self.users[uid] = user
-        member = {
-            "user": user,
-            "roles": [str(r) for r in roles],
-            "joined_at": _now_iso(),
-            "premium_since": None,
-            "deaf": False,
-            "mute": False,
-            "flags": 0,
-            "pending": False,
-            "nick": None,
-            "avatar": None,
-            "communication_disabled_until": None,
-        }
+        member = _member_object(user, roles, _now_iso())
         self.members[uid] = member
         return member
 
@@ -3248,17 +3253,7 @@ class FakeDiscord:
             payload["guild"] = {"id": channel["guild_id"], "locale": "en-US", "features": []}
             payload["guild_locale"] = "en-US"
             payload["member"] = {
-                "user": copy.deepcopy(self.users[uid]),
-                "roles": [],
-                "joined_at": self._joined_at,
-                "premium_since": None,
-                "deaf": False,
-                "mute": False,
-                "flags": 0,
-                "pending": False,
-                "nick": None,
-                "avatar": None,
-                "communication_disabled_until": None,
+                **_member_object(copy.deepcopy(self.users[uid]), [], self._joined_at),
                 "permissions": str(member_perms),
             }
             payload["context"] = CONTEXT_GUILD
