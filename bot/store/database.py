@@ -156,9 +156,6 @@ class Database:
         self.path = path
         # Where the copy taken before this opening's migrations went, if it migrated an older schema.
         self.upgrade_copy: Path | None = None
-        # Budget checks waiting to be read together (see `bot.store.budgets`).
-        self._usage_asked: list[tuple[Any, asyncio.Future[Any]]] = []
-        self._usage_reader: asyncio.Task[None] | None = None
         # Today's use as this process counts it (see `bot.store.totals`); None until first read.
         self._totals: RunningTotals | None = None
         self._totals_reader: asyncio.Task[None] | None = None

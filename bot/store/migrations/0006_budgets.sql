@@ -6,7 +6,6 @@ ALTER TABLE renders ADD COLUMN guild_id INTEGER;
 ALTER TABLE renders ADD COLUMN cost_reserved REAL;
 UPDATE renders SET guild_id = (SELECT guild_id FROM sessions WHERE sessions.id = renders.session_id);
 CREATE INDEX renders_by_guild ON renders (guild_id, created_at);
-CREATE INDEX renders_by_requester_created ON renders (requester_id, created_at);
 
 -- A server's own limits; NULL means the operator's default, 0 means no limit.
 ALTER TABLE guild_settings ADD COLUMN daily_pictures INTEGER CHECK (daily_pictures >= 0);
