@@ -120,7 +120,7 @@ class StudioCog(commands.Cog, name=STUDIO_COG):
             aspect=aspect,
             reference=await _reference(reference),
         )
-        await self._check_spend(interaction)
+        await _pictures.check_budget(self.bot, interaction)
         await _versions.start_prompt(self.bot, interaction, request)
 
     @app_commands.command(
@@ -187,7 +187,7 @@ class StudioCog(commands.Cog, name=STUDIO_COG):
     async def describe(self, interaction: Interaction, image: discord.Attachment) -> None:
         reference = await _reference(image)
         assert reference is not None
-        await self._check_spend(interaction)
+        await _pictures.check_budget(self.bot, interaction)
         await _versions.start_describe(self.bot, interaction, input_image(reference))
 
     @app_commands.command(
@@ -254,10 +254,6 @@ class StudioCog(commands.Cog, name=STUDIO_COG):
         except NotAllowed:
             return False
         return True
-
-    async def _check_spend(self, interaction: Interaction) -> None:
-        """A used-up budget is refused privately before the command is answered in public."""
-        await self.bot.policy.check_budget(place_of(interaction), interaction.user.id, quick=True)
 
     async def check_access(self, interaction: Interaction) -> None:
         """A server may require a role to use Mural; buttons check it like commands do."""

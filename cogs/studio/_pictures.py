@@ -44,24 +44,26 @@ async def start_imagine(
     bot: MuralBot, interaction: Interaction, request: SessionRequest, options: ImageOptions, *, review: bool
 ) -> None:
     """/imagine: the prompt is written (or taken as is), then drawn; with review, shown first and nothing drawn."""
-    if review:
-        await bot.policy.check_budget(place_of(interaction), interaction.user.id, quick=True)
-    else:
-        await _check_budget(bot, interaction, options, editing=request.reference is not None)
+    await check_budget(bot, interaction, None if review else options, editing=request.reference is not None)
     await interaction.response.defer(thinking=True)
     await _draw_new_session(bot, interaction, request, options, review=review)
 
 
-async def _check_budget(
-    bot: MuralBot, requester: Interaction | discord.Message, options: ImageOptions, *, editing: bool
+async def check_budget(
+    bot: MuralBot,
+    requester: Interaction | discord.Message,
+    options: ImageOptions | None = None,
+    *,
+    editing: bool = False,
 ) -> None:
-    """Refuse privately, before the command is answered or the chat model asked anything, a picture the
-    budgets have no room for (quick: the job's reservation checks exactly)."""
+    """Refuse privately, before the command is answered or the chat model asked anything, what the
+    budgets have no room for: the pictures `options` would draw, or (None) any more spending. Quick:
+    the paid call itself checks exactly."""
     await bot.policy.check_budget(
         _place(requester),
         _author(requester).id,
-        pictures=options.count,
-        cost=bot.images.expected_cost(options, editing=editing),
+        pictures=options.count if options else 0,
+        cost=bot.images.expected_cost(options, editing=editing) if options else 0.0,
         quick=True,
     )
 
@@ -376,15 +378,13 @@ async def edit_picture(
     index: int,
     change: str,
     shown: discord.Message | None,
+    options: ImageOptions,
 ) -> None:
-    """Change one picture by an instruction: the chat model writes the edit prompt, the edit endpoint draws it."""
+    """Change one picture by an instruction: the chat model writes the edit prompt, the edit endpoint
+    draws it with `options` (see `_edit_options`)."""
     session, version = await bot.studio.version(record.session_id, record.version)
     author, place = _author(requester), _place(requester)
     await bot.policy.check_may_act(session, author.id, place, "edit its pictures")
-    options = await bot.policy.same_options(
-        session.guild_id, model=record.model, size=record.size, quality=record.quality
-    )
-    await _check_budget(bot, requester, options, editing=True)
     source = await source_picture(bot, record, index, shown)
     prompt = await bot.studio.edit_prompt(
         session, record.prompt or version.prompt, change, user_id=author.id, channel_id=place.channel_id
@@ -400,13 +400,21 @@ async def edit_submitted(
 ) -> None:
     """The Edit modal: the result is a new picture card in the same place."""
     record = await bot.jobs.render_record(render_id)
-    options = await bot.policy.same_options(
-        interaction.guild_id, model=record.model, size=record.size, quality=record.quality
-    )
-    await _check_budget(bot, interaction, options, editing=True)
+    options = await _edit_options(bot, interaction, record)
     await interaction.response.defer(thinking=True)
     surface = delivery.InteractionSurface(bot, interaction)
-    await edit_picture(bot, interaction, surface, record, index, change, interaction.message)
+    await edit_picture(bot, interaction, surface, record, index, change, interaction.message, options)
+
+
+async def _edit_options(
+    bot: MuralBot, requester: Interaction | discord.Message, record: Render
+) -> ImageOptions:
+    """An edit of a picture draws with that picture's options, once the budgets have room for it."""
+    options = await bot.policy.same_options(
+        record.guild_id, model=record.model, size=record.size, quality=record.quality
+    )
+    await check_budget(bot, requester, options, editing=True)
+    return options
 
 
 async def edit_from_reply(bot: MuralBot, message: discord.Message, record: Render, change: str) -> None:
@@ -415,8 +423,9 @@ async def edit_from_reply(bot: MuralBot, message: discord.Message, record: Rende
         if record.n > 1:
             # A reply cannot say which of several pictures it means; the numbered buttons can.
             raise InvalidRequest(layouts.which_picture_text(record.n))
+        options = await _edit_options(bot, message, record)
         surface = delivery.ChannelSurface(bot, message.channel, reply_to=message)
-        await edit_picture(bot, message, surface, record, 1, change, None)
+        await edit_picture(bot, message, surface, record, 1, change, None, options)
     except Exception as error:
         await report_error(bot, message.channel, error, where=f"Edit of render {record.id}", reply_to=message)
 
@@ -481,7 +490,7 @@ async def picture_edit_submitted(
 ) -> None:
     """The picture becomes the reference of a new session; the change is drawn from it and posted here."""
     options = await bot.policy.image_options(interaction.guild_id)
-    await _check_budget(bot, interaction, options, editing=True)
+    await check_budget(bot, interaction, options, editing=True)
     await interaction.response.defer(thinking=True)
     reference = read_reference(source.filename, await bot.http.get_from_cdn(source.url))
     request = bot.studio.new_session_request(
