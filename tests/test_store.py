@@ -150,7 +150,7 @@ async def test_render_lifecycle(store: Store, tmp_path: Path) -> None:
     session, _ = await _session(store)
     render = await _render(store, session.id)
     assert render.status == "queued"
-    await store.mark_render_running(render.id)
+    await store.claim_next_render([render.id])
     assert _render_row(tmp_path, render.id)[0] == "running"
     await store.finish_render(
         render.id, revised_prompt=None, input_tokens=10, output_tokens=100, cost_usd=0.003
@@ -164,7 +164,7 @@ async def test_running_renders_become_interrupted_and_queued_ones_wait_to_run(
 ) -> None:
     session, _ = await _session(store)
     queued, running, finished = [await _render(store, session.id) for _ in range(3)]
-    await store.mark_render_running(running.id)
+    await store.claim_next_render([running.id])
     await store.fail_render(finished.id, code="E-SAFETY", error="refused")
     interrupted = await store.interrupt_running_renders()
     assert [r.id for r in interrupted] == [running.id]

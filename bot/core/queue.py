@@ -214,13 +214,6 @@ class RenderQueue:
         """Reserve a job and let it take its turn at once."""
         return self.start(await self.reserve(request), on_event=on_event)
 
-    async def render(
-        self, request: RenderRequest, *, on_event: EventCallback | None = None
-    ) -> FinishedRender:
-        """Submit a job and wait for its outcome."""
-        job = await self.submit(request, on_event=on_event)
-        return await job.result()
-
     async def cancel(self, render_id: int) -> CancelOutcome:
         """Cancel a job if it is still queued (atomically, in the store); it then never starts."""
         if not await self._store.cancel_render(render_id):

@@ -90,14 +90,6 @@ class RenderQueries(Database):
         )
         return created
 
-    async def mark_render_running(self, render_id: int) -> bool:
-        """Start a queued job; False when it is no longer queued (cancelled, say)."""
-        changed = await self._write(
-            f"UPDATE renders SET status = 'running', started_at = {NOW} WHERE id = ? AND status = 'queued'",
-            (render_id,),
-        )
-        return changed == 1
-
     async def queued_render_order(self) -> list[QueuedTurn]:
         """Every queued job in the fair order: the first is the next to start."""
         async with self._lock, self._db.execute(_FAIR_ORDER) as cursor:
