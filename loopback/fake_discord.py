@@ -2833,8 +2833,12 @@ class FakeDiscord:
             return  # the bot is not there to receive it
         await self._broadcast(event, self._gateway_message(message))
 
-    async def _unarchive_for_message(self, channel: dict[str, Any]) -> None:
-        """Sending into an archived (unlocked) thread unarchives it, as on Discord."""
+    async def _admit_new_message(self, channel: dict[str, Any], author_id: int) -> None:
+        """Discord's thread rules for a new message, as since its 2023 change to locked threads.
+
+        An archived thread is unarchived by a new message unless it is locked (50083, whoever posts);
+        in a locked thread only members with Manage Threads may post at all.
+        """
         if not self._is_thread(channel):
             return
         metadata = channel["thread_metadata"]
@@ -2844,6 +2848,20 @@ class FakeDiscord:
             metadata["archived"] = False
             metadata["archive_timestamp"] = _now_iso()
             await self._broadcast("THREAD_UPDATE", copy.deepcopy(channel))
+        elif metadata.get("locked") and not self.permissions_for(author_id) & Permissions.MANAGE_THREADS:
+            raise _missing_permissions()
+
+    def _check_editable_in(self, channel_id: Any) -> None:
+        """Nothing in an archived thread may be edited (it must be reopened first); in a locked one, only by
+        those with Manage Threads, the bot's own messages included."""
+        channel = self.channels.get(int(channel_id))
+        if channel is None or not self._is_thread(channel):
+            return
+        metadata = channel["thread_metadata"]
+        if metadata["archived"]:
+            raise _ApiError(400, 50083, "Thread is archived")
+        if metadata.get("locked") and not self.permissions_for(self._bot_id()) & Permissions.MANAGE_THREADS:
+            raise _missing_permissions()
 
     # ------------------------------------------------------------------ REST: channel messages
 
@@ -2892,7 +2910,7 @@ class FakeDiscord:
         if body.get("message_reference"):
             self._require_bot_perms(Permissions.READ_MESSAGE_HISTORY)
         self._validate_message_body(body, req.files, "", new=True)
-        await self._unarchive_for_message(channel)
+        await self._admit_new_message(channel, self._bot_id())
         flags = int(body.get("flags") or 0) & ~(FLAG_EPHEMERAL | FLAG_LOADING)
         message = self._new_message(channel, self.bot_user, body, req.files, flags=flags)
         await self._dispatch_message("MESSAGE_CREATE", message)
@@ -2908,6 +2926,7 @@ class FakeDiscord:
             # Uploading with an edit needs the same permission as uploading with a new message.
             self._require_bot_perms(Permissions.ATTACH_FILES)
         self._validate_message_body(body, req.files, "", new=False, existing=message)
+        self._check_editable_in(channel_id)
         self._apply_edit(message, body, req.files)
         await self._dispatch_message("MESSAGE_UPDATE", message)
         return self._json(message)
@@ -3134,7 +3153,18 @@ class FakeDiscord:
         thread_id = _as_int(req.query.get("thread_id"))
         channel = self._channel_or_404(thread_id) if thread_id else self.channels[inter.channel_id]
         original = inter.original
-        if original is not None and int(original.get("flags", 0)) & FLAG_LOADING and not thread_id:
+        loading = original is not None and int(original.get("flags", 0)) & FLAG_LOADING and not thread_id
+        ephemeral = int(body.get("flags") or 0) & FLAG_EPHEMERAL or (
+            loading and original is not None and int(original["flags"]) & FLAG_EPHEMERAL
+        )
+        if not ephemeral:
+            # A public answer is a message in the channel like any other: a thread's rules apply to it.
+            if loading:
+                self._check_editable_in(channel["id"])
+            else:
+                await self._admit_new_message(channel, self._bot_id())
+        if loading:
+            assert original is not None
             # The first followup after a "thinking" defer becomes the original response; its
             # ephemerality is the deferral's, whatever flags the followup carries.
             keep = int(original["flags"]) & FLAG_EPHEMERAL
@@ -3180,6 +3210,8 @@ class FakeDiscord:
         message = self._webhook_message(inter, message_id)
         body = req.json or {}
         self._validate_message_body(body, req.files, "", new=False, existing=message)
+        if not int(message.get("flags", 0)) & FLAG_EPHEMERAL:
+            self._check_editable_in(message["channel_id"])
         was_loading = int(message.get("flags", 0)) & FLAG_LOADING
         self._apply_edit(message, body, req.files)
         if was_loading:
@@ -3910,7 +3942,7 @@ class FakeDiscord:
             body["message_reference"] = {"message_id": reply_to, "fail_if_not_exists": True}
         try:
             self._validate_message_body(body, uploads, "", new=True)
-            await self._unarchive_for_message(channel)
+            await self._admit_new_message(channel, int(user["id"]))
             message = self._new_message(channel, dict(user), body, uploads)
             replied = message.get("referenced_message")
             if replied and mention_author and replied["author"] not in message["mentions"]:

@@ -15,7 +15,7 @@ import io
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import discord
 import yarl
@@ -27,7 +27,11 @@ from bot.ui.layouts import NO_PINGS, notice_card, thread_refused_notice
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 TOKEN_GONE = (401, 404)
+# Discord's code for a message sent to, or edited in, an archived thread.
+ARCHIVED_THREAD = 50083
 # Discord allows about five message edits per five seconds in a channel.
 EDIT_INTERVAL = 1.0
 
@@ -68,7 +72,7 @@ async def send_in(
     files: Sequence[discord.File] = (),
     reply_to: discord.Message | None = None,
 ) -> discord.Message:
-    """Send into a channel or session thread; unarchive it if needed, else fall back to its parent.
+    """Send into a channel or session thread; reopen the thread if needed, else fall back to its parent.
 
     Threads archive themselves after a day of quiet and moderators lock them; Discord refuses
     messages there (403, or 400 code 50083), but the member still deserves the answer.
@@ -77,60 +81,98 @@ async def send_in(
     if reply_to is not None:
         fields.update(reference=reply_to.to_reference(fail_if_not_exists=False), mention_author=False)
     try:
-        return await channel.send(**fields)
+        return await _in_open_thread(client, channel, lambda: channel.send(**fields), files)
+    except ThreadShut as shut:
+        return await send_beside(client, shut, content, view=view, files=files)
+
+
+class ThreadShut(Exception):
+    """A thread refused a message or an edit (archived and locked, or no permission) and stays shut to Mural."""
+
+    def __init__(self, thread: discord.Thread, *, archived: bool) -> None:
+        super().__init__(f"thread {thread.id} refused the message")
+        self.thread = thread
+        self.archived = archived
+
+
+def _refused_by_thread(error: discord.HTTPException) -> bool:
+    return error.code == ARCHIVED_THREAD or error.status == 403
+
+
+async def _thread_behind(client: discord.Client, channel: Any) -> discord.Thread | None:
+    """The thread a message went to, when it is one (a partial channel is looked up: its parent is needed)."""
+    if isinstance(channel, discord.Thread):
+        return channel
+    channel_id = getattr(channel, "id", None)
+    if channel_id is None or isinstance(channel, discord.TextChannel | discord.DMChannel):
+        return None
+    cached = client.get_channel(channel_id)
+    if cached is not None:
+        return cached if isinstance(cached, discord.Thread) else None
+    try:
+        fetched = await client.fetch_channel(channel_id)
+    except discord.HTTPException:
+        return None
+    return fetched if isinstance(fetched, discord.Thread) else None
+
+
+async def _in_open_thread(
+    client: discord.Client,
+    channel: Any,
+    attempt: Callable[[], Awaitable[T]],
+    files: Sequence[discord.File],
+) -> T:
+    """Send or edit with `attempt`; when a thread refuses because it is archived, reopen it where Mural may
+    (a locked thread needs Manage Threads) and try once more. Raises ThreadShut when it stays shut."""
+    try:
+        return await attempt()
     except discord.HTTPException as error:
-        if not isinstance(channel, discord.Thread) or error.status not in (400, 403):
+        if not _refused_by_thread(error):
+            raise
+        thread = await _thread_behind(client, channel)
+        if thread is None:
             raise
         failure = error
-    archived = failure.code == 50083
+    archived = failure.code == ARCHIVED_THREAD
     if archived:
         try:
-            await channel.edit(archived=False)
-            _rewind(files)
-            return await channel.send(**fields)
+            await thread.edit(archived=False)
         except discord.HTTPException as error:
             failure = error
+        else:
+            _rewind(files)
+            try:
+                return await attempt()
+            except discord.HTTPException as error:
+                if not _refused_by_thread(error):
+                    raise
+                failure = error
     log.info(
         "Thread %d refused a message (HTTP %s, code %s); using its channel",
-        channel.id,
+        thread.id,
         failure.status,
         failure.code,
     )
-    parent = client.get_partial_messageable(channel.parent_id, guild_id=channel.guild.id)
-    _rewind(files)
-    fields.pop("reference", None)
-    fields.pop("mention_author", None)
-    # The note goes first, on its own: a card cannot carry text beside it.
-    await parent.send(thread_refused_notice(channel.mention, archived=archived), allowed_mentions=NO_PINGS)
-    return await parent.send(**fields)
+    raise ThreadShut(thread, archived=archived)
 
 
-async def respond(
+async def send_beside(
     client: discord.Client,
-    interaction: discord.Interaction[Any],
+    shut: ThreadShut,
     content: str | None = None,
     *,
     view: discord.ui.LayoutView | None = None,
     files: Sequence[discord.File] = (),
 ) -> discord.Message:
-    """Replace the interaction's placeholder; once its token has expired, post in the channel instead."""
-    if not interaction.is_expired():
-        try:
-            return await interaction.edit_original_response(
-                content=content, view=view, attachments=list(files), allowed_mentions=NO_PINGS
-            )
-        except discord.HTTPException as error:
-            if error.status not in TOKEN_GONE:
-                raise
-            if not bot_is_present(interaction):
-                raise TokenGone("the interaction expired where the bot may only answer through it") from error
-            log.info(
-                "Interaction token no longer valid (HTTP %s); posting to the channel instead", error.status
-            )
-            _rewind(files)
-    elif not bot_is_present(interaction):
-        raise TokenGone("the interaction expired where the bot may only answer through it")
-    return await send_in(client, channel_of(client, interaction), content, view=view, files=files)
+    """What a shut thread refused, in its parent channel, after a note that says why it is there."""
+    parent = client.get_partial_messageable(shut.thread.parent_id, guild_id=shut.thread.guild.id)
+    _rewind(files)
+    # The note goes first, on its own: a card cannot carry text beside it.
+    await parent.send(
+        thread_refused_notice(shut.thread.mention, archived=shut.archived, locked=shut.thread.locked),
+        allowed_mentions=NO_PINGS,
+    )
+    return await parent.send(**_message_fields(content, view, files))
 
 
 async def reply_privately(interaction: discord.Interaction[Any], content: str) -> None:
@@ -165,6 +207,12 @@ async def reply_privately(interaction: discord.Interaction[Any], content: str) -
     await send_in(
         interaction.client, channel_of(interaction.client, interaction), f"<@{interaction.user.id}> {content}"
     )
+
+
+def _reason(error: BaseException) -> str:
+    if isinstance(error, discord.HTTPException):
+        return f"HTTP {error.status}, code {error.code}"
+    return type(error).__name__
 
 
 class TokenGone(discord.ClientException):
@@ -204,7 +252,8 @@ class Surface:
 
 
 class InteractionSurface(Surface):
-    """The interaction's own response (its deferred placeholder); the channel once the token is gone."""
+    """The interaction's own response (its deferred placeholder); the channel once the token is gone, the
+    thread's parent channel when the thread it is in was shut meanwhile."""
 
     def __init__(self, client: discord.Client, interaction: discord.Interaction[Any]) -> None:
         self._client = client
@@ -213,16 +262,26 @@ class InteractionSurface(Surface):
 
     async def show(self, view: discord.ui.LayoutView, files: Sequence[discord.File] = ()) -> discord.Message:
         if self._fallback is None:
-            if not self._interaction.is_expired():
+            interaction = self._interaction
+            if not interaction.is_expired():
                 try:
-                    self.message = await self._interaction.edit_original_response(
-                        content=None, view=view, attachments=list(files), allowed_mentions=NO_PINGS
+                    self.message = await _in_open_thread(
+                        self._client,
+                        interaction.channel,
+                        lambda: interaction.edit_original_response(
+                            content=None, view=view, attachments=list(files), allowed_mentions=NO_PINGS
+                        ),
+                        files,
                     )
+                    return self.message
+                except ThreadShut as shut:
+                    self._fallback = ChannelSurface(self._client, channel_of(self._client, interaction))
+                    self.message = await self._fallback.move_beside(shut, view, files)
                     return self.message
                 except discord.HTTPException as error:
                     if error.status not in TOKEN_GONE:
                         raise
-                    if not bot_is_present(self._interaction):
+                    if not bot_is_present(interaction):
                         raise TokenGone(
                             "the interaction expired where the bot may only answer through it"
                         ) from error
@@ -230,14 +289,14 @@ class InteractionSurface(Surface):
                         "Interaction token no longer valid (HTTP %s); going on in the channel", error.status
                     )
                     _rewind(files)
-            elif not bot_is_present(self._interaction):
+            elif not bot_is_present(interaction):
                 # A user install or a group DM: the bot has no way into the channel by itself.
                 raise TokenGone("the interaction expired where the bot may only answer through it")
             # A message the member already saw is edited on through the channel, not posted again.
             shown = self.message if self.message is not None and not self.message.flags.ephemeral else None
             self._fallback = ChannelSurface(
                 self._client,
-                channel_of(self._client, self._interaction),
+                channel_of(self._client, interaction),
                 shown_id=shown.id if shown else None,
             )
         self.message = await self._fallback.show(view, files)
@@ -245,7 +304,8 @@ class InteractionSurface(Surface):
 
 
 class ChannelSurface(Surface):
-    """A message of the bot's own in a channel or thread (created on first show, then edited)."""
+    """A message of the bot's own in a channel or thread (created on first show, then edited); when the
+    thread is shut to Mural meanwhile, a new message in its parent channel, edited from then on."""
 
     def __init__(
         self,
@@ -261,31 +321,56 @@ class ChannelSurface(Surface):
         self._shown_id = shown_id
 
     async def show(self, view: discord.ui.LayoutView, files: Sequence[discord.File] = ()) -> discord.Message:
-        if self.message is None and self._shown_id is not None:
-            shown_id, self._shown_id = self._shown_id, None
-            partial = getattr(self._channel, "get_partial_message", None)
-            if partial is not None:
-                try:
-                    edited = await partial(shown_id).edit(
-                        view=view, attachments=list(files), allowed_mentions=NO_PINGS
-                    )
-                    if edited is not None:
-                        self.message = edited
-                        return edited
-                except discord.HTTPException as error:
-                    log.info(
-                        "Could not edit message %d through its channel (HTTP %s)", shown_id, error.status
-                    )
-                    _rewind(files)
-        if self.message is None:
-            self.message = await send_in(
-                self._client, self._channel, view=view, files=files, reply_to=self._reply_to
-            )
-        else:
-            self.message = await self.message.edit(
-                view=view, attachments=list(files), allowed_mentions=NO_PINGS
-            )
+        try:
+            if self.message is None and self._shown_id is not None:
+                shown_id, self._shown_id = self._shown_id, None
+                edited = await self._edit_shown(shown_id, view, files)
+                if edited is not None:
+                    self.message = edited
+                    return edited
+            if self.message is None:
+                self.message = await send_in(
+                    self._client, self._channel, view=view, files=files, reply_to=self._reply_to
+                )
+            else:
+                message = self.message
+                self.message = await _in_open_thread(
+                    self._client,
+                    message.channel,
+                    lambda: message.edit(view=view, attachments=list(files), allowed_mentions=NO_PINGS),
+                    files,
+                )
+        except ThreadShut as shut:
+            return await self.move_beside(shut, view, files)
         return self.message
+
+    async def move_beside(
+        self, shut: ThreadShut, view: discord.ui.LayoutView, files: Sequence[discord.File]
+    ) -> discord.Message:
+        """Show in the shut thread's parent channel from now on, after the note that says why."""
+        self.message = await send_beside(self._client, shut, view=view, files=files)
+        self._channel = self.message.channel
+        self._reply_to = None
+        return self.message
+
+    async def _edit_shown(
+        self, shown_id: int, view: discord.ui.LayoutView, files: Sequence[discord.File]
+    ) -> discord.Message | None:
+        """Edit on a message shown before (a restart resumes its job there); None when it cannot be."""
+        partial = getattr(self._channel, "get_partial_message", None)
+        if partial is None:
+            return None
+        try:
+            return await _in_open_thread(
+                self._client,
+                self._channel,
+                lambda: partial(shown_id).edit(view=view, attachments=list(files), allowed_mentions=NO_PINGS),
+                files,
+            )
+        except discord.HTTPException as error:
+            log.info("Could not edit message %d through its channel (HTTP %s)", shown_id, error.status)
+            _rewind(files)
+            return None
 
 
 class Progress:
@@ -325,8 +410,10 @@ class Progress:
             self._wanted = None
             try:
                 await self.surface.show(view, files)
-            except (discord.HTTPException, TokenGone):
-                log.info("Progress edit failed; no more progress for this job", exc_info=True)
+            except (discord.HTTPException, TokenGone) as error:
+                # Expected (a deleted message, an expired token, a stop under way): the result still
+                # gets its own delivery, so one line without a traceback says enough.
+                log.info("Progress edit failed (%s); no more progress for this job", _reason(error))
                 return
             self.edits += 1
             if self.edits == 1 and self._on_shown is not None and self.surface.message is not None:

@@ -22,6 +22,7 @@ from bot.core.studio import MAX_IDEA_CHARS, STYLES, TARGETS
 from bot.models import Reference, Session
 from bot.ui.context import place_of, place_of_message
 from bot.ui.delivery import PictureSource
+from bot.ui.errors import report_error
 from cogs.studio import _pictures, _restart, _versions
 from cogs.studio._buttons import DYNAMIC_ITEMS, STUDIO_COG
 
@@ -217,23 +218,24 @@ class StudioCog(commands.Cog, name=STUDIO_COG):
         if not instruction:
             return
         replied_to = message.reference.message_id if message.reference else None
+        studio = self.bot.studio
         if replied_to is not None:
             picture = await self.bot.jobs.render_for_message(replied_to)
             if picture is not None:
-                session = await self.bot.studio.session(picture.session_id)
-                if await self._may_act(message, session):
+                session = await studio.session(picture.session_id)
+                if await self._may_act(message, session, replied=True):
                     await _pictures.edit_from_reply(self.bot, message, picture, instruction)
                 return
-        studio = self.bot.studio
-        if isinstance(message.channel, discord.Thread):
-            session = await studio.session_for_thread(message.channel.id)
-        elif replied_to is not None:
-            # Without a thread (a DM, or no Create Public Threads), replies to the version message refine.
+            # A reply to a version refines its session wherever it is written; with a thread, the new
+            # version goes there and the member is pointed to it.
             session = await studio.session_for_message(replied_to)
-            if session is not None and session.thread_id is not None:
+            if session is not None:
+                if await self._may_act(message, session, replied=True):
+                    await _versions.refine_from_message(self.bot, message, session, instruction)
                 return
-        else:
+        if not isinstance(message.channel, discord.Thread):
             return
+        session = await studio.session_for_thread(message.channel.id)
         if session is None or not await self._may_act(message, session):
             return
         await _versions.refine_from_message(self.bot, message, session, instruction)
@@ -245,13 +247,24 @@ class StudioCog(commands.Cog, name=STUDIO_COG):
             text = re.sub(rf"<@!?{self.bot.user.id}>", " ", text)
         return text.strip()
 
-    async def _may_act(self, message: discord.Message, session: Session) -> bool:
-        """Whether a message in a session is an instruction (others' messages are just conversation)."""
+    async def _may_act(self, message: discord.Message, session: Session, *, replied: bool = False) -> bool:
+        """Whether a message in a session is an instruction (others' messages are just conversation).
+
+        A reply to one of Mural's own messages is addressed to it, so a refusal is said, not kept silent.
+        """
         place = place_of_message(message)
         try:
             await self.bot.policy.check_may_use(place)
             await self.bot.policy.check_may_act(session, message.author.id, place, "refine it")
-        except NotAllowed:
+        except NotAllowed as refusal:
+            if replied:
+                await report_error(
+                    self.bot,
+                    message.channel,
+                    refusal,
+                    where=f"Reply in session {session.id}",
+                    reply_to=message,
+                )
             return False
         return True
 

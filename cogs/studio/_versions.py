@@ -18,7 +18,7 @@ from bot.core.errors import InvalidRequest, MuralError
 from bot.core.policy import check_owner
 from bot.core.studio import SessionRequest
 from bot.models import Refinement, Session, Version
-from bot.ui import delivery, layouts
+from bot.ui import actions, delivery, layouts
 from bot.ui.context import NoThread, place_of, reads_replies, why_no_thread
 from bot.ui.errors import report_error
 from cogs.studio import _cards
@@ -47,7 +47,7 @@ async def post_version(
     """Post a version card (as the interaction's answer, or in `channel`) and remember where it is."""
     card = _cards.version_card(session, version)
     if interaction is not None:
-        message = await delivery.respond(bot, interaction, view=card)
+        message = await delivery.InteractionSurface(bot, interaction).show(card)
     else:
         assert channel is not None, "a version goes to an interaction or a channel"
         message = await delivery.send_in(bot, channel, view=card, reply_to=reply_to)
@@ -59,6 +59,7 @@ async def start_prompt(bot: MuralBot, interaction: Interaction, request: Session
     """/prompt: v1 as the command's answer, then a thread on it."""
     await interaction.response.defer(thinking=True)
     session, first = await bot.studio.start_session(request)
+    actions.note(session=session.id, version=first.number)
     message = await post_version(bot, session, first, interaction=interaction)
     await open_thread(bot, interaction, session, message)
 
@@ -72,6 +73,7 @@ async def start_describe(bot: MuralBot, interaction: Interaction, image: InputIm
         guild_id=interaction.guild_id,
         channel_id=interaction.channel_id or 0,
     )
+    actions.note(session=session.id, version=first.number)
     message = await post_version(bot, session, first, interaction=interaction)
     await open_thread(bot, interaction, session, message)
 
@@ -128,17 +130,40 @@ async def tell_privately(interaction: Interaction, text: str) -> None:
 async def refine_from_message(
     bot: MuralBot, message: discord.Message, session: Session, instruction: str
 ) -> None:
-    """A message from the owner (in the thread, or a reply to a version) becomes the next version."""
+    """A message from the owner (in the thread, or a reply to a version) becomes the next version.
+
+    Written outside the session's thread (a reply to v1 in the channel), the version still goes to the
+    thread, and the member gets a short answer where they wrote, pointing to it.
+    """
+    action = actions.begin_message(message, "reply", session=session.id)
+    elsewhere = session.thread_id is not None and message.channel.id != session.thread_id
     try:
         async with delivery.typing_if_allowed(message.channel):
             version = await bot.studio.refine(
-                session.id, instruction, author_id=message.author.id, channel_id=message.channel.id
+                session.id,
+                instruction,
+                author_id=message.author.id,
+                channel_id=session.thread_id if elsewhere and session.thread_id else message.channel.id,
             )
-        await post_version(bot, session, version, channel=message.channel, reply_to=message)
+        actions.note(version=version.number)
+        if not elsewhere:
+            await post_version(bot, session, version, channel=message.channel, reply_to=message)
+            actions.succeeded(action)
+            return
+        posted = await post_version(bot, session, version, channel=session_thread(bot, session))
+        if posted.channel.id == session.thread_id:
+            await delivery.send_in(
+                bot,
+                message.channel,
+                layouts.version_in_thread_text(version, posted.jump_url),
+                reply_to=message,
+            )
     except Exception as error:
         await report_error(
             bot, message.channel, error, where=f"Refinement of session {session.id}", reply_to=message
         )
+    else:
+        actions.succeeded(action)
 
 
 async def open_refine_modal(bot: MuralBot, interaction: Interaction, session_id: int) -> None:
@@ -152,9 +177,9 @@ def elsewhere_than_thread(session: Session, interaction: Interaction) -> bool:
     return bool(session.thread_id) and interaction.channel_id != session.thread_id
 
 
-def thread_of(bot: MuralBot, session: Session, interaction: Interaction) -> discord.abc.Messageable:
+def session_thread(bot: MuralBot, session: Session) -> discord.abc.Messageable:
     assert session.thread_id is not None
-    return bot.get_partial_messageable(session.thread_id, guild_id=interaction.guild_id)
+    return bot.get_partial_messageable(session.thread_id, guild_id=session.guild_id)
 
 
 async def refine_from_modal(
@@ -169,7 +194,8 @@ async def refine_from_modal(
         version = await bot.studio.refine(
             session.id, instruction, author_id=interaction.user.id, channel_id=session.thread_id
         )
-        message = await post_version(bot, session, version, channel=thread_of(bot, session, interaction))
+        actions.note(version=version.number)
+        message = await post_version(bot, session, version, channel=session_thread(bot, session))
         with contextlib.suppress(discord.HTTPException):
             await interaction.edit_original_response(
                 content=layouts.version_in_thread_text(version, message.jump_url)
@@ -182,6 +208,7 @@ async def refine_from_modal(
         author_id=interaction.user.id,
         channel_id=interaction.channel_id or session.channel_id,
     )
+    actions.note(version=version.number)
     await post_version(bot, session, version, interaction=interaction)
 
 
@@ -193,7 +220,7 @@ async def undo(bot: MuralBot, interaction: Interaction, session_id: int, number:
     if elsewhere_than_thread(session, interaction):
         await interaction.response.send_message(text, ephemeral=True)
         with contextlib.suppress(discord.HTTPException):
-            await delivery.send_in(bot, thread_of(bot, session, interaction), text)
+            await delivery.send_in(bot, session_thread(bot, session), text)
         return
     await interaction.response.send_message(text, allowed_mentions=layouts.NO_PINGS)
 
@@ -227,6 +254,7 @@ async def history(bot: MuralBot, interaction: Interaction) -> None:
 async def repost(bot: MuralBot, interaction: Interaction, owner_id: int, session_id: int) -> None:
     """Post a session's current version here again, with working buttons."""
     session = await bot.studio.session(session_id)
+    actions.note(session=session.id, version=session.head_version)
     check_owner(session, interaction.user.id, "post it again")
     if owner_id != interaction.user.id:
         raise InvalidRequest("That menu belongs to someone else's history.")
