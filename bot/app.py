@@ -32,6 +32,7 @@ from bot.core.queue import RenderQueue
 from bot.core.studio import Studio
 from bot.core.tasks import TaskOwner
 from bot.store import Store
+from bot.ui import actions
 from bot.ui.context import place_of
 from bot.ui.errors import send_error
 from bot.ui.layouts import NO_PINGS
@@ -45,7 +46,11 @@ OPEN_TO_EVERYONE = frozenset({"settings", "help"})
 
 
 class MuralTree(app_commands.CommandTree):
-    """Slash-command errors go to the one error owner: a private, non-pinging answer with a code."""
+    """Slash-command errors go to the one error owner: a private, non-pinging answer with a code.
+
+    Every command and menu is a member's action (`bot.ui.actions`), begun here and ended by the error
+    owner or, when it returns, by `MuralBot.on_app_command_completion`.
+    """
 
     async def on_error(
         self, interaction: discord.Interaction[Any], error: app_commands.AppCommandError
@@ -54,6 +59,8 @@ class MuralTree(app_commands.CommandTree):
 
     async def interaction_check(self, interaction: discord.Interaction[Any]) -> bool:
         """A server may require a role to use Mural: refused privately, before anything runs."""
+        if interaction.type is not discord.InteractionType.autocomplete:
+            actions.begin(interaction)
         command = interaction.command
         if command is None or command.name in OPEN_TO_EVERYONE:
             return True
@@ -287,6 +294,14 @@ class MuralBot(commands.Bot):
         if event_name == "interaction":
             self.acknowledgements.received(args[0].id)
         super().dispatch(event_name, *args, **kwargs)
+
+    async def on_app_command_completion(
+        self,
+        interaction: discord.Interaction[Any],
+        command: app_commands.Command[Any, ..., Any] | app_commands.ContextMenu,
+    ) -> None:
+        """A command or menu that returned ends its action: `ok`, or what its member was shown."""
+        actions.succeeded(actions.of(interaction))
 
     async def on_ready(self) -> None:
         # Start-up is done once the gateway is ready and the guild cache filled (setup_hook runs before

@@ -10,13 +10,15 @@ running is claimed atomically and run in a task the queue owns. It wakes when a 
 finishes or is cancelled, and then tells every queued job its place (`JobEvent("queued", ahead=N)`)
 when that changed. Whoever asked for a job awaits it and follows its events, but never lends it
 their own task, so a stop cancels the queue's work and nothing else. A queued job can be cancelled
-(only while the store still says queued); it is then never sent to the image service.
+(only while the store still says queued); it is then never sent to the image service. However a job
+ends — done, failed, cancelled, or interrupted by a stop — it is recorded in one place, `job_ended`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Literal
@@ -47,6 +49,42 @@ class JobEvent:
 
 
 EventCallback = Callable[[JobEvent], Awaitable[None]]
+
+JobStatus = Literal["done", "failed", "cancelled", "interrupted"]
+
+
+def job_ended(
+    record: Render,
+    status: JobStatus,
+    *,
+    code: str | None = None,
+    seconds: float | None = None,
+    waited: float | None = None,
+) -> None:
+    """Record how a job ended, once: the one place (metrics of renders by model and status, and of their
+    seconds, hook here). `seconds`: drawing it; `waited`: in the queue. Never its prompt or instruction."""
+    outcome = f"{status} [{code}]" if code else status
+    timing = []
+    if seconds is not None:
+        timing.append(f"drawn in {seconds:.2f}s")
+    if waited is not None:
+        timing.append(f"queued {waited:.2f}s")
+    if status == "interrupted":
+        timing.append("cut off by a stop")
+    log.info(
+        "Render %d %s: %s of session %d v%d for user %d, %s %s %s x%d%s",
+        record.id,
+        outcome,
+        record.kind,
+        record.session_id,
+        record.version,
+        record.requester_id,
+        record.model,
+        record.size,
+        record.quality,
+        record.n,
+        ", " + ", ".join(timing) if timing else "",
+    )
 
 
 @dataclass(frozen=True)
@@ -109,6 +147,16 @@ class Job:
             asyncio.get_running_loop().create_future()
         )
         self._place: tuple[int, bool] | None = None  # the last place in the queue shown
+        self._queued_at: float | None = None  # when it took its turn (`start`)
+        self._started_at: float | None = None  # when it was claimed to be drawn
+
+    def ended(self, status: JobStatus, code: str | None = None) -> None:
+        """Record how it ended (`job_ended`) with how long it was drawn and how long it waited."""
+        now = time.monotonic()
+        started, queued = self._started_at, self._queued_at
+        seconds = None if started is None else now - started
+        waited = None if queued is None else (started or now) - queued
+        job_ended(self.record, status, code=code, seconds=seconds, waited=waited)
 
     @property
     def id(self) -> int:
@@ -203,6 +251,7 @@ class RenderQueue:
     def start(self, job: Job, *, on_event: EventCallback | None = None) -> Job:
         """Let a reserved job take its turn; `on_event` hears its place, progress and previews."""
         job._on_event = on_event
+        job._queued_at = time.monotonic()
         if self._stopped:
             job._abandon()  # stopping: its row stays queued, and the next start runs it
             return job
@@ -221,7 +270,11 @@ class RenderQueue:
         job = self._queued.pop(render_id, None)
         self._wake_dispatcher()  # everyone behind it moves up
         if job is None:
+            record = await self._store.get_render(render_id)
+            if record is not None:
+                job_ended(record, "cancelled")
             return "cancelled-elsewhere"
+        job.ended("cancelled")
         job._settle(RenderCancelled(replace(job.record, status="cancelled")))
         return "cancelled"
 
@@ -229,6 +282,7 @@ class RenderQueue:
         """A waiting job that cannot run any more (its picture is gone, say): failed, never sent."""
         failure = error if isinstance(error, MuralError) else MuralError(f"unexpected {type(error).__name__}")
         await self._store.fail_render(record.id, code=failure.code, error=failure.detail)
+        job_ended(record, "failed", code=failure.code)
 
     async def remember_message(self, record: Render, *, channel_id: int, message_id: int) -> None:
         """Where a job's pictures were posted, so Edit and replies can fetch them again."""
@@ -245,7 +299,10 @@ class RenderQueue:
 
     async def interrupted_by_last_stop(self) -> list[Render]:
         """Jobs a stop cut off while running, now marked interrupted, so their owners can be told."""
-        return await self._store.interrupt_running_renders()
+        interrupted = await self._store.interrupt_running_renders()
+        for record in interrupted:
+            job_ended(record, "interrupted")
+        return interrupted
 
     async def waiting_since_last_stop(self) -> list[Render]:
         """Jobs a stop left queued: they run now, in their turn (see `adopt`)."""
@@ -318,6 +375,7 @@ class RenderQueue:
         self._wake_dispatcher()
 
     async def _render(self, job: Job) -> FinishedRender | RenderFailed:
+        job._started_at = time.monotonic()
         await job.emit(JobEvent("rendering"))
 
         async def on_retry(error: MuralError, wait: float) -> None:
@@ -337,11 +395,13 @@ class RenderQueue:
             )
         except MuralError as error:
             await self._store.fail_render(job.id, code=error.code, error=error.detail)
+            job.ended("failed", error.code)
             return RenderFailed(job.record, error)
         except Exception as exc:
             error = MuralError(f"unexpected {type(exc).__name__}")
             await self._store.fail_render(job.id, code=error.code, error=error.detail)
             log.exception("Render %d failed unexpectedly", job.id)
+            job.ended("failed", error.code)
             return RenderFailed(job.record, error)
         await self._store.finish_render(
             job.id,
@@ -351,4 +411,5 @@ class RenderQueue:
             cost_usd=image.cost_usd,
             cost_estimated=image.cost_estimated,
         )
+        job.ended("done")
         return FinishedRender(record=job.record, image=image)

@@ -2,7 +2,8 @@
 
 Commands (through the tree), buttons and modals (`send_error`) and thread replies (`report_error`)
 all consult the same table, log the same way, and deliver through the same fall-backs, so a member
-always hears what went wrong and the code they quote is in the log next to the details.
+always hears what went wrong and the code they quote is in the log next to the details: on the line
+that ends their action (`bot.ui.actions`), with the traceback where something is broken.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import discord
 from discord import app_commands
 
 from bot.core.errors import MuralError
-from bot.ui import delivery
+from bot.ui import actions, delivery
 from bot.ui.layouts import error_text
 
 log = logging.getLogger(__name__)
@@ -110,10 +111,24 @@ def log_failure(failure: Failure, error: BaseException, where: str) -> None:
         log.log(failure.level, "%s refused [%s]: %s", where, failure.code, detail)
 
 
+def end_action(action: actions.Action | None, failure: Failure, error: BaseException, where: str) -> None:
+    """The failure is the outcome of the member's action: one line with its code (and the refusal's
+    reason or the traceback); a failure outside any action, or after it ended, gets a line of its own."""
+    if action is None or action.finished:
+        log_failure(failure, error, where)
+        return
+    error = unwrap(error)
+    if failure.level >= logging.ERROR:
+        actions.finish(action, failure.code, level=failure.level, error=error)
+    else:
+        reason = error.detail if isinstance(error, MuralError) else str(error)
+        actions.finish(action, failure.code, level=failure.level, reason=reason)
+
+
 async def send_error(interaction: discord.Interaction[Any], error: BaseException) -> None:
     """Tell the member what went wrong, privately when the interaction still allows it."""
     failure = describe(error)
-    log_failure(failure, error, f"Interaction by {interaction.user.id}")
+    end_action(actions.of(interaction), failure, error, f"Interaction by {interaction.user.id}")
     try:
         await delivery.reply_privately(interaction, failure.text)
     except discord.HTTPException:
@@ -128,9 +143,13 @@ async def report_error(
     where: str,
     reply_to: discord.Message | None = None,
 ) -> None:
-    """Tell a member in a channel (a thread reply that failed), answering their message."""
+    """Tell a member in a channel (a thread reply that failed), answering their message; the code ends
+    the action being handled, or their message's own (a reply refused before any work began)."""
     failure = describe(error)
-    log_failure(failure, error, where)
+    action = actions.current()
+    if action is None and reply_to is not None:
+        action = actions.begin_message(reply_to, "reply")
+    end_action(action, failure, error, where)
     try:
         await delivery.send_in(client, channel, failure.text, reply_to=reply_to)
     except discord.HTTPException:

@@ -3,7 +3,8 @@
 Each button is a `DynamicItem` whose `custom_id` carries the ids it acts on — a session and version
 (`mural:gen:<session>:<version>`) or a render and picture (`mural:edit:<render>:<picture>`) — so a
 press reloads the rest from SQLite through the studio cog, which checks who pressed. Failures go to
-the one error owner, so no press is left unanswered.
+the one error owner, so no press is left unanswered. Each press and each submitted modal is a member's
+action (`bot.ui.actions`), named by its class (never its label) and ended here when it returns.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import discord
 from discord.ext import commands
 
 from bot.core.studio import MAX_INSTRUCTION_CHARS
+from bot.ui import actions
 from bot.ui.delivery import PictureSource
 from bot.ui.errors import send_error
 
@@ -82,6 +84,10 @@ class _StudioButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"(
     # What pressing it does, in one line for /help.
     hint: ClassVar[str]
     style: ClassVar[discord.ButtonStyle] = discord.ButtonStyle.secondary
+    # The action's name in the log when it differs from `action` (which custom ids keep for good).
+    logged_as: ClassVar[str] = ""
+    # Its ids are a session and version (else a render first).
+    on_version: ClassVar[bool] = False
 
     def __init__(self, *ids: int, label: str | None = None, disabled: bool = False) -> None:
         super().__init__(
@@ -102,12 +108,19 @@ class _StudioButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"(
         return cls(*(int(value) for value in match.groups()))
 
     async def callback(self, interaction: Interaction) -> None:
+        name = self.logged_as or self.action
+        if self.on_version:
+            action = actions.begin(interaction, "button", name, session=self.ids[0], version=self.ids[1])
+        else:
+            action = actions.begin(interaction, "button", name, render=self.ids[0])
         try:
-            actions = studio_actions(interaction)
-            await actions.check_access(interaction)
-            await self.press(actions, interaction)
+            studio = studio_actions(interaction)
+            await studio.check_access(interaction)
+            await self.press(studio, interaction)
         except Exception as error:
             await send_error(interaction, error)
+        else:
+            actions.succeeded(action)
 
     async def press(self, actions: StudioActions, interaction: Interaction) -> None:
         raise NotImplementedError
@@ -119,6 +132,7 @@ class _StudioButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"(
 class GenerateButton(_StudioButton, template=_template("gen", 2)):
     action, label, emoji, style = "gen", "Generate", "🎨", discord.ButtonStyle.primary
     hint = "draw this version"
+    logged_as, on_version = "generate", True
 
     async def press(self, actions: StudioActions, interaction: Interaction) -> None:
         await actions.generate_pressed(interaction, *self.ids)
@@ -127,6 +141,7 @@ class GenerateButton(_StudioButton, template=_template("gen", 2)):
 class RefineButton(_StudioButton, template=_template("refine", 2)):
     action, label, emoji = "refine", "Refine", "✏️"
     hint = "a box for what should change; the answer becomes the next version (works everywhere)"
+    on_version = True
 
     async def press(self, actions: StudioActions, interaction: Interaction) -> None:
         await actions.refine_pressed(interaction, self.ids[0])
@@ -135,6 +150,7 @@ class RefineButton(_StudioButton, template=_template("refine", 2)):
 class UndoButton(_StudioButton, template=_template("undo", 2)):
     action, label, emoji = "undo", "Undo", "↩️"
     hint = "back to the version before; the next refinement branches from it"
+    on_version = True
 
     async def press(self, actions: StudioActions, interaction: Interaction) -> None:
         await actions.undo_pressed(interaction, *self.ids)
@@ -143,6 +159,7 @@ class UndoButton(_StudioButton, template=_template("undo", 2)):
 class CopyButton(_StudioButton, template=_template("copy", 2)):
     action, label, emoji = "copy", "Copy", "📋"
     hint = "the bare prompt, privately (a file when it is long)"
+    on_version = True
 
     async def press(self, actions: StudioActions, interaction: Interaction) -> None:
         await actions.copy_pressed(interaction, *self.ids)
@@ -170,6 +187,7 @@ class RerollButton(_StudioButton, template=_template("reroll", 1)):
 class CopyRenderButton(_StudioButton, template=_template("rcopy", 1)):
     action, label, emoji = "rcopy", "Copy", "📋"
     hint = "this picture's prompt, privately"
+    logged_as = "copy"
 
     async def press(self, actions: StudioActions, interaction: Interaction) -> None:
         await actions.copy_render_pressed(interaction, self.ids[0])
@@ -230,12 +248,15 @@ class HistorySelect(
         return cls(int(match["owner"]), item.options)
 
     async def callback(self, interaction: Interaction) -> None:
+        action = actions.begin(interaction, "select", "repost")
         try:
             await studio_actions(interaction).history_picked(
                 interaction, self.owner_id, int(self.item.values[0])
             )
         except Exception as error:
             await send_error(interaction, error)
+        else:
+            actions.succeeded(action)
 
 
 # The buttons a member meets, in the order /help explains them.
@@ -268,13 +289,22 @@ def _change_box(placeholder: str) -> discord.ui.TextInput[Any]:
 class _ChangeModal(discord.ui.Modal):
     """One box, "What should change?"; what the answer does is up to the subclass."""
 
-    def __init__(self, title: str, placeholder: str) -> None:
+    # The action's name in the log.
+    logged_as: ClassVar[str]
+
+    def __init__(
+        self, title: str, placeholder: str, *, session: int | None = None, render: int | None = None
+    ) -> None:
         super().__init__(title=title, timeout=600)
+        self.about = (session, render)  # what the action acts on, for the log
         self.change = _change_box(placeholder)
         self.add_item(discord.ui.Label(text="What should change?", component=self.change))
 
     async def on_submit(self, interaction: Interaction) -> None:
+        session, render = self.about
+        action = actions.begin(interaction, "modal", self.logged_as, session=session, render=render)
         await self.submitted(studio_actions(interaction), interaction, self.change.value)
+        actions.succeeded(action)
 
     async def submitted(self, actions: StudioActions, interaction: Interaction, change: str) -> None:
         raise NotImplementedError
@@ -284,8 +314,10 @@ class _ChangeModal(discord.ui.Modal):
 
 
 class RefineModal(_ChangeModal):
+    logged_as = "refine"
+
     def __init__(self, session_id: int) -> None:
-        super().__init__("Refine the prompt", "make it night, add a fox, less busy…")
+        super().__init__("Refine the prompt", "make it night, add a fox, less busy…", session=session_id)
         self.session_id = session_id
 
     async def submitted(self, actions: StudioActions, interaction: Interaction, change: str) -> None:
@@ -293,8 +325,10 @@ class RefineModal(_ChangeModal):
 
 
 class EditModal(_ChangeModal):
+    logged_as = "edit"
+
     def __init__(self, render_id: int, picture: int) -> None:
-        super().__init__("Edit the picture", "make the sky darker, remove the boat…")
+        super().__init__("Edit the picture", "make the sky darker, remove the boat…", render=render_id)
         self.render_id = render_id
         self.picture = picture
 
@@ -304,6 +338,8 @@ class EditModal(_ChangeModal):
 
 class PictureEditModal(_ChangeModal):
     """**Edit with Mural** on any message with a picture; it is downloaded once the change is known."""
+
+    logged_as = "edit-with-mural"
 
     def __init__(self, source: PictureSource) -> None:
         super().__init__("Edit with Mural", "turn it into a watercolour, add snow…")

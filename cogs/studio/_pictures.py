@@ -23,7 +23,7 @@ from bot.core.policy import Place, check_owner
 from bot.core.queue import FinishedRender, Job, JobEvent, RenderCancelled, RenderFailed, RenderRequest
 from bot.core.studio import SessionRequest
 from bot.models import Render, Session, Version
-from bot.ui import delivery, layouts
+from bot.ui import actions, delivery, layouts
 from bot.ui.context import place_of, place_of_message, why_no_thread
 from bot.ui.errors import report_error
 from cogs.studio import _cards, _versions
@@ -72,7 +72,9 @@ async def _reserve(bot: MuralBot, requester: Interaction | discord.Message, requ
     """Queue a job within its requester's budgets (refused with BudgetExceeded when it does not fit)."""
     place = _place(requester)
     limits = await bot.policy.limits(place)
-    return await bot.jobs.reserve(replace(request, guild_id=place.guild_id, limits=limits))
+    job = await bot.jobs.reserve(replace(request, guild_id=place.guild_id, limits=limits))
+    actions.note(session=request.session_id, version=request.version, job=job.id)
+    return job
 
 
 def _place(requester: Interaction | discord.Message) -> Place:
@@ -93,6 +95,7 @@ async def _draw_new_session(
 ) -> None:
     """A new one-off session drawn as the (deferred) interaction's answer, from its reference if it has one."""
     session, first = await bot.studio.start_session(request)
+    actions.note(session=session.id, version=first.number)
     if review:
         await _versions.post_version(bot, session, first, interaction=interaction)
         return
@@ -143,7 +146,7 @@ async def _render_where_it_belongs(
         await bot.jobs.cancel(job.id)  # nobody would see it: it must not run or count
         raise
     if elsewhere:
-        surface = delivery.ChannelSurface(bot, _versions.thread_of(bot, session, interaction))
+        surface = delivery.ChannelSurface(bot, _versions.session_thread(bot, session))
         message = await render(bot, interaction, surface, session, version, job)
         # The private placeholder points at what the thread shows now: the picture, or why there is none.
         shown = message or surface.message
@@ -191,10 +194,12 @@ async def render(
     try:
         finished = await bot.jobs.start(job, on_event=on_event).result()
     except RenderCancelled:
+        actions.note(shown="cancelled")
         await progress.finish()
         await surface.show(_cards.cancelled_card(version.number))
         return None
     except RenderFailed as failed:
+        actions.note(shown=failed.error.code)
         await progress.finish()
         with_prompt = session.origin == "imagine" and not editing
         texts = layouts.render_failure_texts(
@@ -243,6 +248,7 @@ async def post_pictures(
             message = await surface.show(card, files)
         except discord.Forbidden:
             log.info("Render %d finished but the pictures could not be uploaded (403)", record.id)
+            actions.note(shown="E-DISCORD-403")
             await surface.show(_cards.retry_card(record, layouts.upload_refused_text(version)))
             return None
         except discord.HTTPException as error:
@@ -256,9 +262,19 @@ async def post_pictures(
     return None
 
 
-async def reroll(bot: MuralBot, interaction: Interaction, render_id: int) -> None:
-    """The same job again: the same version (or the same edit of the same picture) with the same options."""
+async def pressed_render(bot: MuralBot, render_id: int) -> Render:
+    """The render a button or modal acts on; the member's action names its session and version."""
     record = await bot.jobs.render_record(render_id)
+    actions.note(session=record.session_id, version=record.version, render=record.id)
+    return record
+
+
+async def reroll(bot: MuralBot, interaction: Interaction, render_id: int) -> None:
+    """The same job again: the same version (or the same edit of the same picture) with the same options.
+    On a render that failed or was interrupted, the button says Retry, and so does the log."""
+    record = await pressed_render(bot, render_id)
+    if record.status in ("failed", "interrupted"):
+        actions.note(name="retry")
     session, version = await bot.studio.version(record.session_id, record.version)
     await bot.policy.check_may_act(
         session, interaction.user.id, place_of(interaction), "render its pictures again"
@@ -291,7 +307,7 @@ async def reroll(bot: MuralBot, interaction: Interaction, render_id: int) -> Non
 
 async def cancel_render(bot: MuralBot, interaction: Interaction, render_id: int) -> None:
     """Cancel on a queued job's card: its owner's alone; once the job is running, too late."""
-    record = await bot.jobs.render_record(render_id)
+    record = await pressed_render(bot, render_id)
     if interaction.user.id != record.requester_id:
         raise NotAllowed(layouts.not_your_render_text(record.requester_id))
     outcome = await bot.jobs.cancel(render_id)
@@ -313,7 +329,7 @@ async def cancel_render(bot: MuralBot, interaction: Interaction, render_id: int)
 
 
 async def open_edit_modal(bot: MuralBot, interaction: Interaction, render_id: int, picture: int) -> None:
-    record = await bot.jobs.render_record(render_id)
+    record = await pressed_render(bot, render_id)
     session = await bot.studio.session(record.session_id)
     await bot.policy.check_may_act(session, interaction.user.id, place_of(interaction), "edit its pictures")
     await interaction.response.send_modal(EditModal(render_id, picture))
@@ -399,7 +415,7 @@ async def edit_submitted(
     bot: MuralBot, interaction: Interaction, render_id: int, index: int, change: str
 ) -> None:
     """The Edit modal: the result is a new picture card in the same place."""
-    record = await bot.jobs.render_record(render_id)
+    record = await pressed_render(bot, render_id)
     options = await _edit_options(bot, interaction, record)
     await interaction.response.defer(thinking=True)
     surface = delivery.InteractionSurface(bot, interaction)
@@ -419,6 +435,9 @@ async def _edit_options(
 
 async def edit_from_reply(bot: MuralBot, message: discord.Message, record: Render, change: str) -> None:
     """A reply to a picture changes that picture; the result answers the reply."""
+    action = actions.begin_message(
+        message, "reply-edit", session=record.session_id, version=record.version, render=record.id
+    )
     try:
         if record.n > 1:
             # A reply cannot say which of several pictures it means; the numbered buttons can.
@@ -428,11 +447,13 @@ async def edit_from_reply(bot: MuralBot, message: discord.Message, record: Rende
         await edit_picture(bot, message, surface, record, 1, change, None, options)
     except Exception as error:
         await report_error(bot, message.channel, error, where=f"Edit of render {record.id}", reply_to=message)
+    else:
+        actions.succeeded(action)
 
 
 async def open_session_thread(bot: MuralBot, interaction: Interaction, render_id: int) -> None:
     """`Refine` on an /imagine picture: a thread on the picture, its prompt as v1, the picture as where it stands."""
-    record = await bot.jobs.render_record(render_id)
+    record = await pressed_render(bot, render_id)
     session, head = await bot.studio.version(
         record.session_id, (await bot.studio.session(record.session_id)).head_version
     )
@@ -506,7 +527,7 @@ async def picture_edit_submitted(
 
 
 async def copy_render(bot: MuralBot, interaction: Interaction, render_id: int) -> None:
-    render = await bot.jobs.render_record(render_id)
+    render = await pressed_render(bot, render_id)
     prompt = render.prompt
     if prompt is None:
         prompt = (await bot.studio.version(render.session_id, render.version))[1].prompt
@@ -515,7 +536,7 @@ async def copy_render(bot: MuralBot, interaction: Interaction, render_id: int) -
 
 async def rephrase(bot: MuralBot, interaction: Interaction, render_id: int) -> None:
     """`Rephrase safely` on a refused picture: a compliant variant of its prompt becomes the next version."""
-    record = await bot.jobs.render_record(render_id)
+    record = await pressed_render(bot, render_id)
     session = await bot.studio.session(record.session_id)
     await bot.policy.check_may_act(session, interaction.user.id, place_of(interaction), "rephrase it")
     elsewhere = _versions.elsewhere_than_thread(session, interaction)
@@ -523,9 +544,10 @@ async def rephrase(bot: MuralBot, interaction: Interaction, render_id: int) -> N
     version = await bot.studio.rephrase_safely(
         session.id, record.version, author_id=interaction.user.id, channel_id=interaction.channel_id or 0
     )
+    actions.note(version=version.number)
     if elsewhere:
         message = await _versions.post_version(
-            bot, session, version, channel=_versions.thread_of(bot, session, interaction)
+            bot, session, version, channel=_versions.session_thread(bot, session)
         )
         await interaction.edit_original_response(
             content=layouts.version_in_thread_text(version, message.jump_url)
