@@ -351,19 +351,96 @@ async def test_the_fair_order_takes_turns_across_members(store: Store) -> None:
     assert [t.render_id for t in await store.queued_render_order()] == [b[0], a[1], b[1], a[2]]
 
 
+ROUNDS = 50
+
+
+async def _open_together(path: Path, count: int) -> list[Store]:
+    """`count` Stores opening one file at once; each has its own connection, as processes sharing it would."""
+    results = await asyncio.gather(*(Store.open(path) for _ in range(count)), return_exceptions=True)
+    stores = [result for result in results if isinstance(result, Store)]
+    failures = [result for result in results if not isinstance(result, Store)]
+    if failures:
+        for opened in stores:
+            await opened.close()
+        raise AssertionError(f"{len(failures)} of {count} openers failed: {failures!r}")
+    return stores
+
+
 async def test_two_processes_opening_a_new_database_at_once_both_end_up_on_the_latest_schema(
     tmp_path: Path,
 ) -> None:
-    """Each Store has its own connection, as two processes sharing the file would."""
-    path = tmp_path / "shared.db"
-    first, second = await asyncio.gather(Store.open(path), Store.open(path))
-    try:
-        assert query(path, "PRAGMA user_version") == [(len(MIGRATIONS),)]
-        session, _ = await _session(second)
-        assert (await first.get_session(session.id)) == session
-    finally:
-        await first.close()
-        await second.close()
+    """Two, then three, openers of one new file at once, many times over (each round a new file): the race
+    between them was lost about one time in three when each migration was checked outside its lock."""
+    for attempt in range(ROUNDS):
+        for count in (2, 3):
+            folder = tmp_path / f"{attempt}-{count}"
+            path = folder / "shared.db"
+            stores = await _open_together(path, count)
+            try:
+                assert query(path, "PRAGMA user_version") == [(len(MIGRATIONS),)], (attempt, count)
+                with sqlite3.connect(path) as raw:
+                    assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+                # Every store works and sees what the others wrote.
+                for writer in stores:
+                    session, _ = await _session(writer, idea=f"idea {id(writer)}")
+                    for reader in stores:
+                        assert (await reader.get_session(session.id)) == session, (attempt, count)
+                # A new file is not an upgrade: nobody copied a half-migrated schema as if an older Mural left it.
+                assert [opened.upgrade_copy for opened in stores] == [None] * count
+                assert [name.name for name in folder.iterdir() if ".bak" in name.name] == []
+            finally:
+                for opened in stores:
+                    await opened.close()
+            assert query(path, "PRAGMA integrity_check") == [("ok",)]
+            assert query(path, "PRAGMA foreign_key_check") == []
+
+
+async def test_a_database_an_older_mural_left_is_upgraded_once_while_another_opener_runs(
+    tmp_path: Path,
+) -> None:
+    for attempt in range(ROUNDS // 5):
+        path = tmp_path / str(attempt) / DATABASE
+        path.parent.mkdir()
+        with sqlite3.connect(path) as raw:
+            for script in MIGRATIONS[:3]:
+                raw.executescript(script.read_text())
+            raw.execute(
+                "INSERT INTO sessions (channel_id, owner_id, origin, idea, target)"
+                " VALUES (1, 2, 'prompt', 'a fox', 'openai')"
+            )
+            raw.execute(
+                "INSERT INTO renders (session_id, version, requester_id, channel_id, status, model, size,"
+                " quality, cost_usd) VALUES (1, 1, 2, 1, 'done', 'm', '1024x1024', 'low', 0.01)"
+            )
+            raw.execute(
+                "INSERT INTO chat_usage (session_id, user_id, purpose, model, input_tokens, output_tokens)"
+                " VALUES (1, 2, 'expand', 'm', 10, 5)"
+            )
+        stores = await _open_together(path, 2)
+        try:
+            assert query(path, "PRAGMA user_version") == [(len(MIGRATIONS),)], attempt
+            for opened in stores:
+                assert (await opened.get_session(1)).idea == "a fox"
+                kept = await opened.get_render(1)
+                assert kept is not None and (kept.status, kept.cost_usd, kept.kind) == (
+                    "done",
+                    0.01,
+                    "generate",
+                )
+            queued = await _render(stores[1], 1)
+            assert (await stores[0].get_render(queued.id)) == queued
+            # One of them upgraded, after one copy of version 3; the other found the work done.
+            copies = [opened.upgrade_copy for opened in stores if opened.upgrade_copy is not None]
+            assert len(copies) == 1, attempt
+            assert sorted(name.name for name in path.parent.glob("*.bak")) == [copies[0].name]
+            assert query(copies[0], "PRAGMA user_version") == [(3,)]
+            assert query(copies[0], "SELECT idea FROM sessions") == [("a fox",)]
+        finally:
+            for opened in stores:
+                await opened.close()
+        assert query(path, "SELECT user_id, input_tokens FROM chat_usage") == [(2, 10)]
+        assert query(path, "PRAGMA integrity_check") == [("ok",)]
+        assert query(path, "PRAGMA foreign_key_check") == []
 
 
 async def _job(store: Store, session_id: int, *, cost: float = 0.05) -> Any:

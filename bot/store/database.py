@@ -1,20 +1,32 @@
 """The store's connection: one aiosqlite connection, transactions, and migrations from numbered files.
 
 One connection in autocommit mode; every method holds `_lock` so that a multi-statement transaction
-of one coroutine never interleaves with a statement of another on the shared connection. Schema
-changes are the numbered `.sql` files in `migrations/`, applied in order and tracked by
-`PRAGMA user_version`; each file carries its own BEGIN/COMMIT, because `executescript()` commits any
-open transaction first, so an outer transaction would not make a migration atomic.
+of one coroutine never interleaves with a statement of another on the shared connection.
+
+Schema changes are the numbered `.sql` files in `migrations/`, applied in order and tracked by
+`PRAGMA user_version`. Each file carries its own BEGIN/COMMIT, so that it can be applied by hand
+(`sqlite3 mural.db < 0004_studio.sql`), but the bot does not run it that way: several processes may
+open one file at once, and "is migration N still needed?" must be decided under the same write lock
+that applies it, or two openers both apply N, or one finds the version moved under it. `executescript()`
+cannot give that: it commits any open transaction before it runs, so the version can only be read
+outside the script's own transaction, and may be stale by the time the script writes. So `_migrate` takes the write lock
+itself (`BEGIN IMMEDIATE`, which waits out another opener's migration), reads `user_version` again
+inside that transaction, and runs every pending file's statements, split with
+`sqlite3.complete_statement` and without their own BEGIN/COMMIT, on the connection inside it, then
+commits once. One transaction for all the pending files (not one each) means no other opener ever sees
+a half-upgraded schema, which it would take for one an older Mural left, copy, and report as upgraded.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import re
 import secrets
 import sqlite3
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -32,6 +44,11 @@ log = logging.getLogger(__name__)
 
 MIGRATIONS_FOLDER = Path(__file__).with_name("migrations")
 NOW = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
+# How long a statement waits for another connection's write lock before "database is locked".
+BUSY_TIMEOUT_MS = 5000
+# While opening, longer: another process opening the same file may hold the write lock while it copies
+# a large database and migrates it, and this one must wait for that, not fail.
+OPENING_BUSY_TIMEOUT_MS = 10 * 60 * 1000
 
 T = TypeVar("T", bound="DataclassInstance")
 
@@ -44,6 +61,51 @@ def migration_files() -> list[Path]:
         if match is None or int(match[1]) != expected:
             raise RuntimeError(f"migration {path.name} is out of sequence (expected number {expected})")
     return files
+
+
+# Comments and blank space before a statement's first word.
+_LEADING_NOISE = re.compile(r"(?:\s+|--[^\n]*(?:\n|$)|/\*.*?(?:\*/|$))*", re.DOTALL)
+# Statements that would end or nest the transaction the migration runs in (`ROLLBACK TO` a savepoint is fine).
+_TRANSACTION_CONTROL = re.compile(
+    r"(?:BEGIN|COMMIT|END)\b|ROLLBACK\b(?!\s+(?:TRANSACTION\s+)?TO\b)", re.IGNORECASE
+)
+
+
+def _bare(statement: str) -> str:
+    """The statement from its first word on (leading comments and blank space dropped)."""
+    match = _LEADING_NOISE.match(statement)
+    return statement[match.end() if match else 0 :]
+
+
+def migration_statements(path: Path) -> list[str]:
+    """A migration file's statements, one per item, without the file's own leading BEGIN and trailing
+    COMMIT: the runner executes them inside a transaction of its own.
+
+    Split where `sqlite3.complete_statement` says a statement ends, so a `;` in a string, a comment or
+    a trigger's body does not cut it. Transaction control anywhere else in the file is refused.
+    """
+    script = path.read_text(encoding="utf-8")
+    statements: list[str] = []
+    start = 0
+    for end, character in enumerate(script, start=1):
+        if character == ";" and sqlite3.complete_statement(script[start:end]):
+            statement = script[start:end].strip()
+            if _bare(statement).strip(" ;\t\r\n"):  # not an empty or comment-only statement
+                statements.append(statement)
+            start = end
+    if _bare(script[start:]).strip():
+        raise RuntimeError(f"migration {path.name} ends in an unfinished statement (no closing ';')")
+    if statements and re.match(r"BEGIN\b", _bare(statements[0]), re.IGNORECASE):
+        statements.pop(0)
+    if statements and re.match(r"(?:COMMIT|END)\b", _bare(statements[-1]), re.IGNORECASE):
+        statements.pop()
+    for statement in statements:
+        if _TRANSACTION_CONTROL.match(_bare(statement)):
+            raise RuntimeError(
+                f"migration {path.name} controls its transaction mid-way ({_bare(statement)!r}); "
+                "only a leading BEGIN and a trailing COMMIT are allowed"
+            )
+    return statements
 
 
 def record(cls: type[T], row: aiosqlite.Row | None) -> T | None:
@@ -128,7 +190,7 @@ async def backup_file(source: Path, target: Path) -> DatabaseOverview:
     _check_backup_paths(source, target)
     connection = await aiosqlite.connect(f"file:{source}?mode=ro", uri=True, isolation_level=None)
     try:
-        await connection.execute("PRAGMA busy_timeout = 5000")
+        await connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         await copy_database(connection, target)
     finally:
         await connection.close()
@@ -146,6 +208,32 @@ def _free_name(path: Path) -> Path:
         number += 1
         candidate = path.with_name(f"{path.name}.{number}")
     return candidate
+
+
+async def _switch_to_wal(connection: aiosqlite.Connection) -> None:
+    """`PRAGMA journal_mode = WAL`, waiting for another connection opening the same new file meanwhile.
+
+    Switching needs the file to itself for a moment, and SQLite reports "database is locked" at once,
+    without its busy timeout, when another connection holds it then (two processes starting together on
+    a new file): so retry for as long as opening may wait.
+    """
+    deadline = time.monotonic() + OPENING_BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            await connection.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if error.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                raise
+        await asyncio.sleep(0.01)
+
+
+def _refuse_newer(version: int, latest: int) -> None:
+    if version > latest:
+        raise RuntimeError(
+            f"The database schema is version {version}, newer than this Mural ({latest}); "
+            "upgrade Mural or use another DATABASE_PATH."
+        )
 
 
 class Database:
@@ -167,12 +255,13 @@ class Database:
         connection = await aiosqlite.connect(path, isolation_level=None)
         connection.row_factory = aiosqlite.Row
         try:
-            await connection.execute("PRAGMA journal_mode = WAL")
+            await connection.execute(f"PRAGMA busy_timeout = {OPENING_BUSY_TIMEOUT_MS}")
+            await _switch_to_wal(connection)
             await connection.execute("PRAGMA foreign_keys = ON")
-            await connection.execute("PRAGMA busy_timeout = 5000")
             await connection.execute("PRAGMA synchronous = NORMAL")
             store = cls(connection, None if str(path) == ":memory:" else path)
             await store._migrate()
+            await connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         except BaseException:
             await connection.close()
             raise
@@ -183,51 +272,65 @@ class Database:
             await self._db.close()
 
     async def _migrate(self) -> None:
+        """Bring the schema to the latest version: every pending migration in one transaction under the
+        write lock, after a copy of an older schema (see the module's docstring for why)."""
         files = migration_files()
-        async with self._db.execute("PRAGMA user_version") as cursor:
-            row = await cursor.fetchone()
-        current = int(row[0]) if row else 0
-        if current > len(files):
-            raise RuntimeError(
-                f"The database schema is version {current}, newer than this Mural ({len(files)}); "
-                "upgrade Mural or use another DATABASE_PATH."
-            )
-        if 0 < current < len(files) and self.path is not None:
-            # An upgrade: a migration that fails half-way or a newer Mural rolled back must not cost data.
-            copy = _free_name(self.path.with_name(f"{self.path.name}.before-v{len(files)}.bak"))
-            await copy_database(self._db, copy)
-            self.upgrade_copy = copy
-            log.info(
-                "Database schema v%d is older than this Mural's v%d: copied it to %s before migrating",
-                current,
-                len(files),
-                copy,
-            )
-        for number, path in enumerate(files[current:], start=current + 1):
-            script = path.read_text(encoding="utf-8")
-            # A migration may rebuild a table; foreign keys can only be switched off outside a
-            # transaction, and are checked once they are back on.
-            await self._db.execute("PRAGMA foreign_keys = OFF")
+        current = await self._schema_version()
+        _refuse_newer(current, len(files))
+        if current == len(files):
+            return
+        # A migration may rebuild a table; foreign keys can only be switched off outside a transaction,
+        # and are checked before it commits.
+        await self._db.execute("PRAGMA foreign_keys = OFF")
+        try:
+            # The write lock first, then the version: another opener may have migrated while we waited.
+            await self._db.execute("BEGIN IMMEDIATE")
             try:
-                await self._db.executescript(script)
-            except sqlite3.OperationalError:
-                # Another process sharing the file may have applied this migration first (its BEGIN
-                # waited for theirs to commit, then found the tables there): theirs stands.
-                if self._db.in_transaction:
-                    await self._db.execute("ROLLBACK")
-                if await self._schema_version() < number:
-                    raise
-                continue
-            finally:
-                await self._db.execute("PRAGMA foreign_keys = ON")
-            async with self._db.execute("PRAGMA foreign_key_check") as cursor:
-                broken = list(await cursor.fetchall())
-            if broken:
-                raise RuntimeError(f"migration {path.name} left {len(broken)} broken foreign key(s)")
-            async with self._db.execute("PRAGMA user_version") as cursor:
-                row = await cursor.fetchone()
-            if not row or int(row[0]) != number:
-                raise RuntimeError(f"migration {path.name} did not set user_version to {number}")
+                current = await self._schema_version()
+                _refuse_newer(current, len(files))
+                if 0 < current < len(files) and self.path is not None:
+                    await self._copy_before_upgrade(current, len(files))
+                for number, path in enumerate(files[current:], start=current + 1):
+                    for statement in migration_statements(path):
+                        await self._db.execute(statement)
+                    async with self._db.execute("PRAGMA foreign_key_check") as cursor:
+                        broken = list(await cursor.fetchall())
+                    if broken:
+                        raise RuntimeError(f"migration {path.name} left {len(broken)} broken foreign key(s)")
+                    if await self._schema_version() != number:
+                        raise RuntimeError(f"migration {path.name} did not set user_version to {number}")
+                await self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:  # SQLite rolls some failures back by itself
+                    with contextlib.suppress(sqlite3.Error):
+                        await self._db.execute("ROLLBACK")
+                raise
+        finally:
+            await self._db.execute("PRAGMA foreign_keys = ON")
+
+    async def _copy_before_upgrade(self, version: int, latest: int) -> None:
+        """Copy the file before migrating it: a migration that fails half-way or a newer Mural rolled back
+        must not cost data.
+
+        Called holding the write lock (so no other opener copies or migrates meanwhile, and the copy is the
+        schema about to be migrated), through a second connection: SQLite's backup cannot read from a
+        connection that is inside a write transaction (Python's `backup` would retry forever).
+        """
+        assert self.path is not None
+        copy = _free_name(self.path.with_name(f"{self.path.name}.before-v{latest}.bak"))
+        reader = await aiosqlite.connect(self.path, isolation_level=None)
+        try:
+            await reader.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            await copy_database(reader, copy)
+        finally:
+            await reader.close()
+        self.upgrade_copy = copy
+        log.info(
+            "Database schema v%d is older than this Mural's v%d: copied it to %s before migrating",
+            version,
+            latest,
+            copy,
+        )
 
     async def _schema_version(self) -> int:
         async with self._db.execute("PRAGMA user_version") as cursor:
