@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Literal, overload
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from dotenv import dotenv_values
 
@@ -66,6 +67,18 @@ CATALOGUE: tuple[Variable, ...] = (
     Variable("PRICES_FILE", "(built-in)", "a TOML file of prices replacing or adding to the built-in table"),
     Variable("DEV_GUILD_ID", "(empty)", "register slash commands on this one server only"),
     Variable("DATABASE_PATH", "mural.db", "the SQLite file; its folder must exist"),
+    Variable(
+        "DATABASE_URL",
+        "(empty: SQLite)",
+        "postgresql://user:pass@host:port/db: all state in PostgreSQL instead",
+    ),
+    Variable(
+        "SHARD_COUNT", "(Discord's advice)", "total Discord shards of the deployment; set with SHARD_IDS"
+    ),
+    Variable("SHARD_IDS", "(all)", "this process's shards of SHARD_COUNT: 0, 0,1, 0-3 or 1,3-5"),
+    Variable(
+        "RENDER_LEASE_SECONDS", "60", "how long a job stays claimed by a process that stops renewing it"
+    ),
     Variable("SAFETY_SALT", "(generated)", "salt for the member hash sent to OpenAI; 16+ characters"),
     Variable("LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING, ERROR or CRITICAL"),
 )
@@ -96,6 +109,12 @@ class Settings:
     image_size: str = "1024x1024"
     image_quality: str = "medium"
     database_path: Path = Path("mural.db")
+    # PostgreSQL for every process of a deployment; None: the SQLite file at database_path.
+    database_url: str | None = field(default=None, repr=False)
+    # Discord shards: the deployment's total and this process's own; None: one process runs all.
+    shard_count: int | None = None
+    shard_ids: tuple[int, ...] | None = None
+    render_lease_seconds: float = 60.0
     dev_guild_id: int | None = None
     log_level: str = "INFO"
     chat_timeout: float = 60.0
@@ -126,8 +145,21 @@ class Settings:
     @property
     def secrets(self) -> tuple[str, ...]:
         """Values that must never reach a log line or a Discord message."""
-        values = (self.discord_token, self.openai_api_key, self.chat_api_key, self.safety_salt)
+        values = (
+            self.discord_token,
+            self.openai_api_key,
+            self.chat_api_key,
+            self.safety_salt,
+            database_password(self.database_url),
+        )
         return tuple(v for v in values if v)
+
+    @property
+    def database_label(self) -> str:
+        """Where the state lives, safe to print: the PostgreSQL URL without its password, or the file."""
+        if self.database_url is None:
+            return str(self.database_path)
+        return redacted_url(self.database_url)
 
 
 _URL = re.compile(r"^https?://[^\s/]+(/\S*)?$")
@@ -280,6 +312,89 @@ def _database_path(env: Mapping[str, str]) -> Path:
     return path
 
 
+DATABASE_SCHEMES = ("postgresql", "postgres")
+
+
+def database_password(url: str | None) -> str | None:
+    if url is None:
+        return None
+    try:
+        return urlsplit(url).password or None
+    except ValueError:
+        return None
+
+
+def redacted_url(url: str) -> str:
+    """A database URL with its password replaced, for logs and `check`."""
+    password = database_password(url)
+    if not password:
+        return url
+    parts = urlsplit(url)
+    netloc = parts.netloc.replace(f":{quote(password, safe='')}@", ":***@").replace(f":{password}@", ":***@")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _database_url(env: Mapping[str, str]) -> str | None:
+    """DATABASE_URL: a PostgreSQL URL. The value is never repeated in a message: it holds a password."""
+    value = _text(env, "DATABASE_URL")
+    if value is None:
+        return None
+    expected = "expected postgresql://user:password@host:port/database (or postgres://)"
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - parsing the port is the check
+    except ValueError:
+        raise ConfigError("DATABASE_URL", f"is not a URL; {expected}") from None
+    if parts.scheme not in DATABASE_SCHEMES:
+        raise ConfigError("DATABASE_URL", f"is not a PostgreSQL URL; {expected}")
+    if not parts.hostname and "host=" not in parts.query:
+        raise ConfigError("DATABASE_URL", f"names no host; {expected}")
+    return value
+
+
+def shard_list(raw: str) -> tuple[int, ...] | None:
+    """`0`, `0,1`, `0-3`, `1,3-5` as sorted shard ids; None when malformed."""
+    ids: set[int] = set()
+    for part in raw.split(","):
+        match = re.fullmatch(r"\s*([0-9]{1,5})\s*(?:-\s*([0-9]{1,5})\s*)?", part)
+        if match is None:
+            return None
+        low = int(match[1])
+        high = int(match[2]) if match[2] is not None else low
+        if high < low:
+            return None
+        ids.update(range(low, high + 1))
+    return tuple(sorted(ids))
+
+
+def _shards(env: Mapping[str, str]) -> tuple[int | None, tuple[int, ...] | None]:
+    """SHARD_COUNT and SHARD_IDS: both or neither; every id one of 0…SHARD_COUNT-1."""
+    count_raw, ids_raw = _text(env, "SHARD_COUNT"), _text(env, "SHARD_IDS")
+    if count_raw is None and ids_raw is None:
+        return None, None
+    if count_raw is None:
+        raise ConfigError(
+            "SHARD_COUNT", "is missing; expected the deployment's total number of shards with SHARD_IDS"
+        )
+    if ids_raw is None:
+        raise ConfigError(
+            "SHARD_IDS", "is missing; expected this process's shards (0, 0,1, 0-3) with SHARD_COUNT"
+        )
+    count = _number(env, "SHARD_COUNT", 1, integer=True, low=1, high=65_535)
+    ids = shard_list(ids_raw)
+    if not ids:
+        raise ConfigError(
+            "SHARD_IDS", "is not a list of shards; expected ids and ranges such as 0, 0,1, 0-3 or 1,3-5"
+        )
+    outside = [shard for shard in ids if shard >= count]
+    if outside:
+        raise ConfigError(
+            "SHARD_IDS",
+            f"names shard {outside[0]}, outside 0–{count - 1}; expected ids below SHARD_COUNT ({count})",
+        )
+    return count, ids
+
+
 def settings_from(env: Mapping[str, str], *, today: date | None = None) -> Settings:
     """Build and validate settings from a mapping of variable names to strings."""
     discord_token = _required_secret(env, "DISCORD_TOKEN", "the bot token from the Discord Developer Portal")
@@ -314,7 +429,12 @@ def settings_from(env: Mapping[str, str], *, today: date | None = None) -> Setti
     if log_level not in LOG_LEVELS:
         raise ConfigError("LOG_LEVEL", f"is not a log level; expected one of {', '.join(LOG_LEVELS)}")
 
-    database_path = _database_path(env)
+    database_url = _database_url(env)
+    # With PostgreSQL the SQLite file is only the source of `copy-to`; its folder is checked where it is used.
+    database_path = (
+        _database_path(env) if database_url is None else Path(_text(env, "DATABASE_PATH") or "mural.db")
+    )
+    shard_count, shard_ids = _shards(env)
 
     return Settings(
         discord_token=discord_token,
@@ -329,6 +449,10 @@ def settings_from(env: Mapping[str, str], *, today: date | None = None) -> Setti
         image_size=image_size,
         image_quality=image_quality,
         database_path=database_path,
+        database_url=database_url,
+        shard_count=shard_count,
+        shard_ids=shard_ids,
+        render_lease_seconds=_number(env, "RENDER_LEASE_SECONDS", 60.0, integer=False, low=5, high=3600),
         dev_guild_id=int(dev_guild) if dev_guild else None,
         log_level=log_level,
         chat_timeout=_number(env, "CHAT_TIMEOUT", 60.0, integer=False, low=1, high=600),

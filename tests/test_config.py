@@ -14,11 +14,12 @@ from typing import Any
 
 import pytest
 
-from bot.config import CATALOGUE, ConfigError, load_settings, settings_from
+from bot.config import CATALOGUE, ConfigError, load_settings, settings_from, shard_list
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "MTIzNDU2Nzg5MDEyMzQ1Njc4.secret-discord-token"
 KEY = "sk-test-secret-openai-key-123456"
+DB_PASSWORD = "hunter2-database-password"
 VALID = {"DISCORD_TOKEN": TOKEN, "OPENAI_API_KEY": KEY}
 
 
@@ -215,6 +216,10 @@ BAD_CONFIGURATIONS = {
     "RENDER_CONCURRENCY": BotRun({**VALID, "RENDER_CONCURRENCY": "0"}),
     "IMAGE_MODEL": BotRun({**VALID, "IMAGE_MODEL": "gpt-image-1"}),
     "DATABASE_PATH": BotRun({**VALID, "DATABASE_PATH": "no-such-folder/mural.db"}),
+    "DATABASE_URL": BotRun({**VALID, "DATABASE_URL": f"mysql://mural:{DB_PASSWORD}@localhost/mural"}),
+    "SHARD_COUNT": BotRun({**VALID, "SHARD_IDS": "0"}),
+    "SHARD_IDS": BotRun({**VALID, "SHARD_COUNT": "2", "SHARD_IDS": "1-2"}),
+    "RENDER_LEASE_SECONDS": BotRun({**VALID, "RENDER_LEASE_SECONDS": "0"}),
 }
 RUNS = {
     **{f"bad-{variable}": run for variable, run in BAD_CONFIGURATIONS.items()},
@@ -269,6 +274,77 @@ def test_bad_configuration_exits_2_with_one_line(
     assert "Traceback" not in result.stderr
     assert TOKEN not in result.stderr + result.stdout
     assert KEY not in result.stderr + result.stdout
+    assert DB_PASSWORD not in result.stderr + result.stdout
+
+
+SHARD_LISTS = {
+    "0": (0,),
+    "0,1": (0, 1),
+    "0-3": (0, 1, 2, 3),
+    "1,3-5": (1, 3, 4, 5),
+    " 2 , 0 ": (0, 2),
+    "": None,
+    "a": None,
+    "3-1": None,
+    "1,,2": None,
+    "-1": None,
+}
+
+
+@pytest.mark.parametrize(("raw", "ids"), SHARD_LISTS.items())
+def test_shard_lists_are_ids_and_ranges(raw: str, ids: tuple[int, ...] | None) -> None:
+    assert shard_list(raw) == ids
+
+
+SHARD_SETTINGS = {
+    "neither": ({}, None),
+    "both": ({"SHARD_COUNT": "4", "SHARD_IDS": "1,3"}, None),
+    "ids without count": ({"SHARD_IDS": "0"}, "SHARD_COUNT"),
+    "count without ids": ({"SHARD_COUNT": "2"}, "SHARD_IDS"),
+    "id outside the count": ({"SHARD_COUNT": "2", "SHARD_IDS": "2"}, "SHARD_IDS"),
+    "malformed ids": ({"SHARD_COUNT": "2", "SHARD_IDS": "0;1"}, "SHARD_IDS"),
+    "zero shards": ({"SHARD_COUNT": "0", "SHARD_IDS": "0"}, "SHARD_COUNT"),
+}
+
+
+@pytest.mark.parametrize(("extra", "refused"), SHARD_SETTINGS.values(), ids=list(SHARD_SETTINGS))
+def test_shard_settings_come_together_or_not_at_all(extra: dict[str, str], refused: str | None) -> None:
+    if refused is None:
+        settings = settings_from({**VALID, **extra})
+        assert settings.shard_ids == (shard_list(extra["SHARD_IDS"]) if extra else None)
+        return
+    with pytest.raises(ConfigError) as error:
+        settings_from({**VALID, **extra})
+    assert error.value.variable == refused
+
+
+DATABASE_URLS = {
+    "postgresql://mural:pw@db.example:5432/mural": None,
+    "postgres://mural@localhost/mural": None,
+    "postgresql:///mural?host=/run/postgresql": None,
+    f"mysql://mural:{DB_PASSWORD}@localhost/mural": "is not a PostgreSQL URL",
+    f"postgresql://mural:{DB_PASSWORD}@localhost:port/mural": "is not a URL",
+    "sqlite:///mural.db": "is not a PostgreSQL URL",
+    "postgresql://": "names no host",
+}
+
+
+@pytest.mark.parametrize(("url", "problem"), DATABASE_URLS.items())
+def test_database_url_is_postgresql_and_never_repeated(url: str, problem: str | None) -> None:
+    if problem is None:
+        assert settings_from({**VALID, "DATABASE_URL": url}).database_url == url
+        return
+    with pytest.raises(ConfigError) as error:
+        settings_from({**VALID, "DATABASE_URL": url})
+    assert error.value.variable == "DATABASE_URL" and problem in str(error.value)
+    assert DB_PASSWORD not in str(error.value)
+
+
+def test_the_database_password_is_a_secret_and_hidden_from_the_label() -> None:
+    settings = settings_from({**VALID, "DATABASE_URL": f"postgresql://mural:{DB_PASSWORD}@db:5432/mural"})
+    assert DB_PASSWORD in settings.secrets
+    assert settings.database_label == "postgresql://mural:***@db:5432/mural"
+    assert DB_PASSWORD not in repr(settings)
 
 
 def test_bad_value_in_dotenv_is_reported_too(bot_runs: dict[str, subprocess.Popen[str]]) -> None:
