@@ -199,9 +199,10 @@ class BudgetQueries(Database):
             await self._write(
                 "DELETE FROM role_limits WHERE guild_id = ? AND role_id = ?", (guild_id, role_id)
             )
-            return
-        await self._write(
-            "INSERT INTO role_limits (guild_id, role_id, daily_pictures) VALUES (?, ?, ?)"
-            " ON CONFLICT (guild_id, role_id) DO UPDATE SET daily_pictures = excluded.daily_pictures",
-            (guild_id, role_id, daily_pictures),
-        )
+        else:
+            await self._write(
+                "INSERT INTO role_limits (guild_id, role_id, daily_pictures) VALUES (?, ?, ?)"
+                " ON CONFLICT (guild_id, role_id) DO UPDATE SET daily_pictures = excluded.daily_pictures",
+                (guild_id, role_id, daily_pictures),
+            )
+        self._settings_changed(guild_id)

@@ -27,7 +27,7 @@ import re
 import secrets
 import sqlite3
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self, TypeVar
@@ -246,6 +246,8 @@ class Database:
         self.upgrade_copy: Path | None = None
         # Today's use as this process counts it (see `bot.store.totals`); None until first read.
         self._totals: RunningTotals | None = None
+        # Told the server's id whenever its settings or role limits change (see `add_settings_listener`).
+        self._settings_listeners: list[Callable[[int], None]] = []
         self._totals_reader: asyncio.Task[None] | None = None
 
     @classmethod
@@ -364,6 +366,18 @@ class Database:
         """Schema version and how much is stored, for the set-up check."""
         async with self._lock:
             return await _overview(self._db, integrity=False)
+
+    def add_settings_listener(self, listener: Callable[[int], None]) -> None:
+        """Call `listener(guild_id)` whenever a server's settings or role limits change, from any process
+        that shares the database (this one included), so caches of them are dropped at once."""
+        self._settings_listeners.append(listener)
+
+    def _settings_changed(self, guild_id: int) -> None:
+        for listener in self._settings_listeners:
+            try:
+                listener(guild_id)
+            except Exception:
+                log.exception("A settings listener failed")
 
     def _count_use(self, guild_id: int | None, user_id: int, *, pictures: int, spend: float | None) -> None:
         """Something that counts against budgets was just recorded (called right after its commit)."""

@@ -51,6 +51,7 @@ class GuildQueries(Database):
                 f" updated_at = {NOW}",
                 (guild_id, *(getattr(merged, column) for column in SETTING_COLUMNS)),
             )
+        self._settings_changed(guild_id)
         return merged
 
     async def all_server_rules(self) -> tuple[dict[int, ServerSettings], dict[int, dict[int, int]]]:
