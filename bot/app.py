@@ -22,13 +22,18 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.config import Settings
+from bot.core.access import Access
 from bot.core.ai import OpenAIService, RetryPolicy
+from bot.core.budget_checks import Budgets
 from bot.core.budgets import window_at
 from bot.core.errors import MuralError
 from bot.core.images import ImageOptions, ImageService
+from bot.core.moderation import Moderator
 from bot.core.pacing import AcknowledgementsFirst
-from bot.core.policy import Policy
 from bot.core.queue import RenderQueue
+from bot.core.render_options import RenderOptions
+from bot.core.server_rules import ServerRules
+from bot.core.settings_changes import SettingsChanges
 from bot.core.studio import Studio
 from bot.core.tasks import TaskOwner
 from bot.store import Store
@@ -68,7 +73,7 @@ class MuralTree(app_commands.CommandTree):
         if not isinstance(bot, MuralBot):
             return True
         try:
-            await bot.policy.check_may_use(place_of(interaction))
+            await bot.access.check_may_use(place_of(interaction))
         except MuralError as refusal:
             if interaction.type is not discord.InteractionType.autocomplete:
                 await send_error(interaction, refusal)
@@ -197,14 +202,29 @@ class MuralBot(commands.Bot):
             ),
             prices=settings.prices,
         )
-        self.policy = Policy(
-            store, self.images, ai, allowed_models=settings.image_models, limits=settings.limits
+        self.background = TaskOwner("bot")
+        # What each server chose, and the checks made by it before anything is spent.
+        self.server_rules = ServerRules(store, self.background)
+        self.access = Access(self.server_rules)
+        self.budgets = Budgets(store, self.server_rules, operator_limits=settings.limits)
+        self.moderator = Moderator(self.server_rules, ai)
+        self.render_options = RenderOptions(
+            self.server_rules, self.images, allowed_models=settings.image_models
         )
-        self.studio = Studio(store, ai, ahead=acknowledgements, prices=settings.prices, policy=self.policy)
+        self.settings_changes = SettingsChanges(
+            store, self.server_rules, self.images, allowed_models=settings.image_models
+        )
+        self.studio = Studio(
+            store,
+            ai,
+            ahead=acknowledgements,
+            prices=settings.prices,
+            moderator=self.moderator,
+            budgets=self.budgets,
+        )
         self.jobs = RenderQueue(
             store, self.images, concurrency=settings.render_concurrency, ahead=acknowledgements
         )
-        self.background = TaskOwner("bot")
         # Whether the gateway delivers every message's text (the Message Content intent); decided in setup_hook.
         self.reads_messages = True
         self._closing: asyncio.Future[None] | None = None
@@ -222,7 +242,7 @@ class MuralBot(commands.Bot):
             # Today's use counted before the first command arrives, so budget checks ahead of
             # acknowledgements need no trip to the database.
             await self.store.count_use_from_rows(window_at())
-            await self.policy.read_all_rules()
+            await self.server_rules.read_all()
 
     def decide_message_content(self) -> None:
         """Ask for the Message Content intent only when the application may have it.

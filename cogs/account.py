@@ -27,7 +27,7 @@ class Account(commands.Cog):
     async def usage(self, interaction: Interaction) -> None:
         permissions = interaction.permissions
         whole_server = interaction.guild_id is not None and permissions.manage_guild
-        report = await self.bot.policy.usage(
+        report = await self.bot.budgets.usage(
             place_of(interaction), interaction.user.id, whole_server=whole_server
         )
         await interaction.response.send_message(

@@ -1,7 +1,7 @@
 """/settings: a server's own choices, for members with Manage Server.
 
 With no options it shows the settings; each option given changes one. Every change is checked by the
-core's policy, applies at once, is confirmed privately, and is written to the audit channel when the
+core, applies at once, is confirmed privately, and is written to the audit channel when the
 server has one.
 """
 
@@ -14,9 +14,10 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.core.access import DEFAULT_ACCESS, SESSION_ACCESS
 from bot.core.budgets import dollars
 from bot.core.errors import InvalidRequest
-from bot.core.policy import DEFAULT_ACCESS, DEFAULT_MODERATION, MODERATION_LEVELS, SESSION_ACCESS, FlagReport
+from bot.core.moderation import DEFAULT_MODERATION, MODERATION_LEVELS, FlagReport
 from bot.models import ServerSettings
 from bot.ui import layouts
 
@@ -66,10 +67,10 @@ class Admin(commands.Cog):
         self.bot = bot
 
     async def cog_load(self) -> None:
-        self.bot.policy.on_flagged = self.report_flag
+        self.bot.moderator.on_flagged = self.report_flag
 
     async def cog_unload(self) -> None:
-        self.bot.policy.on_flagged = None
+        self.bot.moderator.on_flagged = None
 
     async def report_flag(self, report: FlagReport) -> None:
         """One audit line per stopped request: who, where, which categories; the text itself only at strict."""
@@ -79,7 +80,7 @@ class Admin(commands.Cog):
         )
         if report.level == "strict" and report.text:
             line += "\n" + layouts.quote_block(layouts.clip(report.text, 1_500))
-        await self.audit(await self.bot.policy.settings(report.guild_id), line)
+        await self.audit(await self.bot.server_rules.settings(report.guild_id), line)
 
     @app_commands.command(name="settings", description="See or change how Mural works on this server")
     @app_commands.guild_only()
@@ -142,15 +143,15 @@ class Admin(commands.Cog):
             changes[CLEARABLE[clear]] = None
         role_change = _role_change(role, role_daily_pictures, clearing=clear == ROLE_LIMIT)
         if not changes and role_change is None:
-            current = await self.bot.policy.settings(interaction.guild_id)
+            current = await self.bot.server_rules.settings(interaction.guild_id)
             await interaction.response.send_message(
                 await self.describe(current), ephemeral=True, allowed_mentions=layouts.NO_PINGS
             )
             return
-        updated = await self.bot.policy.change(interaction.guild_id, changes)
+        updated = await self.bot.settings_changes.change(interaction.guild_id, changes)
         done = [LABELS[column] for column in changes]
         if role_change is not None:
-            await self.bot.policy.set_role_limit(interaction.guild_id, *role_change)
+            await self.bot.settings_changes.set_role_limit(interaction.guild_id, *role_change)
             done.append(f"the daily pictures of <@&{role_change[0]}>")
         summary = ", ".join(done)
         await interaction.response.send_message(
@@ -167,13 +168,13 @@ class Admin(commands.Cog):
     async def model_choices(self, interaction: Interaction, typed: str) -> list[app_commands.Choice[str]]:
         return [
             app_commands.Choice(name=model, value=model)
-            for model in self.bot.policy.allowed_models
+            for model in self.bot.render_options.allowed_models
             if typed.lower() in model.lower()
         ][:25]
 
     async def describe(self, settings: ServerSettings) -> str:
         """The server's settings, each with where it comes from (this server, or the bot's default)."""
-        defaults = self.bot.policy.defaults_for(settings)
+        defaults = self.bot.render_options.defaults_for(settings)
 
         def origin(value: object) -> str:
             return "" if value is not None else " *(default)*"
@@ -184,7 +185,7 @@ class Admin(commands.Cog):
         lines = [
             "**Mural on this server**",
             f"Image model: `{defaults.model}`{origin(settings.image_model)}"
-            f" (offered: {', '.join(self.bot.policy.allowed_models)})",
+            f" (offered: {', '.join(self.bot.render_options.allowed_models)})",
             f"Default size: `{defaults.size}`{origin(settings.image_size)}",
             f"Default quality: `{defaults.quality}`{origin(settings.image_quality)}",
             f"Who may refine and generate: {SESSION_ACCESS[access]}{origin(settings.session_access)}",
@@ -192,7 +193,7 @@ class Admin(commands.Cog):
             f"Moderation: `{settings.moderation or DEFAULT_MODERATION}`{origin(settings.moderation)}"
             + (
                 ""
-                if self.bot.policy.moderation_available
+                if self.bot.moderator.available
                 else " (unavailable: the OpenAI server has no moderation endpoint)"
             ),
             f"Audit channel: {audit}",
@@ -202,8 +203,8 @@ class Admin(commands.Cog):
 
     async def limit_lines(self, settings: ServerSettings) -> list[str]:
         """The budgets, each with where it comes from, and the roles with their own picture limit."""
-        operator = self.bot.policy.operator_limits
-        role_limits = await self.bot.policy.role_limits(settings.guild_id)
+        operator = self.bot.budgets.operator_limits
+        role_limits = await self.bot.server_rules.role_limits(settings.guild_id)
         lines = [
             f"Pictures per member per day: {_amount(settings.daily_pictures, operator.member_daily_pictures)}",
             f"Spend per member per day: {_amount(settings.daily_spend, operator.member_daily_spend, money=True)}",

@@ -13,7 +13,8 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.core.policy import DEFAULT_ACCESS, DEFAULT_MODERATION, SESSION_ACCESS
+from bot.core.access import DEFAULT_ACCESS, SESSION_ACCESS
+from bot.core.moderation import DEFAULT_MODERATION
 from bot.ui import layouts
 from bot.ui.context import place_of
 from cogs.studio._buttons import PICTURE_BUTTONS, VERSION_BUTTONS
@@ -68,9 +69,9 @@ class HelpCog(commands.Cog, name="Help"):
 
     async def default_lines(self, interaction: Interaction) -> list[str]:
         """The server's settings over the operator's defaults (outside a server, the operator's)."""
-        settings = await self.bot.policy.settings(interaction.guild_id)
+        settings = await self.bot.server_rules.settings(interaction.guild_id)
         return layouts.help_defaults(
-            self.bot.policy.defaults_for(settings),
+            self.bot.render_options.defaults_for(settings),
             moderation=settings.moderation or DEFAULT_MODERATION,
             access=SESSION_ACCESS[settings.session_access or DEFAULT_ACCESS],
             required_role_id=settings.required_role_id,
@@ -78,7 +79,7 @@ class HelpCog(commands.Cog, name="Help"):
 
     async def limit_lines(self, interaction: Interaction) -> list[str]:
         """The daily limits and budgets that apply to this member here."""
-        return layouts.help_limits(await self.bot.policy.limits(place_of(interaction)))
+        return layouts.help_limits(await self.bot.budgets.limits(place_of(interaction)))
 
 
 async def setup(bot: MuralBot) -> None:

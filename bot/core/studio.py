@@ -13,11 +13,13 @@ import unicodedata
 import weakref
 from dataclasses import dataclass
 
+from bot.core.access import Place, check_owner
 from bot.core.ai import ChatAnswer, InputImage, OpenAIService
+from bot.core.budget_checks import Budgets
 from bot.core.errors import BadAnswer, ChatRefused, InvalidRequest, SessionGone
 from bot.core.images import ASPECTS
+from bot.core.moderation import Moderator
 from bot.core.pacing import AcknowledgementsFirst
-from bot.core.policy import Place, Policy, check_owner
 from bot.core.pricing import DEFAULT_PRICES, PriceTable
 from bot.core.tasks import TaskOwner
 from bot.models import Reference, Refinement, Session, SessionSummary, Version
@@ -231,13 +233,16 @@ class Studio:
         history_window: int = HISTORY_WINDOW,
         ahead: AcknowledgementsFirst | None = None,
         prices: PriceTable = DEFAULT_PRICES,
-        policy: Policy | None = None,
+        moderator: Moderator | None = None,
+        budgets: Budgets | None = None,
     ) -> None:
         self._store = store
         self._ai = ai
         self._prices = prices
-        # Screens what members ask for before anything is spent (moderation); None in narrow tests.
-        self._policy = policy
+        # Screens what members ask for, and refuses what is over budget, before anything is spent;
+        # None in narrow tests.
+        self._moderator = moderator
+        self._budgets = budgets
         # Model calls wait for the acknowledgements still owed (see AcknowledgementsFirst).
         self._ahead = ahead
         self._history_window = history_window
@@ -300,9 +305,9 @@ class Studio:
         texts: list[str],
         image: InputImage | None = None,
     ) -> None:
-        if self._policy is not None:
+        if self._moderator is not None:
             await self._my_turn()  # a moderation call is work like any other: acknowledgements go first
-            await self._policy.screen(
+            await self._moderator.screen(
                 guild_id, user_id=user_id, channel_id=channel_id, texts=texts, image=image
             )
 
@@ -321,9 +326,9 @@ class Studio:
     ) -> tuple[ChatAnswer, int]:
         """Ask the chat model and record what the call cost; returns the answer and its usage row."""
         await self._my_turn()
-        if self._policy is not None:
+        if self._budgets is not None:
             # Chat costs little and its cost is known only afterwards: refused once a budget is used up.
-            await self._policy.check_budget(Place(guild_id, None), user_id)
+            await self._budgets.check(Place(guild_id, None), user_id)
         answer = await self._ai.chat(messages, user_hash=self._ai.user_hash(user_id))
         usage_id = await self._record_usage(
             answer, purpose=purpose, user_id=user_id, guild_id=guild_id, session_id=session_id

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 import discord
 
-from bot.core.policy import Place
+from bot.core.access import Place
 
 # Why a session has no thread: a DM with the bot, a group DM, a user install in a server the bot is not in,
 # a channel without Create Public Threads, a channel kind without threads, or Discord refused it.

@@ -150,7 +150,7 @@ class StudioCog(commands.Cog, name=STUDIO_COG):
         reference: discord.Attachment | None = None,
     ) -> None:
         # Checked before anything is posted or spent: a refusal stays private.
-        options = await self.bot.policy.image_options(
+        options = await self.bot.render_options.choose(
             interaction.guild_id, size=size, quality=quality, count=count
         )
         request = self.bot.studio.new_session_request(
@@ -169,13 +169,17 @@ class StudioCog(commands.Cog, name=STUDIO_COG):
     @imagine.autocomplete("size")
     async def size_choices(self, interaction: Interaction, typed: str) -> list[app_commands.Choice[str]]:
         """The sizes of the model this render will use, so a server's own model can drop in."""
-        defaults = self.bot.policy.defaults_for(await self.bot.policy.settings(interaction.guild_id))
+        defaults = self.bot.render_options.defaults_for(
+            await self.bot.server_rules.settings(interaction.guild_id)
+        )
         sizes = capabilities_for(defaults.model).sizes
         return _matching([(size_label(size), size) for size in sizes], typed, default=defaults.size)
 
     @imagine.autocomplete("quality")
     async def quality_choices(self, interaction: Interaction, typed: str) -> list[app_commands.Choice[str]]:
-        defaults = self.bot.policy.defaults_for(await self.bot.policy.settings(interaction.guild_id))
+        defaults = self.bot.render_options.defaults_for(
+            await self.bot.server_rules.settings(interaction.guild_id)
+        )
         qualities = quality_choices(capabilities_for(defaults.model))
         return _matching(
             [(quality.title(), quality) for quality in qualities], typed, default=defaults.quality
@@ -254,8 +258,8 @@ class StudioCog(commands.Cog, name=STUDIO_COG):
         """
         place = place_of_message(message)
         try:
-            await self.bot.policy.check_may_use(place)
-            await self.bot.policy.check_may_act(session, message.author.id, place, "refine it")
+            await self.bot.access.check_may_use(place)
+            await self.bot.access.check_may_act(session, message.author.id, place, "refine it")
         except NotAllowed as refusal:
             if replied:
                 await report_error(
@@ -270,7 +274,7 @@ class StudioCog(commands.Cog, name=STUDIO_COG):
 
     async def check_access(self, interaction: Interaction) -> None:
         """A server may require a role to use Mural; buttons check it like commands do."""
-        await self.bot.policy.check_may_use(place_of(interaction))
+        await self.bot.access.check_may_use(place_of(interaction))
 
     # -- buttons, selects and modals (StudioActions) --------------------------------------------
 

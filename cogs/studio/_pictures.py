@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
+from bot.core.access import Place, check_owner
 from bot.core.ai import InputImage
 from bot.core.errors import RETRYABLE, InvalidRequest, NotAllowed, SafetyRejected
 from bot.core.images import ImageOptions, picture_from_bytes
 from bot.core.imaging import check_reference_size, input_image, read_reference
-from bot.core.policy import Place, check_owner
 from bot.core.queue import FinishedRender, Job, JobEvent, RenderCancelled, RenderFailed, RenderRequest
 from bot.core.studio import SessionRequest
 from bot.models import Render, Session, Version
@@ -59,7 +59,7 @@ async def check_budget(
     """Refuse privately, before the command is answered or the chat model asked anything, what the
     budgets have no room for: the pictures `options` would draw, or (None) any more spending. Quick:
     the paid call itself checks exactly."""
-    await bot.policy.check_budget(
+    await bot.budgets.check(
         _place(requester),
         _author(requester).id,
         pictures=options.count if options else 0,
@@ -71,7 +71,7 @@ async def check_budget(
 async def _reserve(bot: MuralBot, requester: Interaction | discord.Message, request: RenderRequest) -> Job:
     """Queue a job within its requester's budgets (refused with BudgetExceeded when it does not fit)."""
     place = _place(requester)
-    limits = await bot.policy.limits(place)
+    limits = await bot.budgets.limits(place)
     job = await bot.jobs.reserve(replace(request, guild_id=place.guild_id, limits=limits))
     actions.note(session=request.session_id, version=request.version, job=job.id)
     return job
@@ -125,8 +125,8 @@ def _generate_request(
 
 async def generate(bot: MuralBot, interaction: Interaction, session_id: int, number: int) -> None:
     session, version = await bot.studio.version(session_id, number)
-    await bot.policy.check_may_act(session, interaction.user.id, place_of(interaction), "render its versions")
-    options = await bot.policy.image_options(session.guild_id, aspect=session.aspect)
+    await bot.access.check_may_act(session, interaction.user.id, place_of(interaction), "render its versions")
+    options = await bot.render_options.choose(session.guild_id, aspect=session.aspect)
     reference = await bot.studio.reference_for(session)
     request = _generate_request(session, version, interaction, options, reference and input_image(reference))
     await _render_where_it_belongs(bot, interaction, session, version, request)
@@ -276,10 +276,10 @@ async def reroll(bot: MuralBot, interaction: Interaction, render_id: int) -> Non
     if record.status in ("failed", "interrupted"):
         actions.note(name="retry")
     session, version = await bot.studio.version(record.session_id, record.version)
-    await bot.policy.check_may_act(
+    await bot.access.check_may_act(
         session, interaction.user.id, place_of(interaction), "render its pictures again"
     )
-    options = await bot.policy.same_options(
+    options = await bot.render_options.repeat(
         session.guild_id, model=record.model, size=record.size, quality=record.quality, count=record.n
     )
     if record.kind == "edit" and record.source_render_id is not None:
@@ -331,7 +331,7 @@ async def cancel_render(bot: MuralBot, interaction: Interaction, render_id: int)
 async def open_edit_modal(bot: MuralBot, interaction: Interaction, render_id: int, picture: int) -> None:
     record = await pressed_render(bot, render_id)
     session = await bot.studio.session(record.session_id)
-    await bot.policy.check_may_act(session, interaction.user.id, place_of(interaction), "edit its pictures")
+    await bot.access.check_may_act(session, interaction.user.id, place_of(interaction), "edit its pictures")
     await interaction.response.send_modal(EditModal(render_id, picture))
 
 
@@ -400,7 +400,7 @@ async def edit_picture(
     draws it with `options` (see `_edit_options`)."""
     session, version = await bot.studio.version(record.session_id, record.version)
     author, place = _author(requester), _place(requester)
-    await bot.policy.check_may_act(session, author.id, place, "edit its pictures")
+    await bot.access.check_may_act(session, author.id, place, "edit its pictures")
     source = await source_picture(bot, record, index, shown)
     prompt = await bot.studio.edit_prompt(
         session, record.prompt or version.prompt, change, user_id=author.id, channel_id=place.channel_id
@@ -426,7 +426,7 @@ async def _edit_options(
     bot: MuralBot, requester: Interaction | discord.Message, record: Render
 ) -> ImageOptions:
     """An edit of a picture draws with that picture's options, once the budgets have room for it."""
-    options = await bot.policy.same_options(
+    options = await bot.render_options.repeat(
         record.guild_id, model=record.model, size=record.size, quality=record.quality
     )
     await check_budget(bot, requester, options, editing=True)
@@ -510,7 +510,7 @@ async def picture_edit_submitted(
     bot: MuralBot, interaction: Interaction, source: delivery.PictureSource, change: str
 ) -> None:
     """The picture becomes the reference of a new session; the change is drawn from it and posted here."""
-    options = await bot.policy.image_options(interaction.guild_id)
+    options = await bot.render_options.choose(interaction.guild_id)
     await check_budget(bot, interaction, options, editing=True)
     await interaction.response.defer(thinking=True)
     reference = read_reference(source.filename, await bot.http.get_from_cdn(source.url))
@@ -538,7 +538,7 @@ async def rephrase(bot: MuralBot, interaction: Interaction, render_id: int) -> N
     """`Rephrase safely` on a refused picture: a compliant variant of its prompt becomes the next version."""
     record = await pressed_render(bot, render_id)
     session = await bot.studio.session(record.session_id)
-    await bot.policy.check_may_act(session, interaction.user.id, place_of(interaction), "rephrase it")
+    await bot.access.check_may_act(session, interaction.user.id, place_of(interaction), "rephrase it")
     elsewhere = _versions.elsewhere_than_thread(session, interaction)
     await interaction.response.defer(thinking=True, ephemeral=elsewhere)
     version = await bot.studio.rephrase_safely(

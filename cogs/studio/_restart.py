@@ -52,7 +52,7 @@ async def resume_waiting_renders(bot: MuralBot, records: Sequence[Render]) -> No
 
 async def _request_again(bot: MuralBot, session: Session, version: Version, record: Render) -> RenderRequest:
     """A stored job made whole again: its options, and the picture it starts from when it has one."""
-    options = await bot.policy.same_options(
+    options = await bot.render_options.repeat(
         session.guild_id, model=record.model, size=record.size, quality=record.quality, count=record.n
     )
     inputs: tuple[InputImage, ...] = ()

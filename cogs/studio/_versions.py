@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
+from bot.core.access import check_owner
 from bot.core.ai import InputImage
 from bot.core.errors import InvalidRequest, MuralError
-from bot.core.policy import check_owner
 from bot.core.studio import SessionRequest
 from bot.models import Refinement, Session, Version
 from bot.ui import actions, delivery, layouts
@@ -168,7 +168,7 @@ async def refine_from_message(
 
 async def open_refine_modal(bot: MuralBot, interaction: Interaction, session_id: int) -> None:
     session = await bot.studio.session(session_id)
-    await bot.policy.check_may_act(session, interaction.user.id, place_of(interaction), "refine it")
+    await bot.access.check_may_act(session, interaction.user.id, place_of(interaction), "refine it")
     await interaction.response.send_modal(RefineModal(session.id))
 
 
@@ -187,7 +187,7 @@ async def refine_from_modal(
 ) -> None:
     """The Refine modal: the new version goes to the session's thread when it has one, else answers here."""
     session = await bot.studio.session(session_id)
-    await bot.policy.check_may_act(session, interaction.user.id, place_of(interaction), "refine it")
+    await bot.access.check_may_act(session, interaction.user.id, place_of(interaction), "refine it")
     if elsewhere_than_thread(session, interaction):
         assert session.thread_id is not None
         await interaction.response.defer(thinking=True, ephemeral=True)
