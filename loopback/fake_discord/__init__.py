@@ -28,11 +28,12 @@ Quick start (everything runs in the test's own event loop)::
 
 ``FakeDiscord(token="test-token", *, interaction_deadline=3.0, require_synced_commands=True,
 bot_permissions=None, everyone_permissions=None, allowed_privileged_intents=MESSAGE_CONTENT,
-heartbeat_interval_ms=41250, guild_name="Mural Test Guild")`` is composed of one part per job, each
+heartbeat_interval_ms=41250, guild_name="Mural Test Guild", recommended_shards=1,
+max_concurrency=1, guilds_per_shard_limit=2500)`` is composed of one part per job, each
 documenting its share of the API:
 
-    ``world.py``        the state: identity, guild, members, roles, channels, permissions, ids; waiting
-    ``gateway.py``      the websocket: identify, resume, heartbeats, dispatch, intents, drops
+    ``world.py``        the state: identity, guilds, members, roles, channels, permissions, ids; waiting
+    ``gateway.py``      the websocket: identify, resume, heartbeats, shards, dispatch, intents, drops
     ``server.py``       the aiohttp server, REST plumbing, recorded requests, ``fail_next``
     ``rest/``           the REST routes by resource (application, commands, guilds, channels,
                         threads, messages, interactions and webhooks) and their table
@@ -43,29 +44,29 @@ documenting its share of the API:
     ``interaction.py``  :class:`FakeInteraction`, what a member action returns
     ``wire.py``         Discord's numbers (permission and intent bits, types, flags, limits) and errors
 
-Limitations: one guild the bot is in (plus one it is not) and no channel permission overwrites;
-no voice, forums, group-DM or foreign-server REST reads for users,
-sharding, zlib compression, presences, webhooks other than interaction webhooks, or token
-expiry; reactions are only recorded on the message; attachments (and so media items) have no
-width/height or placeholder; external media URLs are stored un-unfurled (``loading_state`` 0);
-``attachment://`` in embeds is not resolved and such attachments stay in ``attachments``;
-duplicate component ``id`` values are not refused; a modal may be submitted again after a
-successful submit; only one bot application; autocomplete choice values are not checked against
-the focused option's type; ``GET /attachments/...`` (the CDN) is not recorded in ``requests``;
-5xx injected with ``fail_next`` are retried by discord.py with 1 s+ sleeps.
+Limitations: no channel permission overwrites; a member made with ``add_member`` is in one guild
+(the owner and the bot are in all); no voice, forums, group-DM or foreign-server REST reads for
+users, zlib compression, presences, webhooks other than interaction webhooks, token expiry, or
+identify rate limits (``max_concurrency`` is only reported); reactions are only recorded on the
+message; attachments (and so media items) have no width/height or placeholder; external media URLs
+are stored un-unfurled (``loading_state`` 0); ``attachment://`` in embeds is not resolved and such
+attachments stay in ``attachments``; duplicate component ``id`` values are not refused; a modal may
+be submitted again after a successful submit; only one bot application; autocomplete choice values
+are not checked against the focused option's type; ``GET /attachments/...`` (the CDN) is not
+recorded in ``requests``; 5xx injected with ``fail_next`` are retried by discord.py with 1 s+ sleeps.
 """
 
 from __future__ import annotations
 
 from loopback.fake_discord.driver import Driver
-from loopback.fake_discord.gateway import Gateway
+from loopback.fake_discord.gateway import Gateway, GatewayEvent
 from loopback.fake_discord.interaction import FakeInteraction
 from loopback.fake_discord.messages import MessageStore
 from loopback.fake_discord.rest import RestRoutes
 from loopback.fake_discord.rules import Rules
 from loopback.fake_discord.server import RecordedRequest, Server, UploadedFile
 from loopback.fake_discord.wire import API_PREFIX, ATTACHMENT_SIZE_LIMIT, TEXT_DISPLAY, Intents, Permissions
-from loopback.fake_discord.world import World
+from loopback.fake_discord.world import FakeGuild, World
 
 # ATTACHMENT_SIZE_LIMIT is read from here at each use (`World.attachment_size_limit`), so a test may
 # patch `loopback.fake_discord.ATTACHMENT_SIZE_LIMIT`; Discord's other numbers live in `wire`.
@@ -74,7 +75,9 @@ __all__ = [
     "ATTACHMENT_SIZE_LIMIT",
     "TEXT_DISPLAY",
     "FakeDiscord",
+    "FakeGuild",
     "FakeInteraction",
+    "GatewayEvent",
     "Intents",
     "Permissions",
     "RecordedRequest",
@@ -96,6 +99,9 @@ class FakeDiscord(Driver, RestRoutes, MessageStore, Rules, Gateway, Server, Worl
         allowed_privileged_intents: int = Intents.MESSAGE_CONTENT,
         heartbeat_interval_ms: int = 41250,
         guild_name: str = "Mural Test Guild",
+        recommended_shards: int = 1,
+        max_concurrency: int = 1,
+        guilds_per_shard_limit: int = 2500,
     ) -> None:
         self.token = token
         self.interaction_deadline = interaction_deadline
@@ -103,7 +109,11 @@ class FakeDiscord(Driver, RestRoutes, MessageStore, Rules, Gateway, Server, Worl
         self.allowed_privileged_intents = allowed_privileged_intents
         self.heartbeat_interval_ms = heartbeat_interval_ms
         self._init_server()
-        self._init_gateway()
+        self._init_gateway(
+            recommended_shards=recommended_shards,
+            max_concurrency=max_concurrency,
+            guilds_per_shard_limit=guilds_per_shard_limit,
+        )
         self._init_world(
             bot_permissions=bot_permissions, everyone_permissions=everyone_permissions, guild_name=guild_name
         )

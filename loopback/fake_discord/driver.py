@@ -82,6 +82,7 @@ from loopback.fake_discord.wire import (
     USER_INSTALL,
     ApiError,
     Permissions,
+    as_int,
     member_object,
     walk_components,
 )
@@ -166,15 +167,16 @@ class Driver:
             payload["app_permissions"] = str(Permissions.USER_INSTALL)
             owner = str(uid)
         else:
-            self._require_member(user)
-            channel_payload["permissions"] = str(self.permissions_for(uid))
-            payload["guild_id"] = str(self.guild_id)
-            payload["guild"] = {"id": str(self.guild_id), "locale": "en-US", "features": []}
+            guild_id = self._guild_of_channel(channel["id"]).id
+            self._require_member(user, guild_id)
+            channel_payload["permissions"] = str(self.permissions_for(uid, guild_id))
+            payload["guild_id"] = str(guild_id)
+            payload["guild"] = {"id": str(guild_id), "locale": "en-US", "features": []}
             payload["guild_locale"] = "en-US"
-            payload["member"] = self._member_payload(uid, permissions=True)
+            payload["member"] = self._member_payload(uid, guild_id=guild_id, permissions=True)
             payload["context"] = CONTEXT_GUILD
-            payload["app_permissions"] = str(self.permissions_for(self._bot_id()))
-            owner = str(self.guild_id) if install == "guild" else str(uid)
+            payload["app_permissions"] = str(self.permissions_for(self._bot_id(), guild_id))
+            owner = str(guild_id) if install == "guild" else str(uid)
         payload["channel"] = channel_payload
         key = GUILD_INSTALL if install == "guild" else USER_INSTALL
         payload["authorizing_integration_owners"] = {key: owner}
@@ -204,8 +206,9 @@ class Driver:
     async def _dispatch_interaction(
         self, payload: dict[str, Any], user: Mapping[str, Any]
     ) -> FakeInteraction:
-        session = self._interaction_session()
+        session = self._interaction_session(as_int(payload.get("guild_id")))
         inter = FakeInteraction(self, payload, dict(user))
+        inter.shard_id = session.shard_id
         self.interactions.append(inter)
         self._interactions_by_id[inter.id] = inter
         self._interactions_by_token[inter.token] = inter
@@ -228,8 +231,11 @@ class Driver:
 
     # ------------------------------------------------------------------ commands
 
-    def _find_command(self, name: str, ctype: int = CHAT_INPUT) -> tuple[dict[str, Any] | None, int | None]:
-        for scope in (self.guild_id, None):
+    def _find_command(
+        self, name: str, ctype: int = CHAT_INPUT, guild_id: int | None = None
+    ) -> tuple[dict[str, Any] | None, int | None]:
+        """A synced command by name: the guild's own first (the first guild's outside guilds), then global."""
+        for scope in (guild_id or self.guild_id, None):
             for command in self.registered_commands.get(scope, []):
                 if command["name"] == name and command.get("type", 1) == ctype:
                     return command, scope
@@ -273,8 +279,9 @@ class Driver:
             user = value if isinstance(value, dict) else self.users[int(value)]
             uid = int(user["id"])
             resolved.setdefault("users", {})[str(uid)] = user
-            if uid in self.members:
-                member = self._member_payload(uid, with_user=False, permissions=True)
+            guild = self._guild_of_channel(channel_id)
+            if uid in guild.members:
+                member = self._member_payload(uid, guild_id=guild.id, with_user=False, permissions=True)
                 resolved.setdefault("members", {})[str(uid)] = member
             return 6, str(uid)
         if opt_type == 7:
@@ -285,7 +292,9 @@ class Driver:
             }
             return 7, channel["id"]
         if opt_type == 8:
-            role = self.roles[int(value["id"] if isinstance(value, dict) else value)]
+            role = self._guild_of_channel(channel_id).roles[
+                int(value["id"] if isinstance(value, dict) else value)
+            ]
             resolved.setdefault("roles", {})[role["id"]] = role
             return 8, role["id"]
         if opt_type == 11:
@@ -385,13 +394,13 @@ class Driver:
         and ``resolved`` is left out, since Discord never resolves entities while the user types.
         """
         parts = name.split()
-        command, scope = self._find_command(parts[0])
+        channel = self._channel_or_404(channel_id or self.channel_id)
+        command, scope = self._find_command(parts[0], CHAT_INPUT, self._guild_id_of(channel))
         if command is None and (self.require_synced_commands or focused is not None):
             known = sorted({c["name"] for cmds in self.registered_commands.values() for c in cmds})
             raise LookupError(
                 f"/{parts[0]} is not a synced command (synced: {known}); call bot.tree.sync() first"
             )
-        channel = self._channel_or_404(channel_id or self.channel_id)
         kind = APPLICATION_COMMAND if focused is None else AUTOCOMPLETE
         payload = self._interaction_base(kind, user, channel, locale=locale, install=install)
         self._check_command_reach(command, payload)
@@ -474,7 +483,7 @@ class Driver:
         locale: str,
         install: str | None = None,
     ) -> dict[str, Any]:
-        command, scope = self._find_command(name, ctype)
+        command, scope = self._find_command(name, ctype, self._guild_id_of(channel))
         if command is None and self.require_synced_commands:
             kind = "message" if ctype == MESSAGE_COMMAND else "user"
             known = sorted(
@@ -742,7 +751,7 @@ class Driver:
         channel = self._channel_or_404(channel_id)
         place = self._place(channel)
         if place == "guild":
-            self._require_member(user)
+            self._require_member(user, self._guild_id_of(channel))
         elif place in ("dm", "group") and all(int(r["id"]) != int(user["id"]) for r in channel["recipients"]):
             raise LookupError(f"user {user['id']} is not in channel {channel_id}")
         uploads = [
@@ -770,8 +779,8 @@ class Driver:
         self, user: Mapping[str, Any], channel_id: int, name: str, *, message_id: int | None = None
     ) -> dict[str, Any]:
         """Have a member start a public thread (from a message if ``message_id``), like a user would."""
-        uid = self._require_member(user)
         parent = self._channel_or_404(channel_id)
+        uid = self._require_member(user, self._guild_id_of(parent))
         self._validate_thread_request(parent, {"name": name})
         if message_id is not None:
             message = self.messages.get(int(message_id))

@@ -2,12 +2,26 @@
 
 Gateway control
     ``await wait_until_ready(timeout=10)`` (a live session got READY + GUILD_CREATE or RESUMED);
-    ``await drop_gateway(code=4000, resumable=True)`` -- events dispatched while the client is away
+    ``await drop_gateway(code=4000, resumable=True, shard=None)`` -- events dispatched while the client is away
     are buffered and replayed on RESUME; ``resumable=False`` invalidates the session (op 9) and
     discord.py re-identifies after its own fixed 5 s ``before_identify`` sleep;
     ``identify_count``, ``resume_count``, ``presence_updates``.
     Gateway frames are plain-text JSON (discord.py only inflates binary frames); op 8
     REQUEST_GUILD_MEMBERS is answered with one GUILD_MEMBERS_CHUNK.
+Shards
+    A bot may hold several sessions at once, each IDENTIFYing with ``shard: [shard_id, shard_count]``
+    (none means ``[0, 1]``); a shard id outside ``0 <= id < count`` is closed with 4010 Invalid
+    shard, and a shard that would hold more than ``guilds_per_shard_limit`` guilds (2,500 by
+    default) with 4011 Sharding required.  Each shard's READY carries ``shard`` and lists only its
+    guilds, ``(guild_id >> 22) % shard_count == shard_id``, each followed by its GUILD_CREATE.  Every
+    event of a guild and every interaction in one goes to the sessions of that guild's shard (an
+    interaction to the latest one); DMs and other events without a guild go to shard 0 only.
+    ``GET /gateway/bot`` recommends ``recommended_shards`` (1 by default) and reports
+    ``max_concurrency`` (1), which the fake does not enforce.  Which shard got what:
+    ``gateway_events`` (every dispatch as a :class:`GatewayEvent`: ``name``, ``data``,
+    ``shard_id``, ``shard_count``, ``session_id``, ``seq``; RESUMED included), ``events_to(shard_id,
+    name=None)``, ``FakeInteraction.shard_id``; ``shard_of(guild_id, shard_count)``;
+    ``drop_gateway(shard=1)`` drops that shard's sockets only.
 
 Events the bot causes over REST are echoed on the gateway like Discord does: MESSAGE_CREATE /
 UPDATE / DELETE (non-ephemeral only, with ``guild_id`` and ``member``), THREAD_CREATE
@@ -32,7 +46,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from loopback.fake_discord.wire import EVENT_BUFFER_LIMIT, THREAD_TYPES, Intents
+from loopback.fake_discord.wire import EVENT_BUFFER_LIMIT, THREAD_TYPES, Intents, as_int, shard_of
 
 
 @dataclass(eq=False)
@@ -53,9 +67,15 @@ class _Session:
     conn: _Connection | None = None
     seq: int = 0
     buffer: list[tuple[int, str]] = field(default_factory=list)
+    shard_id: int = 0  # an IDENTIFY without ``shard`` is shard 0 of 1
+    shard_count: int = 1
     ready: bool = False
     dead: bool = False
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def covers(self, guild_id: int | None) -> bool:
+        """Whether Discord sends this session the events of ``guild_id`` (None: events without a guild)."""
+        return shard_of(guild_id, self.shard_count) == self.shard_id
 
     @property
     def live(self) -> bool:
@@ -68,11 +88,29 @@ class _Session:
         )
 
 
-class Gateway:
-    """The gateway of :class:`~loopback.fake_discord.FakeDiscord`: sessions, dispatch and replay."""
+@dataclass(frozen=True)
+class GatewayEvent:
+    """One dispatch (op 0) the fake sent: the event, its data and the shard whose session got it."""
 
-    def _init_gateway(self) -> None:
+    name: str
+    data: Any
+    shard_id: int
+    shard_count: int
+    session_id: str
+    seq: int
+
+
+class Gateway:
+    """The gateway of :class:`~loopback.fake_discord.FakeDiscord`: sessions, shards, dispatch and replay."""
+
+    def _init_gateway(
+        self, *, recommended_shards: int, max_concurrency: int, guilds_per_shard_limit: int
+    ) -> None:
+        self.recommended_shards = recommended_shards
+        self.max_concurrency = max_concurrency
+        self.guilds_per_shard_limit = guilds_per_shard_limit
         self.presence_updates: list[dict[str, Any]] = []
+        self.gateway_events: list[GatewayEvent] = []
         self.identify_count = 0
         self.resume_count = 0
         self._sessions: dict[str, _Session] = {}
@@ -86,6 +124,10 @@ class Gateway:
             timeout=timeout,
             message="a bot to connect and receive READY + GUILD_CREATE",
         )
+
+    def events_to(self, shard_id: int, name: str | None = None) -> list[GatewayEvent]:
+        """The events dispatched to sessions of shard ``shard_id`` (only those called ``name``), in order."""
+        return [e for e in self.gateway_events if e.shard_id == shard_id and name in (None, e.name)]
 
     # ------------------------------------------------------------------ connections
 
@@ -165,7 +207,27 @@ class Gateway:
         if intents & Intents.PRIVILEGED & ~self.allowed_privileged_intents:
             await conn.ws.close(code=4014, message=b"Disallowed intent(s)")
             return
-        session = _Session(session_id=secrets.token_hex(16), intents=intents, conn=conn)
+        shard = data.get("shard", [0, 1])
+        if not (
+            isinstance(shard, list)
+            and len(shard) == 2
+            and all(isinstance(n, int) and not isinstance(n, bool) for n in shard)
+            and 0 <= shard[0] < shard[1]
+        ):
+            await conn.ws.close(code=4010, message=b"Invalid shard")
+            return
+        shard_id, shard_count = shard
+        guild_ids = [g for g in self.guilds if shard_of(g, shard_count) == shard_id]
+        if len(guild_ids) > self.guilds_per_shard_limit:
+            await conn.ws.close(code=4011, message=b"Sharding required")
+            return
+        session = _Session(
+            session_id=secrets.token_hex(16),
+            intents=intents,
+            conn=conn,
+            shard_id=shard_id,
+            shard_count=shard_count,
+        )
         conn.session = session
         self._sessions[session.session_id] = session
         self.identify_count += 1
@@ -173,7 +235,7 @@ class Gateway:
         ready = {
             "v": 10,
             "user": {**self.bot_user, "verified": True, "mfa_enabled": False, "email": None},
-            "guilds": [{"id": str(self.guild_id), "unavailable": True}],
+            "guilds": [{"id": str(g), "unavailable": True} for g in guild_ids],
             "session_id": session.session_id,
             "session_type": "normal",
             "resume_gateway_url": self.ws_url,
@@ -187,9 +249,10 @@ class Gateway:
             "_trace": ["fake-discord"],
         }
         if "shard" in data:
-            ready["shard"] = data["shard"]
+            ready["shard"] = [shard_id, shard_count]
         await self._send_event(session, "READY", ready)
-        await self._send_event(session, "GUILD_CREATE", self._guild_create_payload())
+        for guild_id in guild_ids:
+            await self._send_event(session, "GUILD_CREATE", self._guild_create_payload(guild_id))
         session.ready = True
         self._notify()
 
@@ -223,6 +286,7 @@ class Gateway:
             frame = json.dumps({"op": 0, "t": "RESUMED", "s": session.seq, "d": {"_trace": ["fake-discord"]}})
             session.buffer.append((session.seq, frame))
             await conn.ws.send_str(frame)
+            self._record(session, "RESUMED", {})
             self.resume_count += 1
             conn.session = session
             session.conn = conn
@@ -232,15 +296,16 @@ class Gateway:
         query = str(data.get("query") or "")
         wanted = {int(u) for u in data.get("user_ids") or []}
         limit = int(data.get("limit") or 0)
+        guild = self.guilds.get(as_int(data.get("guild_id")) or 0) or self._guild()
         members = [
-            self._member_payload(uid)
-            for uid, m in self.members.items()
+            self._member_payload(uid, guild_id=guild.id)
+            for uid, m in guild.members.items()
             if (not wanted or uid in wanted) and m["user"]["username"].startswith(query)
         ]
         if limit:
             members = members[:limit]
         chunk: dict[str, Any] = {
-            "guild_id": str(self.guild_id),
+            "guild_id": str(guild.id),
             "members": members,
             "chunk_index": 0,
             "chunk_count": 1,
@@ -260,17 +325,18 @@ class Gateway:
             flags |= 1 << 15
         return flags
 
-    def _guild_create_payload(self) -> dict[str, Any]:
+    def _guild_create_payload(self, guild_id: int | None = None) -> dict[str, Any]:
+        """A GUILD_CREATE of a guild the bot is in (the first by default)."""
+        guild = self._guild(guild_id)
+        channels = [c for c in self.channels.values() if self._guild_id_of(c) == guild.id]
         active_threads = [
             copy.deepcopy(c)
-            for c in self.channels.values()
-            if c["type"] in THREAD_TYPES
-            and not c["thread_metadata"]["archived"]
-            and self._place(c) == "guild"
+            for c in channels
+            if c["type"] in THREAD_TYPES and not c["thread_metadata"]["archived"]
         ]
         return {
-            "id": str(self.guild_id),
-            "name": self.guild_name,
+            "id": str(guild.id),
+            "name": guild.name,
             "icon": None,
             "splash": None,
             "discovery_splash": None,
@@ -282,13 +348,13 @@ class Gateway:
             "verification_level": 0,
             "default_message_notifications": 0,
             "explicit_content_filter": 0,
-            "roles": copy.deepcopy(list(self.roles.values())),
+            "roles": copy.deepcopy(list(guild.roles.values())),
             "emojis": [],
             "stickers": [],
             "features": [],
             "mfa_level": 0,
             "application_id": None,
-            "system_channel_id": str(self.channel_id),
+            "system_channel_id": str(guild.channel_id),
             "system_channel_flags": 0,
             "rules_channel_id": None,
             "public_updates_channel_id": None,
@@ -303,18 +369,14 @@ class Gateway:
             "max_video_channel_users": 25,
             "max_stage_video_channel_users": 50,
             "incidents_data": None,
-            "joined_at": self._joined_at,
+            "joined_at": guild.joined_at,
             "large": False,
             "unavailable": False,
             "lazy": True,
-            "member_count": len(self.members),
+            "member_count": len(guild.members),
             "voice_states": [],
-            "members": [self._member_payload(uid) for uid in self.members],
-            "channels": [
-                copy.deepcopy(c)
-                for c in self.channels.values()
-                if c["type"] not in THREAD_TYPES and self._place(c) == "guild"
-            ],
+            "members": [self._member_payload(uid, guild_id=guild.id) for uid in guild.members],
+            "channels": [copy.deepcopy(c) for c in channels if c["type"] not in THREAD_TYPES],
             "threads": active_threads,
             "presences": [],
             "stage_instances": [],
@@ -330,12 +392,27 @@ class Gateway:
             session.seq += 1
             frame = json.dumps({"op": 0, "t": event, "s": session.seq, "d": data})
             session.buffer.append((session.seq, frame))
+            self._record(session, event, data)
             if len(session.buffer) > EVENT_BUFFER_LIMIT:
                 del session.buffer[: len(session.buffer) - EVENT_BUFFER_LIMIT]
             conn = session.conn
             if conn is not None and not conn.dropped and not conn.ws.closed:
                 with contextlib.suppress(ConnectionError, RuntimeError):
                     await conn.ws.send_str(frame)
+
+    def _record(self, session: _Session, event: str, data: Any) -> None:
+        self.gateway_events.append(
+            GatewayEvent(event, data, session.shard_id, session.shard_count, session.session_id, session.seq)
+        )
+
+    @staticmethod
+    def _event_guild(event: str, data: Any) -> int | None:
+        """The guild an event belongs to, which decides its shard (None: shard 0 only)."""
+        if not isinstance(data, dict):
+            return None
+        if event in ("GUILD_CREATE", "GUILD_UPDATE", "GUILD_DELETE"):
+            return as_int(data.get("id"))
+        return as_int(data.get("guild_id"))
 
     def _event_allowed(self, session: _Session, event: str, data: Any) -> bool:
         if event.startswith("MESSAGE_"):
@@ -363,9 +440,12 @@ class Gateway:
         return stripped
 
     async def _broadcast(self, event: str, data: Any) -> None:
-        """Dispatch an event to every session that has not ended (buffered while disconnected)."""
+        """Dispatch an event to every session of its shard that has not ended (buffered while disconnected)."""
+        guild_id = self._event_guild(event, data)
         for session in list(self._sessions.values()):
-            if session.dead or not session.ready or not self._event_allowed(session, event, data):
+            if session.dead or not session.ready or not session.covers(guild_id):
+                continue
+            if not self._event_allowed(session, event, data):
                 continue
             await self._send_event(session, event, self._for_session(session, event, data))
         self._notify()
@@ -381,14 +461,19 @@ class Gateway:
             self._background.add(task)
             task.add_done_callback(self._background.discard)
 
-    def _interaction_session(self) -> _Session:
+    def _interaction_session(self, guild_id: int | None) -> _Session:
+        """The session an interaction in ``guild_id`` goes to: the latest one of its shard."""
         for session in reversed(list(self._sessions.values())):
-            if not session.dead and session.ready:
+            if not session.dead and session.ready and session.covers(guild_id):
                 return session
+        if any(not s.dead and s.ready for s in self._sessions.values()):
+            raise RuntimeError(f"no connected session holds the shard of guild {guild_id} (DMs: shard 0)")
         raise RuntimeError("no bot is connected to the fake gateway (await fake.wait_until_ready() first)")
 
-    async def drop_gateway(self, *, code: int = 4000, resumable: bool = True) -> None:
-        """Cut every live gateway socket so the client reconnects.
+    async def drop_gateway(
+        self, *, code: int = 4000, resumable: bool = True, shard: int | None = None
+    ) -> None:
+        """Cut every live gateway socket (only those of shard ``shard`` if given) so the client reconnects.
 
         With ``resumable=True`` (default) the socket is closed with ``code`` (4000, "unknown error",
         which discord.py treats as resumable) and the session keeps buffering events for RESUME.
@@ -396,9 +481,15 @@ class Gateway:
         re-identifies and gets a fresh READY + GUILD_CREATE -- after discord.py's built-in 5 s
         ``before_identify`` sleep for non-initial identifies, so budget for it.
         """
-        targets = [s for s in self._sessions.values() if not s.dead and s.conn is not None]
+        targets = [
+            s
+            for s in self._sessions.values()
+            if not s.dead and s.conn is not None and shard in (None, s.shard_id)
+        ]
         if not targets:
-            raise RuntimeError("no connected gateway session to drop")
+            raise RuntimeError(
+                "no connected gateway session to drop" + (f" on shard {shard}" if shard is not None else "")
+            )
         for session in targets:
             conn = session.conn
             assert conn is not None

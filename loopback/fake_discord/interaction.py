@@ -43,6 +43,7 @@ class FakeInteraction:
         self._original_id: int | None = None
         self._followups: list[dict[str, Any]] = []
         self.errors: list[dict[str, Any]] = []
+        self.shard_id: int | None = None  # the shard whose session it was dispatched to
 
     def __repr__(self) -> str:
         return f"<FakeInteraction id={self.id} type={self.type} responses={len(self.responses)}>"

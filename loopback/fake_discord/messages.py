@@ -352,10 +352,11 @@ class MessageStore:
         data = copy.deepcopy(dict(message))
         if self._channel_place(data["channel_id"]) == "dm":
             return data  # DM messages carry no guild_id and no member
-        data["guild_id"] = str(self.guild_id)
+        guild = self._guild_of_channel(data["channel_id"])
+        data["guild_id"] = str(guild.id)
         author_id = int(data["author"]["id"])
-        if author_id in self.members and "webhook_id" not in data:
-            data["member"] = self._member_payload(author_id, with_user=False)
+        if author_id in guild.members and "webhook_id" not in data:
+            data["member"] = self._member_payload(author_id, guild_id=guild.id, with_user=False)
         return data
 
     async def _dispatch_message(self, event: str, message: Mapping[str, Any]) -> None:
@@ -372,6 +373,6 @@ class MessageStore:
             event = {"id": message["id"], "channel_id": message["channel_id"]}
             place = self._channel_place(message["channel_id"])
             if place == "guild":
-                event["guild_id"] = str(self.guild_id)
+                event["guild_id"] = str(self._guild_of_channel(message["channel_id"]).id)
             if place in ("guild", "dm"):
                 await self._broadcast("MESSAGE_DELETE", event)

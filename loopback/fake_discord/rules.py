@@ -547,7 +547,10 @@ class Rules:
             metadata["archived"] = False
             metadata["archive_timestamp"] = now_iso()
             await self._broadcast("THREAD_UPDATE", copy.deepcopy(channel))
-        elif metadata.get("locked") and not self.permissions_for(author_id) & Permissions.MANAGE_THREADS:
+        elif (
+            metadata.get("locked")
+            and not self.permissions_for(author_id, self._guild_id_of(channel)) & Permissions.MANAGE_THREADS
+        ):
             raise missing_permissions()
 
     def _check_editable_in(self, channel_id: Any) -> None:
@@ -559,5 +562,6 @@ class Rules:
         metadata = channel["thread_metadata"]
         if metadata["archived"]:
             raise ApiError(400, 50083, "Thread is archived")
-        if metadata.get("locked") and not self.permissions_for(self._bot_id()) & Permissions.MANAGE_THREADS:
+        bot_permissions = self.permissions_for(self._bot_id(), self._guild_id_of(channel))
+        if metadata.get("locked") and not bot_permissions & Permissions.MANAGE_THREADS:
             raise missing_permissions()

@@ -37,8 +37,10 @@ from multidict import CIMultiDict
 from loopback.fake_discord.wire import API_PREFIX, ApiError, as_int
 
 # Where the REST request being handled points (see `World._place`): a DM with the bot has
-# no server permissions to check.
+# no server permissions to check; in a guild, the bot's permissions are those of that guild (None:
+# the first one).
 REQUEST_PLACE: contextvars.ContextVar[str] = contextvars.ContextVar("request_place", default="guild")
+REQUEST_GUILD: contextvars.ContextVar[int | None] = contextvars.ContextVar("request_guild", default=None)
 
 Handler = Callable[..., Awaitable[web.StreamResponse]]
 
@@ -326,15 +328,18 @@ class Server:
             if route.auth and req.headers.get("Authorization") != f"Bot {self.token}":
                 raise ApiError(401, 0, "401: Unauthorized")
             arguments = match.groupdict()
-            place = self._channel_place(arguments["channel_id"]) if "channel_id" in arguments else "guild"
+            channel = self.channels.get(int(arguments["channel_id"])) if "channel_id" in arguments else None
+            place = "guild" if channel is None else self._place(channel)
             if route.auth and place in ("group", "foreign"):
                 # The bot is no recipient of a group DM and no member of that server.
                 raise ApiError(403, 50001, "Missing Access")
-            token = REQUEST_PLACE.set(place)
+            place_token = REQUEST_PLACE.set(place)
+            guild_token = REQUEST_GUILD.set(None if channel is None else self._guild_id_of(channel))
             try:
                 return await route.handler(req, **arguments)
             finally:
-                REQUEST_PLACE.reset(token)
+                REQUEST_GUILD.reset(guild_token)
+                REQUEST_PLACE.reset(place_token)
         if method_mismatch:
             raise ApiError(405, 0, "405: Method Not Allowed")
         raise ApiError(404, 0, "404: Not Found")

@@ -212,6 +212,11 @@ def unknown(what: str, code: int) -> ApiError:
     return ApiError(404, code, f"Unknown {what}")
 
 
+def shard_of(guild_id: int | None, shard_count: int) -> int:
+    """The shard Discord routes a guild's events and interactions to; shard 0 for those without a guild."""
+    return 0 if guild_id is None else (guild_id >> 22) % shard_count
+
+
 def walk_components(components: list[Any]) -> Iterator[dict[str, Any]]:
     """Every component of a message or modal, depth first: rows, containers, sections, accessories."""
     for comp in components:

@@ -1,13 +1,18 @@
-"""The world the fake keeps: identity, the guild and its members, roles and channels, the places
-beyond it, permissions, ids, and the stored messages, commands and interactions.
+"""The world the fake keeps: identity, the guilds and their members, roles and channels, the places
+beyond them, permissions, ids, and the stored messages, commands and interactions.
 
 Identity
-    ``application_id``, ``bot_user`` (dict), ``owner_user`` (the application owner, also the guild
-    owner and a member), ``guild_id``, ``channel_id`` (the text channel "general"), ``guild_name``.
+    ``application_id``, ``bot_user`` (dict), ``owner_user`` (the application owner, also the owner
+    and a member of every guild), ``guild_id``, ``channel_id`` (its text channel "general") and
+    ``guild_name`` of the first guild; ``guilds`` (id -> :class:`FakeGuild`, every server the bot is in).
 World building
-    ``add_member(name, *, permissions=None, bot=False) -> user dict``;
-    ``add_text_channel(name) -> channel dict``; ``set_bot_permissions(bits)``,
-    ``set_everyone_permissions(bits)`` (a member's permissions are the union of their roles);
+    ``add_member(name, *, permissions=None, bot=False, guild_id=None) -> user dict``;
+    ``add_text_channel(name, *, guild_id=None) -> channel dict``; ``set_bot_permissions(bits, *,
+    guild_id=None)``, ``set_everyone_permissions(bits, *, guild_id=None)`` (a member's permissions
+    are the union of their roles); ``add_guild(name, *, shard=None, shard_count=None) ->
+    FakeGuild`` (another server the bot is in, with its own "general", roles and the owner and the
+    bot as members; ``shard``/``shard_count`` pick an id that Discord routes to that shard);
+    ``guild_id=None`` always means the first guild;
     places beyond the bot's server: ``open_dm(user)`` (the DM with the bot, type 1),
     ``add_group_dm(*users)`` (type 3, the bot not in it), ``add_foreign_channel(name)`` (a text
     channel in ``foreign_guild_id``, a server the bot is not a member of).
@@ -31,10 +36,11 @@ import itertools
 import re
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from loopback.fake_discord.interaction import FakeInteraction
-from loopback.fake_discord.server import REQUEST_PLACE
+from loopback.fake_discord.server import REQUEST_GUILD, REQUEST_PLACE
 from loopback.fake_discord.wire import (
     DISCORD_EPOCH_MS,
     DM,
@@ -43,9 +49,11 @@ from loopback.fake_discord.wire import (
     GUILD_TEXT,
     THREAD_TYPES,
     Permissions,
+    as_int,
     member_object,
     missing_permissions,
     now_iso,
+    shard_of,
     unknown,
 )
 
@@ -66,6 +74,30 @@ class _Snowflakes:
         self._last = candidate
         return candidate
 
+    def next_on_shard(self, shard_id: int, shard_count: int) -> int:
+        """The next id that Discord routes to ``shard_id``: ``(id >> 22) % shard_count == shard_id``
+        (a timestamp up to ``shard_count - 1`` ms ahead, then the ids carry on from it)."""
+        candidate = self.next()
+        timestamp = candidate >> 22
+        ahead = (shard_id - timestamp) % shard_count
+        if ahead:
+            candidate = (timestamp + ahead) << 22
+            self._last = candidate
+        return candidate
+
+
+@dataclass(eq=False)
+class FakeGuild:
+    """A server the bot is in: its members and roles by id (its channels live in ``channels``)."""
+
+    id: int
+    name: str
+    channel_id: int  # its first text channel, "general" (also the system channel)
+    bot_role_id: int
+    joined_at: str
+    members: dict[int, dict[str, Any]] = field(default_factory=dict)
+    roles: dict[int, dict[str, Any]] = field(default_factory=dict)
+
 
 class World:
     """The state of :class:`~loopback.fake_discord.FakeDiscord` and the helpers that build it."""
@@ -73,17 +105,13 @@ class World:
     def _init_world(
         self, *, bot_permissions: int | None, everyone_permissions: int | None, guild_name: str
     ) -> None:
-        self.guild_name = guild_name
         self._ids = _Snowflakes()
         self.application_id: int = self._ids.next()
-        self.guild_id: int = self._ids.next()
-        self.channel_id: int = self._ids.next()
         self.bot_user: dict[str, Any] = self._make_user("Mural", bot=True, user_id=self.application_id)
         self.owner_user: dict[str, Any] = self._make_user("owner")
 
         self.users: dict[int, dict[str, Any]] = {}
-        self.members: dict[int, dict[str, Any]] = {}
-        self.roles: dict[int, dict[str, Any]] = {}
+        self.guilds: dict[int, FakeGuild] = {}
         self.channels: dict[int, dict[str, Any]] = {}
         self.messages: dict[int, dict[str, Any]] = {}
         self.registered_commands: dict[int | None, list[dict[str, Any]]] = {}
@@ -96,23 +124,29 @@ class World:
         self._interactions_by_token: dict[str, FakeInteraction] = {}
         self._opened_modals: list[tuple[FakeInteraction, dict[str, Any]]] = []
         self._changed = asyncio.Event()
-        self._joined_at = now_iso()
         self.foreign_guild_id: int | None = None
 
-        everyone = everyone_permissions if everyone_permissions is not None else Permissions.EVERYONE_DEFAULT
-        self.roles[self.guild_id] = self._make_role("@everyone", everyone, role_id=self.guild_id, position=0)
-        self.bot_role_id = self._ids.next()
-        self.roles[self.bot_role_id] = self._make_role(
-            "Mural",
-            bot_permissions if bot_permissions is not None else Permissions.BOT_DEFAULT,
-            role_id=self.bot_role_id,
-            position=1,
-            managed=True,
-            tags={"bot_id": str(self.application_id)},
+        first = self._new_guild(
+            guild_name,
+            self._ids.next(),
+            bot_permissions=bot_permissions,
+            everyone_permissions=everyone_permissions,
         )
-        self._add_member_record(self.bot_user, [self.bot_role_id])
-        self._add_member_record(self.owner_user, [])
-        self.channels[self.channel_id] = self._make_text_channel("general", self.channel_id, position=0)
+        self.guild_id: int = first.id
+        self.channel_id: int = first.channel_id
+        self.bot_role_id: int = first.bot_role_id
+        # The first guild's members and roles (the same dicts as `guilds[guild_id]`'s).
+        self.members: dict[int, dict[str, Any]] = first.members
+        self.roles: dict[int, dict[str, Any]] = first.roles
+        self._joined_at = first.joined_at
+
+    @property
+    def guild_name(self) -> str:
+        return self.guilds[self.guild_id].name
+
+    @guild_name.setter
+    def guild_name(self, name: str) -> None:
+        self.guilds[self.guild_id].name = name
 
     @property
     def attachment_size_limit(self) -> int:
@@ -204,11 +238,13 @@ class World:
             role["tags"] = tags
         return role
 
-    def _make_text_channel(self, name: str, channel_id: int, *, position: int) -> dict[str, Any]:
+    def _make_text_channel(
+        self, name: str, channel_id: int, *, position: int, guild_id: int | None = None
+    ) -> dict[str, Any]:
         return {
             "id": str(channel_id),
             "type": GUILD_TEXT,
-            "guild_id": str(self.guild_id),
+            "guild_id": str(guild_id or self.guild_id),
             "name": name,
             "position": position,
             "permission_overwrites": [],
@@ -223,38 +259,107 @@ class World:
             "flags": 0,
         }
 
-    def _add_member_record(self, user: dict[str, Any], roles: list[int]) -> dict[str, Any]:
+    def _new_guild(
+        self,
+        name: str,
+        guild_id: int,
+        *,
+        bot_permissions: int | None = None,
+        everyone_permissions: int | None = None,
+    ) -> FakeGuild:
+        """A server with the bot and the owner as members, @everyone, the bot's managed role and "general"."""
+        guild = FakeGuild(
+            id=guild_id,
+            name=name,
+            channel_id=self._ids.next(),
+            bot_role_id=self._ids.next(),
+            joined_at=now_iso(),
+        )
+        self.guilds[guild_id] = guild
+        everyone = everyone_permissions if everyone_permissions is not None else Permissions.EVERYONE_DEFAULT
+        guild.roles[guild_id] = self._make_role("@everyone", everyone, role_id=guild_id, position=0)
+        guild.roles[guild.bot_role_id] = self._make_role(
+            "Mural",
+            bot_permissions if bot_permissions is not None else Permissions.BOT_DEFAULT,
+            role_id=guild.bot_role_id,
+            position=1,
+            managed=True,
+            tags={"bot_id": str(self.application_id)},
+        )
+        self._add_member_record(self.bot_user, [guild.bot_role_id], guild_id)
+        self._add_member_record(self.owner_user, [], guild_id)
+        self.channels[guild.channel_id] = self._make_text_channel(
+            "general", guild.channel_id, position=0, guild_id=guild_id
+        )
+        return guild
+
+    def add_guild(
+        self, name: str = "Another Guild", *, shard: int | None = None, shard_count: int | None = None
+    ) -> FakeGuild:
+        """The bot joins another server (GUILD_CREATE reaches the sessions of its shard).
+
+        With ``shard`` and ``shard_count`` its id is one Discord routes to that shard,
+        ``(guild_id >> 22) % shard_count == shard``; else wherever its id falls (see :meth:`shard_of`).
+        """
+        if (shard is None) != (shard_count is None):
+            raise TypeError("add_guild() takes shard and shard_count together")
+        if shard is not None and shard_count is not None and not 0 <= shard < shard_count:
+            raise ValueError(f"shard {shard} is not one of {shard_count} shards")
+        guild_id = (
+            self._ids.next()
+            if shard is None or shard_count is None
+            else self._ids.next_on_shard(shard, shard_count)
+        )
+        guild = self._new_guild(name, guild_id)
+        self._broadcast_soon("GUILD_CREATE", self._guild_create_payload(guild_id))
+        self._notify()
+        return guild
+
+    @staticmethod
+    def shard_of(guild_id: int | str, shard_count: int) -> int:
+        """The shard Discord sends a guild's events and interactions to."""
+        return shard_of(int(guild_id), shard_count)
+
+    def _add_member_record(
+        self, user: dict[str, Any], roles: list[int], guild_id: int | None = None
+    ) -> dict[str, Any]:
         uid = int(user["id"])
         self.users[uid] = user
         member = member_object(user, roles, now_iso())
-        self.members[uid] = member
+        self._guild(guild_id).members[uid] = member
         return member
 
-    def add_member(self, name: str, *, permissions: int | None = None, bot: bool = False) -> dict[str, Any]:
-        """Create a user and make them a guild member; returns the user payload.
+    def add_member(
+        self, name: str, *, permissions: int | None = None, bot: bool = False, guild_id: int | None = None
+    ) -> dict[str, Any]:
+        """Create a user and make them a member of the guild (the first by default); returns the user payload.
 
         ``permissions`` are granted through a personal role on top of @everyone (Discord
         permissions are additive), so ``member.permissions`` in interactions is their union.
         """
+        guild = self._guild(guild_id)
         user = self._make_user(name, bot=bot)
         roles: list[int] = []
         if permissions is not None:
             role_id = self._ids.next()
-            self.roles[role_id] = self._make_role(f"{name}-role", permissions, role_id=role_id, position=1)
+            guild.roles[role_id] = self._make_role(f"{name}-role", permissions, role_id=role_id, position=1)
             roles.append(role_id)
             self._broadcast_soon(
-                "GUILD_ROLE_CREATE", {"guild_id": str(self.guild_id), "role": self.roles[role_id]}
+                "GUILD_ROLE_CREATE", {"guild_id": str(guild.id), "role": guild.roles[role_id]}
             )
-        member = self._add_member_record(user, roles)
-        self._broadcast_soon("GUILD_MEMBER_ADD", {**member, "guild_id": str(self.guild_id)})
+        member = self._add_member_record(user, roles, guild.id)
+        self._broadcast_soon("GUILD_MEMBER_ADD", {**member, "guild_id": str(guild.id)})
         self._notify()
         return user
 
-    def add_text_channel(self, name: str) -> dict[str, Any]:
+    def add_text_channel(self, name: str, *, guild_id: int | None = None) -> dict[str, Any]:
         """Add another text channel to the guild (dispatches CHANNEL_CREATE to live sessions)."""
+        guild = self._guild(guild_id)
         cid = self._ids.next()
-        position = sum(1 for c in self.channels.values() if c["type"] == GUILD_TEXT)
-        channel = self._make_text_channel(name, cid, position=position)
+        position = sum(
+            1 for c in self.channels.values() if c["type"] == GUILD_TEXT and self._guild_id_of(c) == guild.id
+        )
+        channel = self._make_text_channel(name, cid, position=position, guild_id=guild.id)
         self.channels[cid] = channel
         self._broadcast_soon("CHANNEL_CREATE", channel)
         self._notify()
@@ -322,9 +427,22 @@ class World:
             return "dm"
         if channel["type"] == GROUP_DM:
             return "group"
-        if channel.get("guild_id") != str(self.guild_id):
+        if as_int(channel.get("guild_id")) not in self.guilds:
             return "foreign"
         return "guild"
+
+    def _guild(self, guild_id: int | str | None = None) -> FakeGuild:
+        """A guild the bot is in (the first for None)."""
+        return self.guilds[int(guild_id) if guild_id is not None else self.guild_id]
+
+    def _guild_of_channel(self, channel_id: Any) -> FakeGuild:
+        """The bot's guild a channel is in (the first guild for DMs, other places and unknown channels)."""
+        return self._guild(self._guild_id_of(self.channels.get(int(channel_id), {})))
+
+    def _guild_id_of(self, channel: Mapping[str, Any]) -> int | None:
+        """The id of the bot's guild a channel or thread is in (None in DMs and servers without the bot)."""
+        guild_id = as_int(channel.get("guild_id"))
+        return guild_id if guild_id in self.guilds else None
 
     def _channel_place(self, channel_id: Any) -> str:
         channel = self.channels.get(int(channel_id))
@@ -340,34 +458,37 @@ class World:
     def _is_thread(channel: Mapping[str, Any]) -> bool:
         return channel["type"] in THREAD_TYPES
 
-    def set_bot_permissions(self, permissions: int) -> None:
+    def set_bot_permissions(self, permissions: int, *, guild_id: int | None = None) -> None:
         """Change the bot's managed role (dispatches GUILD_ROLE_UPDATE).
 
         Permissions are the union of @everyone and the bot role, so to take away something
         @everyone has (e.g. ATTACH_FILES) use :meth:`set_everyone_permissions` as well.
         """
-        self._set_role_permissions(self.bot_role_id, permissions)
+        guild = self._guild(guild_id)
+        self._set_role_permissions(guild, guild.bot_role_id, permissions)
 
-    def set_everyone_permissions(self, permissions: int) -> None:
+    def set_everyone_permissions(self, permissions: int, *, guild_id: int | None = None) -> None:
         """Change the @everyone role (dispatches GUILD_ROLE_UPDATE)."""
-        self._set_role_permissions(self.guild_id, permissions)
+        guild = self._guild(guild_id)
+        self._set_role_permissions(guild, guild.id, permissions)
 
-    def _set_role_permissions(self, role_id: int, permissions: int) -> None:
-        role = self.roles[role_id]
+    def _set_role_permissions(self, guild: FakeGuild, role_id: int, permissions: int) -> None:
+        role = guild.roles[role_id]
         role["permissions"] = str(permissions)
-        self._broadcast_soon("GUILD_ROLE_UPDATE", {"guild_id": str(self.guild_id), "role": role})
+        self._broadcast_soon("GUILD_ROLE_UPDATE", {"guild_id": str(guild.id), "role": role})
         self._notify()
 
-    def permissions_for(self, user_id: int) -> int:
+    def permissions_for(self, user_id: int, guild_id: int | None = None) -> int:
         """Guild-level permissions of a member (no channel overwrites exist in the fake)."""
         if user_id == int(self.owner_user["id"]):
             return Permissions.ALL
-        member = self.members.get(user_id)
+        guild = self._guild(guild_id)
+        member = guild.members.get(user_id)
         if member is None:
             return 0
-        perms = int(self.roles[self.guild_id]["permissions"])
+        perms = int(guild.roles[guild.id]["permissions"])
         for rid in member["roles"]:
-            role = self.roles.get(int(rid))
+            role = guild.roles.get(int(rid))
             if role is not None:
                 perms |= int(role["permissions"])
         if perms & Permissions.ADMINISTRATOR:
@@ -380,25 +501,26 @@ class World:
     def _require_bot_perms(self, bits: int) -> None:
         if REQUEST_PLACE.get() == "dm":
             return  # no server permissions apply in a DM with the bot
-        if self.permissions_for(self._bot_id()) & bits != bits:
+        if self.permissions_for(self._bot_id(), REQUEST_GUILD.get()) & bits != bits:
             raise missing_permissions()
 
-    def _require_member(self, user: Mapping[str, Any]) -> int:
+    def _require_member(self, user: Mapping[str, Any], guild_id: int | None = None) -> int:
         uid = int(user["id"])
-        if uid not in self.members:
+        guild = self._guild(guild_id)
+        if uid not in guild.members:
             raise LookupError(
-                f"user {user.get('username')!r} ({uid}) is not a guild member; use add_member()"
+                f"user {user.get('username')!r} ({uid}) is not a member of guild {guild.name!r}; use add_member()"
             )
         return uid
 
     def _member_payload(
-        self, uid: int, *, with_user: bool = True, permissions: bool = False
+        self, uid: int, *, guild_id: int | None = None, with_user: bool = True, permissions: bool = False
     ) -> dict[str, Any]:
-        member = dict(self.members[uid])
+        member = dict(self._guild(guild_id).members[uid])
         if not with_user:
             member.pop("user", None)
         if permissions:
-            member["permissions"] = str(self.permissions_for(uid))
+            member["permissions"] = str(self.permissions_for(uid, guild_id))
         return member
 
     def _join_thread(self, thread: dict[str, Any], user_id: int) -> None:

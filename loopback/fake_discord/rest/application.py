@@ -33,12 +33,12 @@ class ApplicationRoutes:
         return self._json(
             {
                 "url": self.ws_url,
-                "shards": 1,
+                "shards": self.recommended_shards,
                 "session_start_limit": {
                     "total": 1000,
                     "remaining": 999,
                     "reset_after": 14400000,
-                    "max_concurrency": 1,
+                    "max_concurrency": self.max_concurrency,
                 },
             }
         )
@@ -62,7 +62,7 @@ class ApplicationRoutes:
                 "redirect_uris": [],
                 "rpc_origins": [],
                 "tags": [],
-                "approximate_guild_count": 1,
+                "approximate_guild_count": len(self.guilds),
                 "integration_types_config": {"0": {}},
             }
         )

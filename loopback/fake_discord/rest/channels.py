@@ -42,7 +42,7 @@ class ChannelRoutes:
             if not 1 <= len(name) <= limit:
                 raise form_error("name", "BASE_TYPE_BAD_LENGTH", f"Must be between 1 and {limit} in length.")
         if self._is_thread(channel):
-            perms = self.permissions_for(self._bot_id())
+            perms = self.permissions_for(self._bot_id(), self._guild_id_of(channel))
             if int(channel["owner_id"]) != self._bot_id() and not perms & Permissions.MANAGE_THREADS:
                 raise missing_permissions()
             if "locked" in body and not perms & Permissions.MANAGE_THREADS:
@@ -67,7 +67,9 @@ class ChannelRoutes:
                     channel[key] = body[key]
             await self._broadcast("THREAD_UPDATE", copy.deepcopy(channel))
         else:
-            if not self.permissions_for(self._bot_id()) & (1 << 4):  # MANAGE_CHANNELS
+            if not self.permissions_for(self._bot_id(), self._guild_id_of(channel)) & (
+                1 << 4
+            ):  # MANAGE_CHANNELS
                 raise missing_permissions()
             for key in (
                 "name",
@@ -91,7 +93,7 @@ class ChannelRoutes:
         if not self._is_thread(channel):
             raise ApiError(400, 50024, "Cannot execute action on this channel type")
         uid = self._bot_id() if user_id == "@me" else int(user_id)
-        if uid not in self.members:
+        if uid not in self._guild_of_channel(channel_id).members:
             raise unknown("Member", 10007)
         self._join_thread(channel, uid)
         return self._no_content()

@@ -22,7 +22,7 @@ class CommandRoutes:
     def _check_app(self, app_id: str, guild_id: str | None = None) -> None:
         if int(app_id) != self.application_id:
             raise ApiError(403, 50001, "Missing Access")
-        if guild_id is not None and int(guild_id) != self.guild_id:
+        if guild_id is not None and int(guild_id) not in self.guilds:
             raise ApiError(403, 50001, "Missing Access")
 
     async def _get_commands(

@@ -53,7 +53,7 @@ class ThreadRoutes:
         thread: dict[str, Any] = {
             "id": str(thread_id),
             "type": ttype,
-            "guild_id": str(self.guild_id),
+            "guild_id": parent["guild_id"],
             "parent_id": parent["id"],
             "owner_id": str(owner_id),
             "name": name,
