@@ -8,6 +8,7 @@ import pytest
 
 from bot.core.budgets import BudgetExceeded, limits_for, window_at
 from bot.models import Limits, OverLimit, ServerSettings
+from bot.ui.error_wording import member_message
 
 
 def test_the_most_generous_role_wins_and_zero_means_no_limit() -> None:
@@ -74,4 +75,6 @@ def test_a_refusal_names_the_limit_the_use_and_the_reset(over: OverLimit, says: 
     error = BudgetExceeded(over, window)
     assert says in error.user_message and error.code == "E-BUDGET"
     reset = window.month_reset if over.limit == "server_monthly_spend" else window.day_reset
-    assert f"<t:{reset}:R>" in error.user_message
+    assert error.resets_at == reset and "<t:" not in error.user_message, "the core writes no Discord markup"
+    shown = member_message(error)
+    assert says in shown and f"It resets <t:{reset}:R>." in shown and "Nothing was drawn or charged" in shown

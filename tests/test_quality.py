@@ -23,6 +23,9 @@ SQL = re.compile(
     r"\b(SELECT\s+\S|INSERT\s+INTO|UPDATE\s+\w+\s+SET|DELETE\s+FROM|CREATE\s+(TABLE|INDEX))", re.I
 )
 
+# A user, role or channel mention, or a timestamp, as Discord's message markup.
+DISCORD_MARKUP = re.compile(r"<(?:@[!&]?|#|t:)")
+
 
 def _ruff(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -89,6 +92,12 @@ def test_only_the_ai_module_imports_openai() -> None:
         if any(name == "openai" or name.startswith("openai.") for name in _imported_modules(path))
     }
     assert importers == {"bot/core/ai.py"}
+
+
+@pytest.mark.parametrize("path", CORE, ids=_relative)
+def test_the_core_writes_no_discord_markup(path: Path) -> None:
+    """Mentions (`<@…>`, `<@&…>`, `<#…>`) and timestamps (`<t:…>`) are presentation: `bot/ui/` writes them."""
+    assert not DISCORD_MARKUP.findall(path.read_text())
 
 
 @pytest.mark.parametrize("path", [p for p in PROJECT if STORE not in p.parents], ids=_relative)

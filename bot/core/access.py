@@ -25,17 +25,31 @@ class Place:
     role_ids: frozenset[int] = frozenset()
 
 
+# The two refusals carry whom they name as data: the member reads a mention (bot/ui/error_wording.py),
+# since the core writes no Discord markup; their own messages are complete without it.
+
+
 class MissingRole(NotAllowed):
     code = "E-ROLE"
+
+    def __init__(self, role_id: int) -> None:
+        super().__init__("This server lets only members with a certain role use Mural.")
+        self.role_id = role_id
+
+
+class NotTheOwner(NotAllowed):
+    def __init__(self, owner_id: int, what: str) -> None:
+        super().__init__(
+            f"Only the member who started this prompt can {what}. Start your own with `/prompt` or `/imagine`."
+        )
+        self.owner_id = owner_id
+        self.what = what
 
 
 def check_owner(session: Session, user_id: int, what: str) -> None:
     """Only the member who started a session may act on it."""
     if user_id != session.owner_id:
-        raise NotAllowed(
-            f"Only <@{session.owner_id}>, who started this prompt, can {what}. "
-            "Start your own with `/prompt` or `/imagine`."
-        )
+        raise NotTheOwner(session.owner_id, what)
 
 
 class Access:
@@ -48,9 +62,7 @@ class Access:
         """Refuse a member without the role a server requires for Mural."""
         settings = await self._rules.settings(place.guild_id)
         if settings.required_role_id is not None and settings.required_role_id not in place.role_ids:
-            raise MissingRole(
-                f"This server lets members with the <@&{settings.required_role_id}> role use Mural."
-            )
+            raise MissingRole(settings.required_role_id)
         return settings
 
     async def check_may_act(self, session: Session, user_id: int, place: Place, what: str) -> None:

@@ -79,14 +79,15 @@ class BudgetExceeded(MuralError):
             used = f"{int(over.used)} of {int(over.allowed)}"
         else:
             used = f"{dollars(over.used)} of {dollars(over.allowed)}"
+        # The member reads when it resets as a Discord timestamp (bot/ui/error_wording.py); the core
+        # writes no Discord markup, so this message, complete without it, is the fallback.
         super().__init__(
             f"{over.limit} reached ({used})",
-            user_message=(
-                f"That would go over {what}: {used} used. It resets <t:{resets}:R>. "
-                "Nothing was drawn or charged."
-            ),
+            user_message=f"That would go over {what}: {used} used. Nothing was drawn or charged.",
         )
         self.over = over
+        self.what = what
+        self.used = used
         self.resets_at = resets
 
 

@@ -20,6 +20,7 @@ from bot.core.images import ImageOptions, RenderedImages, size_label
 from bot.core.queue import JobEvent
 from bot.core.studio import TARGETS
 from bot.models import Limits, Render, Session, Version
+from bot.ui.error_wording import member_message
 
 NO_PINGS = discord.AllowedMentions.none()
 MESSAGE_LIMIT = 2_000
@@ -166,7 +167,7 @@ def progress_text(version_number: int, update: JobEvent) -> str:
 
 
 def error_text(error: MuralError) -> str:
-    return f"⚠️ {error.user_message} `{error.code}`"
+    return f"⚠️ {member_message(error)} `{error.code}`"
 
 
 def render_failure_texts(
@@ -174,7 +175,7 @@ def render_failure_texts(
 ) -> list[str]:
     """A render that failed; for /imagine, the prompt that was written (and paid for) stays visible."""
     what = f"an edit of **v{version.number}**" if editing else f"**v{version.number}**"
-    problem = f"⚠️ Couldn't render {what}: {error.user_message} `{error.code}`"
+    problem = f"⚠️ Couldn't render {what}: {member_message(error)} `{error.code}`"
     if not with_prompt:
         return [problem]
     return [idea_heading(session), prompt_block(version.prompt, CARD_TEXT_LIMIT - 2 * _CARD_RESERVE), problem]
