@@ -19,6 +19,8 @@ ROOT = Path(__file__).resolve().parent.parent
 PROJECT = sorted([*(ROOT / "bot").rglob("*.py"), *(ROOT / "cogs").rglob("*.py")])
 CORE = sorted((ROOT / "bot" / "core").rglob("*.py"))
 STORE = ROOT / "bot" / "store"
+AI = ROOT / "bot" / "core" / "ai"
+MODULE_LINES = 500
 SQL = re.compile(
     r"\b(SELECT\s+\S|INSERT\s+INTO|UPDATE\s+\w+\s+SET|DELETE\s+FROM|CREATE\s+(TABLE|INDEX))", re.I
 )
@@ -85,13 +87,30 @@ def test_core_never_imports_discord(path: Path) -> None:
     assert not any(name == "discord" or name.startswith("discord.") for name in _imported_modules(path))
 
 
-def test_only_the_ai_module_imports_openai() -> None:
+def test_only_the_ai_package_imports_openai() -> None:
     importers = {
-        _relative(path)
+        path
         for path in PROJECT
         if any(name == "openai" or name.startswith("openai.") for name in _imported_modules(path))
     }
-    assert importers == {"bot/core/ai.py"}
+    assert importers and all(AI in path.parents for path in importers), sorted(map(_relative, importers))
+
+
+# Product modules past the size, for now, with who is splitting them.
+LONG_FOR_NOW = {
+    "cogs/studio/_pictures.py",  # renders, edits, reroll, cancel: being split by job by another engineer
+    "bot/core/queue.py",  # being reworked for the shared queue by another engineer
+}
+
+
+@pytest.mark.parametrize(
+    "path",
+    [p for p in PROJECT if STORE not in p.parents and _relative(p) not in LONG_FOR_NOW],
+    ids=_relative,
+)
+def test_every_module_reads_in_one_sitting(path: Path) -> None:
+    """Product modules stay under about 500 lines; bot/store/ is exempt while it is rewritten."""
+    assert len(path.read_text().splitlines()) <= MODULE_LINES
 
 
 @pytest.mark.parametrize("path", CORE, ids=_relative)

@@ -19,13 +19,8 @@ from bot.core.images import (
     sniff_image,
 )
 from bot.core.pricing import DEFAULT_PRICES, PricesFileError, parse_prices, prices_toml
-from bot.core.studio import (
-    TARGETS,
-    clean_user_text,
-    parse_prompt,
-    refinement_messages,
-    system_prompt,
-)
+from bot.core.prompt_templates import TARGETS, refinement_messages, system_prompt
+from bot.core.prompt_text import clean_user_text, parse_prompt
 from bot.models import Render, Session, Version
 from bot.ui import layouts as ui
 

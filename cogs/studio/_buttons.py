@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Protocol, cast
 import discord
 from discord.ext import commands
 
-from bot.core.studio import MAX_INSTRUCTION_CHARS
+from bot.core.prompt_text import MAX_INSTRUCTION_CHARS
 from bot.ui import actions
 from bot.ui.delivery import PictureSource
 from bot.ui.errors import send_error

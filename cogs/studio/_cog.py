@@ -18,7 +18,8 @@ from discord.ext import commands
 from bot.core.errors import InvalidRequest, NotAllowed
 from bot.core.images import ASPECTS, capabilities_for, check_options, quality_choices, size_label
 from bot.core.imaging import check_reference_size, input_image, read_reference
-from bot.core.studio import MAX_IDEA_CHARS, STYLES, TARGETS
+from bot.core.prompt_templates import STYLES, TARGETS
+from bot.core.prompt_text import MAX_IDEA_CHARS
 from bot.models import Reference, Session
 from bot.ui.context import place_of, place_of_message
 from bot.ui.delivery import PictureSource
