@@ -17,6 +17,7 @@ import discord
 from bot.app import build_bot
 from bot.check import check
 from bot.config import CATALOGUE, ConfigError, Settings, load_settings
+from bot.core.tasks import TaskOwner
 from bot.logs import setup_logging
 from bot.store.database import backup_file
 
@@ -85,10 +86,10 @@ async def serve(settings: Settings, *, sync_only: bool) -> int:
                 await bot.login(settings.discord_token)
                 return 0 if bot.synced_commands else 1
             loop = asyncio.get_running_loop()
-            # Not a tracked bot task: closing cancels those, and must not cancel itself.
-            shutdown: list[asyncio.Task[None]] = []
+            # Not a task of the bot's own: closing cancels those, and must not cancel itself.
+            signals = TaskOwner("signal")
             for signum in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(signum, lambda: shutdown.append(loop.create_task(bot.close())))
+                loop.add_signal_handler(signum, lambda: signals.spawn(bot.close(), name="close"))
             await bot.start(settings.discord_token)
     except (aiohttp.ClientConnectionError, TimeoutError) as error:
         print(

@@ -227,7 +227,10 @@ class MuralBot(commands.Bot):
         )
         # Whether the gateway delivers every message's text (the Message Content intent); decided in setup_hook.
         self.reads_messages = True
-        self._closing: asyncio.Future[None] | None = None
+        # The one shutdown runs as a task of its own owner, never shut down: closing cancels the bot's
+        # background work and must not cancel itself.
+        self._shutdown = TaskOwner("shutdown")
+        self._closing: asyncio.Task[None] | None = None
         self._heap_frozen = False
         self.synced_commands = False
 
@@ -344,7 +347,7 @@ class MuralBot(commands.Bot):
         shutdown, so nobody reports "stopped" while the database is still closing.
         """
         if self._closing is None:
-            self._closing = asyncio.ensure_future(self._close_once())
+            self._closing = self._shutdown.spawn(self._close_once(), name="close", awaited=True)
         await asyncio.shield(self._closing)
 
     async def _close_once(self) -> None:

@@ -22,6 +22,7 @@ import yarl
 
 from bot.core.images import Picture
 from bot.core.imaging import FittedImage, fit_to_limit
+from bot.core.tasks import TaskOwner
 from bot.ui.context import bot_is_present
 from bot.ui.layouts import NO_PINGS, notice_card, thread_refused_notice
 
@@ -376,19 +377,21 @@ class ChannelSurface(Surface):
 class Progress:
     """Shows a job's progress on its surface without ever holding up the work.
 
-    `show` only records the wanted card; one background task applies it, at most once per
-    `EDIT_INTERVAL`, because Discord limits message edits. `finish` lets an edit in flight land,
-    then shows the result, so progress never overwrites it.
+    `show` only records the wanted card; one background task (owned by `tasks`) applies it, at most
+    once per `EDIT_INTERVAL`, because Discord limits message edits. `finish` lets an edit in flight
+    land, then shows the result, so progress never overwrites it.
     """
 
     def __init__(
         self,
         surface: Surface,
         *,
+        tasks: TaskOwner,
         interval: float = EDIT_INTERVAL,
         on_shown: Callable[[discord.Message], Awaitable[None]] | None = None,
     ) -> None:
         self.surface = surface
+        self._tasks = tasks
         self._interval = interval
         # Told where the job shows itself, once it does (a restart edits that message on).
         self._on_shown = on_shown
@@ -402,7 +405,7 @@ class Progress:
             return
         self._wanted = (view, files)
         if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._apply(), name="mural-progress")
+            self._task = self._tasks.spawn(self._apply(), name="progress", awaited=True)
 
     async def _apply(self) -> None:
         while self._wanted is not None and not self._stopped.is_set():

@@ -174,7 +174,7 @@ async def render(
     async def remember_where(message: discord.Message) -> None:
         await bot.jobs.remember_message(job.record, channel_id=message.channel.id, message_id=message.id)
 
-    progress = delivery.Progress(surface, on_shown=remember_where)
+    progress = delivery.Progress(surface, tasks=bot.background, on_shown=remember_where)
     editing = job.request.kind == "edit"
     upload_limit = limit or (
         interaction.filesize_limit if interaction else discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES
