@@ -222,7 +222,7 @@ class MuralBot(commands.Bot):
             moderator=self.moderator,
             budgets=self.budgets,
         )
-        self.jobs = RenderQueue(
+        self.render_queue = RenderQueue(
             store, self.images, concurrency=settings.render_concurrency, ahead=acknowledgements
         )
         # Whether the gateway delivers every message's text (the Message Content intent); decided in setup_hook.
@@ -351,7 +351,7 @@ class MuralBot(commands.Bot):
         await asyncio.shield(self._closing)
 
     async def _close_once(self) -> None:
-        await asyncio.gather(self.jobs.shutdown(), self.studio.shutdown())
+        await asyncio.gather(self.render_queue.shutdown(), self.studio.shutdown())
         try:
             await super().close()
         finally:

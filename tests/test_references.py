@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from bot.core.errors import InvalidRequest
-from bot.core.imaging import MAX_REFERENCE_BYTES, check_reference_size, read_reference
+from bot.core.picture_files import MAX_REFERENCE_BYTES, check_reference_size, read_reference
 
 
 def encoded(image_format: str) -> bytes:

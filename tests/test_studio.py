@@ -373,7 +373,7 @@ async def test_bad_references_are_refused_privately_before_anything_is_spent(
 async def test_a_reference_over_the_image_api_limit_is_refused_before_download(
     rig: Rig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("bot.core.imaging.MAX_REFERENCE_BYTES", 1_000)
+    monkeypatch.setattr("bot.core.picture_files.MAX_REFERENCE_BYTES", 1_000)
     await rig.start_bot()
     alice = rig.discord.add_member("alice")
     refused = await rig.discord.slash_command(

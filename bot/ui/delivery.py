@@ -21,7 +21,7 @@ import discord
 import yarl
 
 from bot.core.images import Picture
-from bot.core.imaging import FittedImage, fit_to_limit
+from bot.core.picture_files import FittedImage, fit_to_limit
 from bot.core.tasks import TaskOwner
 from bot.ui.context import bot_is_present
 from bot.ui.layouts import NO_PINGS, notice_card, thread_refused_notice

@@ -17,7 +17,7 @@ from discord.ext import commands
 
 from bot.core.errors import InvalidRequest, NotAllowed
 from bot.core.images import ASPECTS, capabilities_for, check_options, quality_choices, size_label
-from bot.core.imaging import check_reference_size, input_image, read_reference
+from bot.core.picture_files import check_reference_size, input_image, read_reference
 from bot.core.prompt_templates import STYLES, TARGETS
 from bot.core.prompt_text import MAX_IDEA_CHARS
 from bot.models import Reference, Session
@@ -70,7 +70,7 @@ class StudioCog(commands.Cog, name=STUDIO_COG):
                 _versions.report_interrupted_refinements(self.bot, cut_off),
                 name="report-interrupted-refinements",
             )
-        interrupted = await self.bot.jobs.interrupted_by_last_stop()
+        interrupted = await self.bot.render_queue.interrupted_by_last_stop()
         if interrupted:
             log.warning(
                 "%d render(s) were interrupted by the last stop; telling their owners", len(interrupted)
@@ -78,7 +78,7 @@ class StudioCog(commands.Cog, name=STUDIO_COG):
             self.bot.spawn(
                 _restart.report_interrupted_renders(self.bot, interrupted), name="report-interrupted-renders"
             )
-        waiting = await self.bot.jobs.waiting_since_last_stop()
+        waiting = await self.bot.render_queue.waiting_since_last_stop()
         if waiting:
             log.info("%d render(s) were still queued at the last stop; running them now", len(waiting))
             self.bot.spawn(_restart.resume_waiting_renders(self.bot, waiting), name="resume-waiting-renders")
@@ -225,7 +225,7 @@ class StudioCog(commands.Cog, name=STUDIO_COG):
         replied_to = message.reference.message_id if message.reference else None
         studio = self.bot.studio
         if replied_to is not None:
-            picture = await self.bot.jobs.render_for_message(replied_to)
+            picture = await self.bot.render_queue.render_for_message(replied_to)
             if picture is not None:
                 session = await studio.session(picture.session_id)
                 if await self._may_act(message, session, replied=True):

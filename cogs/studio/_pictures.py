@@ -19,7 +19,7 @@ from bot.core.access import Place, check_owner
 from bot.core.ai import InputImage
 from bot.core.errors import RETRYABLE, InvalidRequest, NotAllowed, SafetyRejected
 from bot.core.images import ImageOptions, picture_from_bytes
-from bot.core.imaging import check_reference_size, input_image, read_reference
+from bot.core.picture_files import check_reference_size, input_image, read_reference
 from bot.core.queue import FinishedRender, Job, JobEvent, RenderCancelled, RenderFailed, RenderRequest
 from bot.core.studio import SessionRequest
 from bot.models import Render, Session, Version
@@ -72,7 +72,7 @@ async def _reserve(bot: MuralBot, requester: Interaction | discord.Message, requ
     """Queue a job within its requester's budgets (refused with BudgetExceeded when it does not fit)."""
     place = _place(requester)
     limits = await bot.budgets.limits(place)
-    job = await bot.jobs.reserve(replace(request, guild_id=place.guild_id, limits=limits))
+    job = await bot.render_queue.reserve(replace(request, guild_id=place.guild_id, limits=limits))
     actions.note(session=request.session_id, version=request.version, job=job.id)
     return job
 
@@ -143,7 +143,7 @@ async def _render_where_it_belongs(
     try:
         await interaction.response.defer(thinking=True, ephemeral=elsewhere)
     except BaseException:
-        await bot.jobs.cancel(job.id)  # nobody would see it: it must not run or count
+        await bot.render_queue.cancel(job.id)  # nobody would see it: it must not run or count
         raise
     if elsewhere:
         surface = delivery.ChannelSurface(bot, _versions.session_thread(bot, session))
@@ -172,7 +172,9 @@ async def render(
     pictures, or what went wrong."""
 
     async def remember_where(message: discord.Message) -> None:
-        await bot.jobs.remember_message(job.record, channel_id=message.channel.id, message_id=message.id)
+        await bot.render_queue.remember_message(
+            job.record, channel_id=message.channel.id, message_id=message.id
+        )
 
     progress = delivery.Progress(surface, tasks=bot.background, on_shown=remember_where)
     editing = job.request.kind == "edit"
@@ -192,7 +194,7 @@ async def render(
         progress.show(_cards.progress_card(text, names[0]), delivery.picture_files(fitted, names, "preview"))
 
     try:
-        finished = await bot.jobs.start(job, on_event=on_event).result()
+        finished = await bot.render_queue.start(job, on_event=on_event).result()
     except RenderCancelled:
         actions.note(shown="cancelled")
         await progress.finish()
@@ -257,14 +259,14 @@ async def post_pictures(
             log.info("Upload of render %d was too large; compressing further", record.id)
             limit = sum(len(f.data) for f in fitted) // 2
             continue
-        await bot.jobs.remember_message(record, channel_id=message.channel.id, message_id=message.id)
+        await bot.render_queue.remember_message(record, channel_id=message.channel.id, message_id=message.id)
         return message
     return None
 
 
 async def pressed_render(bot: MuralBot, render_id: int) -> Render:
     """The render a button or modal acts on; the member's action names its session and version."""
-    record = await bot.jobs.render_record(render_id)
+    record = await bot.render_queue.render_record(render_id)
     actions.note(session=record.session_id, version=record.version, render=record.id)
     return record
 
@@ -284,7 +286,7 @@ async def reroll(bot: MuralBot, interaction: Interaction, render_id: int) -> Non
     )
     if record.kind == "edit" and record.source_render_id is not None:
         source = await source_picture(
-            bot, await bot.jobs.render_record(record.source_render_id), record.source_index or 1, None
+            bot, await bot.render_queue.render_record(record.source_render_id), record.source_index or 1, None
         )
         request = _edit_request(
             session,
@@ -310,13 +312,13 @@ async def cancel_render(bot: MuralBot, interaction: Interaction, render_id: int)
     record = await pressed_render(bot, render_id)
     if interaction.user.id != record.requester_id:
         raise NotAllowed(layouts.not_your_render_text(record.requester_id))
-    outcome = await bot.jobs.cancel(render_id)
+    outcome = await bot.render_queue.cancel(render_id)
     if outcome == "cancelled":
         await interaction.response.defer()  # the job's own message turns into the cancelled card
     elif outcome == "cancelled-elsewhere":
         await interaction.response.edit_message(view=_cards.cancelled_card(record.version))
     else:
-        current = await bot.jobs.render_record(render_id)
+        current = await bot.render_queue.render_record(render_id)
         text = (
             layouts.already_cancelled_text(record.version)
             if current.status == "cancelled"

@@ -11,7 +11,7 @@ import discord
 
 from bot.core.ai import InputImage
 from bot.core.errors import SessionGone
-from bot.core.imaging import input_image
+from bot.core.picture_files import input_image
 from bot.core.queue import JobEvent, RenderRequest
 from bot.models import Render, Session, Version
 from bot.ui import delivery, layouts
@@ -29,10 +29,10 @@ async def resume_waiting_renders(bot: MuralBot, records: Sequence[Render]) -> No
     for record in records:
         try:
             session, version = await bot.studio.version(record.session_id, record.version)
-            job = bot.jobs.adopt(record, await _request_again(bot, session, version, record))
+            job = bot.render_queue.adopt(record, await _request_again(bot, session, version, record))
         except Exception as error:
             log.warning("Queued render %d cannot run after the restart", record.id, exc_info=True)
-            await bot.jobs.give_up(record, error)
+            await bot.render_queue.give_up(record, error)
             continue
         channel = bot.get_partial_messageable(record.message_channel_id or record.channel_id)
         surface = delivery.ChannelSurface(bot, channel, shown_id=record.message_id)
@@ -45,7 +45,9 @@ async def resume_waiting_renders(bot: MuralBot, records: Sequence[Render]) -> No
             log.warning(
                 "Queued render %d cannot be shown after the restart (HTTP %s)", record.id, error.status
             )
-            await bot.jobs.give_up(record, SessionGone("its message cannot be reached after a restart"))
+            await bot.render_queue.give_up(
+                record, SessionGone("its message cannot be reached after a restart")
+            )
             continue
         bot.spawn(render(bot, None, surface, session, version, job), name=f"resumed-render-{record.id}")
 
@@ -57,7 +59,7 @@ async def _request_again(bot: MuralBot, session: Session, version: Version, reco
     )
     inputs: tuple[InputImage, ...] = ()
     if record.kind == "edit" and record.source_render_id is not None:
-        source = await bot.jobs.render_record(record.source_render_id)
+        source = await bot.render_queue.render_record(record.source_render_id)
         inputs = (await source_picture(bot, source, record.source_index or 1, None),)
     elif record.with_reference:
         reference = await bot.studio.reference_for(session)
