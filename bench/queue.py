@@ -29,7 +29,7 @@ from bot.config import settings_from
 from bot.core.images import ImageOptions, ImageService
 from bot.core.queue import JobEvent, RenderQueue, RenderRequest
 from bot.models import Limits
-from bot.store import Store
+from bot.store import SQLiteStore
 from loopback.fake_openai import FakeOpenAI, ImageReply
 
 CONCURRENCY = 4
@@ -63,7 +63,7 @@ async def run(jobs: int, members: int, image_seconds: float, with_limits: bool) 
         settings = settings_from(
             {"DISCORD_TOKEN": "bench", "OPENAI_API_KEY": "sk-bench", "OPENAI_BASE_URL": fake.base_url}
         )
-        store = await Store.open(Path(folder) / "queue.db")
+        store = await SQLiteStore.open(Path(folder) / "queue.db")
         ai = build_ai(settings, safety_salt="bench-salt-0123456789")
         images = ImageService(ai, defaults=ImageOptions("gpt-image-2", "1024x1024", "low"))
         queue = RenderQueue(store, images, concurrency=CONCURRENCY)

@@ -19,7 +19,7 @@ from bot.check import check
 from bot.config import CATALOGUE, ConfigError, Settings, load_settings
 from bot.core.tasks import TaskOwner
 from bot.logs import setup_logging
-from bot.store.database import backup_file
+from bot.store.sqlite import backup_file
 
 log = logging.getLogger("bot")
 

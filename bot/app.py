@@ -36,7 +36,7 @@ from bot.core.server_rules import ServerRules
 from bot.core.settings_changes import SettingsChanges
 from bot.core.studio import Studio
 from bot.core.tasks import TaskOwner
-from bot.store import Store
+from bot.store import Store, open_store
 from bot.ui import actions
 from bot.ui.context import place_of
 from bot.ui.errors import send_error
@@ -100,7 +100,7 @@ async def build_bot(
     settings: Settings, *, retry: RetryPolicy | None = None, sync_only: bool = False, **client_options: Any
 ) -> MuralBot:
     """Open the store and wire every service into a bot that is ready to `start`."""
-    store = await Store.open(settings.database_path)
+    store = await open_store(path=settings.database_path, url=settings.database_url)
     try:
         salt = settings.safety_salt or await store.safety_salt()
     except BaseException:

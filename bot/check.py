@@ -25,7 +25,7 @@ from bot.config import DEFAULT_IMAGE_MODEL, Settings
 from bot.core.ai import ModelCatalogue, Probe
 from bot.core.images import capabilities_for
 from bot.logs import redact
-from bot.store import Store
+from bot.store import SQLiteStore
 
 OK, WARN, BAD, SKIP = "✓", "⚠", "✗", "-"
 
@@ -208,7 +208,7 @@ async def database_check(path: Path) -> Line:
     """Open it as the bot does (migrating it, after a backup, if it is older), then write one row."""
     subject = f"Database {path}"
     try:
-        store = await Store.open(path)
+        store = await SQLiteStore.open(path)
         try:
             # Opening alone may write nothing; a real write proves the file and its folder are writable.
             await store.set_meta("setup-check", "ok")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,10 @@ class Render:
     cost_estimated: bool = False
     guild_id: int | None = None
     cost_reserved: float | None = None
+    # The process that holds the job and until when (see `bot.store.renders`), and how often it was sent.
+    held_by: str | None = None
+    lease_until: datetime | None = None
+    attempts: int = 0
 
 
 @dataclass(frozen=True)
@@ -99,7 +104,7 @@ class SessionSummary:
     session: Session
     versions: int
     pictures: int
-    created_at: str
+    created_at: datetime
     jump_channel_id: int
     jump_message_id: int | None
 
@@ -136,8 +141,8 @@ class Limits:
 class Window:
     """The day and the month a budget counts (UTC), as the store's timestamps, and when each resets."""
 
-    day_start: str
-    month_start: str
+    day_start: datetime
+    month_start: datetime
     day_reset: int  # unix seconds
     month_reset: int
 

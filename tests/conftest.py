@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -10,8 +10,10 @@ import pytest
 import pytest_asyncio
 
 import bot.app
+from bot.store import PostgresStore, SQLiteStore, Store
 from loopback.fake_discord import FakeDiscord
 from loopback.rig import DISCORD_TOKEN, loopback_rig
+from tests.postgres import Databases, template_databases
 
 
 @pytest_asyncio.fixture
@@ -62,3 +64,34 @@ async def start_client(loopback_discord: FakeDiscord) -> AsyncIterator[ClientSta
     for client, task in running:
         await client.close()
         await asyncio.wait_for(task, timeout=10)
+
+
+@pytest.fixture(scope="session")
+def postgres_databases() -> Iterator[Databases]:
+    """Fresh PostgreSQL databases for this test session (skips, with one reason, where none answers)."""
+    yield from template_databases()
+
+
+@pytest.fixture
+def postgres_url(postgres_databases: Databases) -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database for one test, dropped after it."""
+    url = postgres_databases.fresh()
+    yield url
+    postgres_databases.drop(url)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """Run a test on both backends."""
+    return str(request.param)
+
+
+@pytest_asyncio.fixture
+async def any_store(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Store]:
+    """A new store on each backend: a SQLite file, or a fresh PostgreSQL database."""
+    if backend == "sqlite":
+        opened: Store = await SQLiteStore.open(tmp_path / "mural.db")
+    else:
+        opened = await PostgresStore.open(request.getfixturevalue("postgres_url"))
+    yield opened
+    await opened.close()

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.store import Store
-from bot.store.database import backup_file, migration_files
+from bot.store import SQLiteStore, Store
+from bot.store.sqlite import backup_file, migration_files
 from loopback.rig import query
 
 pytestmark = pytest.mark.asyncio
@@ -40,7 +40,7 @@ async def _session(store: Store, idea: str) -> int:
 async def test_a_backup_taken_while_the_store_writes_is_whole_and_holds_what_was_committed(
     tmp_path: Path,
 ) -> None:
-    store = await Store.open(tmp_path / "mural.db")
+    store = await SQLiteStore.open(tmp_path / "mural.db")
     session_id = await _session(store, "a beach")
     written = 1
     stop, busy = asyncio.Event(), asyncio.Event()
@@ -85,7 +85,7 @@ async def test_a_backup_never_overwrites_and_never_creates_the_source(tmp_path: 
     with pytest.raises(FileNotFoundError):
         await backup_file(tmp_path / "missing.db", tmp_path / "copy.db")
     assert not (tmp_path / "missing.db").exists()
-    store = await Store.open(tmp_path / "mural.db")
+    store = await SQLiteStore.open(tmp_path / "mural.db")
     await store.close()
     (tmp_path / "copy.db").write_text("an earlier backup")
     with pytest.raises(FileExistsError):
@@ -110,10 +110,10 @@ def _database_at_version(path: Path, version: int) -> None:
 async def test_an_upgrade_copies_the_database_before_migrating_it(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="bot.store.database")
+    caplog.set_level(logging.INFO, logger="bot.store.sqlite")
     database = tmp_path / "mural.db"
     _database_at_version(database, 1)
-    store = await Store.open(database)
+    store = await SQLiteStore.open(database)
     overview = await store.overview()
     await store.close()
 
@@ -126,8 +126,8 @@ async def test_an_upgrade_copies_the_database_before_migrating_it(
     assert f"v1 is older than this Mural's v{LATEST}" in line and str(copy) in line
 
     # A database already current, or a new one, is not copied.
-    await (await Store.open(database)).close()
-    await (await Store.open(tmp_path / "new.db")).close()
+    await (await SQLiteStore.open(database)).close()
+    await (await SQLiteStore.open(tmp_path / "new.db")).close()
     assert backups(tmp_path) == [copy.name]
 
 
@@ -140,13 +140,13 @@ async def test_a_second_upgrade_attempt_keeps_the_first_copy(tmp_path: Path) -> 
     _database_at_version(database, 1)
     first = tmp_path / f"mural.db.before-v{LATEST}.bak"
     first.write_text("the copy an earlier, failed upgrade took")
-    await (await Store.open(database)).close()
+    await (await SQLiteStore.open(database)).close()
     assert first.read_text() == "the copy an earlier, failed upgrade took"
     assert query(tmp_path / f"mural.db.before-v{LATEST}.bak.2", "PRAGMA user_version") == [(1,)]
 
 
 async def test_python_m_bot_backup_copies_the_configured_database(tmp_path: Path) -> None:
-    store = await Store.open(tmp_path / "mural.db")
+    store = await SQLiteStore.open(tmp_path / "mural.db")
     await _session(store, "kept")
     environment = {
         "PATH": os.environ.get("PATH", ""),

@@ -54,8 +54,8 @@ def test_days_and_months_are_utc_and_reset_at_midnight(
     window = window_at(now)
     assert window.day_reset == int(day_reset.timestamp())
     assert window.month_reset == int(month_reset.timestamp())
-    assert window.day_start == now.strftime("%Y-%m-%dT00:00:00.000Z")
-    assert window.month_start == now.strftime("%Y-%m-01T00:00:00.000Z")
+    assert window.day_start == now.replace(hour=0, minute=0, second=0, microsecond=0)
+    assert window.month_start == now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ import pytest
 from discord.http import HTTPClient, Route
 
 from bot.check import BAD, BOT_PERMISSIONS, OK, SKIP, WARN, Line, check, exit_status, report, run_checks
-from bot.store.database import migration_files
+from bot.store.sqlite import migration_files
 from loopback.fake_discord import Intents
 from loopback.rig import DISCORD_TOKEN, OPENAI_KEY, REPO, Rig
 

@@ -25,7 +25,7 @@ import bot.__main__ as bot_main
 import bot.app
 from bot.config import Settings
 from bot.core.ai import OpenAIService, RetryPolicy
-from bot.store import Store
+from bot.store import SQLiteStore, Store
 from loopback.fake_discord import FakeDiscord
 from loopback.fake_openai import hang
 from loopback.rig import (
@@ -262,7 +262,7 @@ async def test_serve_returns_only_after_the_database_and_http_clients_are_closed
     """
     closed: list[str] = []
 
-    class RecordingStore(Store):
+    class RecordingStore(SQLiteStore):
         async def close(self) -> None:
             await super().close()
             closed.append("database")
@@ -282,7 +282,11 @@ async def test_serve_returns_only_after_the_database_and_http_clients_are_closed
         service.close = recording_close  # type: ignore[method-assign]
         return service
 
-    monkeypatch.setattr(bot.app, "Store", RecordingStore)
+    async def open_recording_store(*, path: Path, url: str | None = None) -> Store:
+        assert url is None
+        return await RecordingStore.open(path)
+
+    monkeypatch.setattr(bot.app, "open_store", open_recording_store)
     monkeypatch.setattr(bot.app, "build_ai", recording_services)
     rig.discord.patch(monkeypatch)
     settings = rig.settings()

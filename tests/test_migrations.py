@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.store import Store, database
-from bot.store.database import migration_files, migration_statements
+from bot.store import SQLiteStore
+from bot.store import sqlite as database
+from bot.store.sqlite import migration_files, migration_statements
 from loopback.rig import query
 
 MIGRATIONS = migration_files()
@@ -97,7 +98,7 @@ async def test_the_runner_builds_the_same_schema_as_the_files_applied_by_hand(tm
     with sqlite3.connect(by_hand) as raw:
         for script in MIGRATIONS:
             raw.executescript(script.read_text())
-    opened = await Store.open(tmp_path / "by-store.db")
+    opened = await SQLiteStore.open(tmp_path / "by-store.db")
     await opened.close()
     assert _schema(tmp_path / "by-store.db") == _schema(by_hand)
     assert query(tmp_path / "by-store.db", "PRAGMA user_version") == query(by_hand, "PRAGMA user_version")
@@ -131,7 +132,7 @@ async def test_a_migration_with_a_trigger_runs_and_the_trigger_works(tmp_path: P
         "COMMIT;\n",
     )
     path = tmp_path / "mural.db"
-    opened = await Store.open(path)
+    opened = await SQLiteStore.open(path)
     try:
         await opened.set_meta("k", "v")
     finally:
@@ -157,7 +158,7 @@ async def test_a_failing_migration_leaves_the_database_as_it_found_it(
         f"BEGIN;\nCREATE TABLE half (a);\nINSERT INTO nowhere VALUES (1);\nPRAGMA user_version = {LATEST + 1};\nCOMMIT;\n",
     )
     with pytest.raises(sqlite3.OperationalError, match="no such table: nowhere"):
-        await Store.open(path)
+        await SQLiteStore.open(path)
     # Nothing of the shipped migrations it ran first, nor of the broken one: one transaction, rolled back.
     assert query(path, "PRAGMA user_version") == [(3,)]
     assert _schema(path) == before
@@ -180,6 +181,6 @@ async def test_a_migration_that_breaks_a_foreign_key_is_rolled_back(tmp_path: Pa
     )
     path = tmp_path / "mural.db"
     with pytest.raises(RuntimeError, match="broken foreign key"):
-        await Store.open(path)
+        await SQLiteStore.open(path)
     assert query(path, "PRAGMA user_version") == [(0,)]
     assert query(path, "SELECT COUNT(*) FROM sqlite_master") == [(0,)]

@@ -1,4 +1,4 @@
-"""The SQLite store: migrations, versions and their lineage, render records, restart facts."""
+"""The store on both backends: versions and their lineage, render records, restart facts; SQLite's migrations."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import pytest_asyncio
 
 from bot.core.budgets import window_at
 from bot.models import Limits, OverLimit
-from bot.store import Store
-from bot.store.database import migration_files
+from bot.store import SQLiteStore, Store
+from bot.store.sqlite import migration_files
 from loopback.rig import query
+from tests.postgres import stored_rows
 
 MIGRATIONS = migration_files()
 
@@ -25,11 +25,10 @@ pytestmark = pytest.mark.asyncio
 DATABASE = "mural.db"
 
 
-@pytest_asyncio.fixture
-async def store(tmp_path: Path):
-    opened = await Store.open(tmp_path / DATABASE)
-    yield opened
-    await opened.close()
+@pytest.fixture
+def store(any_store: Store) -> Store:
+    """Each store test runs on both backends (a SQLite file, a fresh PostgreSQL database)."""
+    return any_store
 
 
 async def _session(store: Store, *, idea: str = "a beach at sunset", **extra: Any):
@@ -60,7 +59,7 @@ async def _render(store: Store, session_id: int):
 
 async def test_new_database_is_migrated_private_and_in_wal(tmp_path: Path) -> None:
     path = tmp_path / "sub" / "mural.db"
-    store = await Store.open(path)
+    store = await SQLiteStore.open(path)
     await store.close()
     assert query(path, "PRAGMA user_version") == [(len(MIGRATIONS),)]
     assert query(path, "PRAGMA integrity_check") == [("ok",)]
@@ -71,10 +70,10 @@ async def test_new_database_is_migrated_private_and_in_wal(tmp_path: Path) -> No
 
 async def test_reopening_keeps_data_and_does_not_migrate_again(tmp_path: Path) -> None:
     path = tmp_path / "mural.db"
-    first = await Store.open(path)
+    first = await SQLiteStore.open(path)
     session, _ = await _session(first)
     await first.close()
-    second = await Store.open(path)
+    second = await SQLiteStore.open(path)
     try:
         assert (await second.get_session(session.id)).idea == "a beach at sunset"
     finally:
@@ -87,7 +86,7 @@ async def test_newer_schema_is_refused(tmp_path: Path) -> None:
     with sqlite3.connect(path) as raw:
         raw.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 5}")
     with pytest.raises(RuntimeError, match="newer than this Mural"):
-        await Store.open(path)
+        await SQLiteStore.open(path)
 
 
 async def test_session_starts_with_v1_as_head(store: Store) -> None:
@@ -138,12 +137,11 @@ async def test_thread_lookup(store: Store) -> None:
     assert (await store.session_for_thread(555)).id == session.id
 
 
-def _render_row(tmp_path: Path, render_id: int) -> tuple:
-    return query(
-        tmp_path / DATABASE,
-        "SELECT status, output_tokens, message_id FROM renders WHERE id = ?",
-        (render_id,),
-    )[0]
+async def _render_row(store: Store, render_id: int) -> tuple:
+    (row,) = await stored_rows(
+        store, "SELECT status, output_tokens, message_id FROM renders WHERE id = ?", render_id
+    )
+    return row
 
 
 async def test_render_lifecycle(store: Store, tmp_path: Path) -> None:
@@ -151,12 +149,12 @@ async def test_render_lifecycle(store: Store, tmp_path: Path) -> None:
     render = await _render(store, session.id)
     assert render.status == "queued"
     await store.claim_next_render([render.id])
-    assert _render_row(tmp_path, render.id)[0] == "running"
+    assert (await _render_row(store, render.id))[0] == "running"
     await store.finish_render(
         render.id, revised_prompt=None, input_tokens=10, output_tokens=100, cost_usd=0.003
     )
     await store.set_render_message(render.id, 999)
-    assert _render_row(tmp_path, render.id) == ("done", 100, 999)
+    assert await _render_row(store, render.id) == ("done", 100, 999)
 
 
 async def test_running_renders_become_interrupted_and_queued_ones_wait_to_run(
@@ -168,7 +166,7 @@ async def test_running_renders_become_interrupted_and_queued_ones_wait_to_run(
     await store.fail_render(finished.id, code="E-SAFETY", error="refused")
     interrupted = await store.interrupt_running_renders()
     assert [r.id for r in interrupted] == [running.id]
-    statuses = query(tmp_path / DATABASE, "SELECT status FROM renders WHERE session_id = ?", (session.id,))
+    statuses = await stored_rows(store, "SELECT status FROM renders WHERE session_id = ?", session.id)
     assert sorted(status for (status,) in statuses) == ["failed", "interrupted", "queued"]
     assert await store.interrupt_running_renders() == []
     assert [r.id for r in await store.queued_renders()] == [queued.id]
@@ -190,7 +188,7 @@ async def test_a_database_from_before_chat_usage_is_upgraded_in_place(tmp_path: 
         raw.execute(
             "INSERT INTO sessions (channel_id, owner_id, origin, idea, target) VALUES (1, 2, 'prompt', 'a fox', 'openai')"
         )
-    store = await Store.open(path)
+    store = await SQLiteStore.open(path)
     try:
         assert (await store.get_session(1)).idea == "a fox"
         await store.record_chat_usage(
@@ -223,8 +221,8 @@ async def test_chat_usage_of_v1_is_linked_to_its_new_session(store: Store, tmp_p
         cost_usd=0.0004,
     )
     session, _ = await _session(store, chat_usage_id=usage_id)
-    rows = query(
-        tmp_path / DATABASE, "SELECT session_id, input_tokens, output_tokens, cost_usd FROM chat_usage"
+    rows = await stored_rows(
+        store, "SELECT session_id, input_tokens, output_tokens, cost_usd FROM chat_usage"
     )
     assert rows == [(session.id, 120, 80, 0.0004)]
 
@@ -281,7 +279,7 @@ async def test_renders_are_rebuilt_to_allow_cancelled_keeping_rows_indexes_and_f
             " cost_usd, message_id, started_at) VALUES (1, 1, 2, 1, 'done', 'm', '1024x1024', 'low', 0.01, 77,"
             " '2026-01-01T00:00:00.000Z')"
         )
-    store = await Store.open(path)
+    store = await SQLiteStore.open(path)
     try:
         kept = await store.get_render(1)
         assert kept is not None and (kept.status, kept.cost_usd, kept.message_id, kept.kind) == (
@@ -356,9 +354,9 @@ ROUNDS = 50
 
 async def _open_together(path: Path, count: int) -> list[Store]:
     """`count` Stores opening one file at once; each has its own connection, as processes sharing it would."""
-    results = await asyncio.gather(*(Store.open(path) for _ in range(count)), return_exceptions=True)
-    stores = [result for result in results if isinstance(result, Store)]
-    failures = [result for result in results if not isinstance(result, Store)]
+    results = await asyncio.gather(*(SQLiteStore.open(path) for _ in range(count)), return_exceptions=True)
+    stores = [result for result in results if isinstance(result, SQLiteStore)]
+    failures = [result for result in results if not isinstance(result, SQLiteStore)]
     if failures:
         for opened in stores:
             await opened.close()
@@ -464,7 +462,7 @@ async def test_quick_budget_checks_refuse_only_what_the_rows_refuse(
     decide (a cancelled job frees its place). What another process spent only the exact check sees."""
     window = window_at()
     limits = Limits(member_daily_pictures=3, member_daily_spend=1.0)
-    this, other = await Store.open(tmp_path / DATABASE), await Store.open(tmp_path / DATABASE)
+    this, other = await SQLiteStore.open(tmp_path / DATABASE), await SQLiteStore.open(tmp_path / DATABASE)
     try:
 
         async def check(pictures: int = 1, cost: float = 0.05, *, quick: bool = True) -> OverLimit | None:

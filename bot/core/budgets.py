@@ -16,8 +16,6 @@ from datetime import UTC, datetime, timedelta
 from bot.core.errors import MuralError
 from bot.models import Limits, MemberSpent, OverLimit, ServerSettings, Spent, Window
 
-_STAMP = "%Y-%m-%dT%H:%M:%S.000Z"
-
 
 def window_at(now: datetime | None = None) -> Window:
     """Today and this month (UTC) as of `now`, and when each resets."""
@@ -26,8 +24,8 @@ def window_at(now: datetime | None = None) -> Window:
     month = day.replace(day=1)
     next_month = month + timedelta(days=calendar.monthrange(month.year, month.month)[1])
     return Window(
-        day_start=day.strftime(_STAMP),
-        month_start=month.strftime(_STAMP),
+        day_start=day,
+        month_start=month,
         day_reset=int((day + timedelta(days=1)).timestamp()),
         month_reset=int(next_month.timestamp()),
     )

@@ -72,6 +72,17 @@ class ServiceUnavailable(MuralError):
     user_message = "The OpenAI service cannot be reached right now. Please try again in a few minutes."
 
 
+class StoreUnavailable(MuralError):
+    """The database did not answer (PostgreSQL down or unreachable); nothing was changed."""
+
+    code = "E-DB"
+    user_message = (
+        "I can't reach my database right now, so nothing was done. Please try again in a minute; "
+        "the bot's operator has been told."
+    )
+    operator_problem = True
+
+
 class ServiceTimeout(ServiceUnavailable):
     code = "E-TIMEOUT"
     user_message = "OpenAI took too long to answer, so I gave up on this one. Please try again."

@@ -7,12 +7,10 @@ A window (today, this month; UTC) is counted from the rows themselves, through t
 from __future__ import annotations
 
 import asyncio
-from typing import Any
-
-import aiosqlite
+from datetime import datetime
 
 from bot.models import Limits, MemberSpent, OverLimit, Spent, Window
-from bot.store.database import Database
+from bot.store.base import Database, Tx
 from bot.store.totals import RunningTotals
 
 # Dollars are compared with this much slack, so that rounding never refuses what exactly fits.
@@ -20,29 +18,37 @@ _CENT_FRACTION = 1e-9
 
 # Everything one budget check needs, in one statement (the `spending` view defines what counts): the
 # member's pictures and dollars today, and, in a server, its dollars today and this month.
-_USED_BY = """
-SELECT COALESCE(SUM(CASE WHEN user_id = :user AND created_at >= :day THEN pictures END), 0) AS member_pictures,
-       COALESCE(SUM(CASE WHEN user_id = :user AND created_at >= :day THEN spend END), 0) AS member_spend,
-       COALESCE(SUM(CASE WHEN :guild IS NOT NULL AND created_at >= :day THEN spend END), 0) AS server_day,
-       COALESCE(SUM(CASE WHEN :guild IS NOT NULL THEN spend END), 0) AS server_month
+_USED_IN_SERVER = """
+SELECT COALESCE(SUM(CASE WHEN user_id = ? AND created_at >= ? THEN pictures END), 0) AS member_pictures,
+       COALESCE(SUM(CASE WHEN user_id = ? AND created_at >= ? THEN spend END), 0) AS member_spend,
+       COALESCE(SUM(CASE WHEN created_at >= ? THEN spend END), 0) AS server_day,
+       COALESCE(SUM(spend), 0) AS server_month
 FROM spending
-WHERE guild_id IS :guild AND created_at >= :month
+WHERE guild_id = ? AND created_at >= ?
+"""
+# Outside servers (DMs, group DMs, user installs) only the member's own use counts.
+_USED_OUTSIDE_SERVERS = """
+SELECT COALESCE(SUM(CASE WHEN created_at >= ? THEN pictures END), 0) AS member_pictures,
+       COALESCE(SUM(CASE WHEN created_at >= ? THEN spend END), 0) AS member_spend
+FROM spending
+WHERE guild_id IS NULL AND user_id = ? AND created_at >= ?
 """
 
-_SPENT = """
+_SPENT_BY_EVERYONE = """
 SELECT COALESCE(SUM(pictures), 0) AS pictures, COALESCE(SUM(spend), 0) AS spend
 FROM spending
-WHERE created_at >= ? AND guild_id IS ? AND (? IS NULL OR user_id = ?)
+WHERE created_at >= ? AND guild_id IS ?
 """
+_SPENT_BY_MEMBER = _SPENT_BY_EVERYONE + " AND user_id = ?"
 
 # The running totals (see `bot.store.totals`): each member's today and month, per place.
 _EVERYONE_SINCE = """
 SELECT guild_id, user_id,
-       SUM(CASE WHEN created_at >= :day THEN pictures ELSE 0 END) AS pictures,
-       SUM(CASE WHEN created_at >= :day THEN spend ELSE 0 END) AS spend,
+       SUM(CASE WHEN created_at >= ? THEN pictures ELSE 0 END) AS pictures,
+       SUM(CASE WHEN created_at >= ? THEN spend ELSE 0 END) AS spend,
        SUM(spend) AS month_spend
 FROM spending
-WHERE created_at >= :month
+WHERE created_at >= ?
 GROUP BY guild_id, user_id
 """
 
@@ -51,19 +57,35 @@ SELECT user_id, SUM(pictures) AS pictures, SUM(spend) AS spend
 FROM spending
 WHERE guild_id = ? AND created_at >= ?
 GROUP BY user_id
-ORDER BY spend DESC, pictures DESC, user_id
+ORDER BY SUM(spend) DESC, SUM(pictures) DESC, user_id
 LIMIT ?
 """
 
+# Servers at or past `share` of their monthly limit this month (operator's default or their own).
+_NEAR_MONTHLY_LIMIT = """
+SELECT spending.guild_id, SUM(spending.spend) AS spend, MAX(guild_settings.server_monthly_spend) AS own_limit
+FROM spending LEFT JOIN guild_settings ON guild_settings.guild_id = spending.guild_id
+WHERE spending.guild_id IS NOT NULL AND spending.created_at >= ?
+GROUP BY spending.guild_id
+"""
 
-def _window(window: Window, *, guild_id: int | None, user_id: int | None = None) -> dict[str, Any]:
-    return {"user": user_id, "guild": guild_id, "day": window.day_start, "month": window.month_start}
+
+def budget_keys(guild_id: int | None, user_id: int) -> tuple[str, ...]:
+    """What a reservation takes turns on: the member's budget here, and the server's."""
+    member = f"budget:member:{guild_id}:{user_id}"
+    return (f"budget:server:{guild_id}", member) if guild_id is not None else (member,)
 
 
 async def _used_by(
-    db: aiosqlite.Connection, window: Window, *, guild_id: int | None, user_id: int
+    tx: Tx, window: Window, *, guild_id: int | None, user_id: int
 ) -> tuple[int, float, float, float]:
-    (row,) = await db.execute_fetchall(_USED_BY, _window(window, guild_id=guild_id, user_id=user_id))
+    day, month = window.day_start, window.month_start
+    if guild_id is None:
+        row = await tx.one(_USED_OUTSIDE_SERVERS, day, day, user_id, month)
+        assert row is not None
+        return int(row["member_pictures"]), float(row["member_spend"]), 0.0, 0.0
+    row = await tx.one(_USED_IN_SERVER, user_id, day, user_id, day, day, guild_id, month)
+    assert row is not None
     return (
         int(row["member_pictures"]),
         float(row["member_spend"]),
@@ -104,7 +126,7 @@ def _decide(
 
 
 async def over_limit(
-    db: aiosqlite.Connection,
+    tx: Tx,
     limits: Limits,
     window: Window,
     *,
@@ -119,7 +141,7 @@ async def over_limit(
     """
     if limits == Limits():
         return None
-    used = await _used_by(db, window, guild_id=guild_id, user_id=user_id)
+    used = await _used_by(tx, window, guild_id=guild_id, user_id=user_id)
     return _decide(limits, used, guild_id=guild_id, pictures=pictures, cost=cost)
 
 
@@ -153,8 +175,7 @@ class BudgetQueries(Database):
         ):
             return None  # well within every limit, by this process's own count
         # Near a limit, exact, or not counted yet: the rows decide.
-        async with self._lock:
-            used = await _used_by(self._db, window, guild_id=guild_id, user_id=user_id)
+        used = await _used_by(self._single, window, guild_id=guild_id, user_id=user_id)
         return _decide(limits, used, guild_id=guild_id, pictures=pictures, cost=cost)
 
     def _count_use_from_rows_soon(self, window: Window) -> None:
@@ -164,11 +185,12 @@ class BudgetQueries(Database):
 
     async def count_use_from_rows(self, window: Window) -> None:
         """Start the running totals for `window` from the rows (at start, and for each new day)."""
-        async with self._lock:
-            rows = await self._db.execute_fetchall(_EVERYONE_SINCE, _window(window, guild_id=None))
+        day, month = window.day_start, window.month_start
+        rows = await self._all(_EVERYONE_SINCE, day, day, month)
         totals = RunningTotals(window.day_start, window.month_start)
         for row in rows:
             guild_id, spend = row["guild_id"], float(row["spend"])
+            guild_id = None if guild_id is None else int(guild_id)
             totals.members[(guild_id, int(row["user_id"]))] = [int(row["pictures"]), spend]
             if guild_id is not None:
                 totals.server_day[guild_id] += spend
@@ -176,33 +198,47 @@ class BudgetQueries(Database):
         # Nothing was recorded between reading the rows and this (no await since the lock was let go).
         self._totals = totals
 
-    async def spent(self, since: str, *, guild_id: int | None, user_id: int | None) -> Spent:
-        row = await self._one(_SPENT, (since, guild_id, user_id, user_id))
+    async def spent(self, since: datetime, *, guild_id: int | None, user_id: int | None) -> Spent:
+        if user_id is None:
+            row = await self._one(_SPENT_BY_EVERYONE, since, guild_id)
+        else:
+            row = await self._one(_SPENT_BY_MEMBER, since, guild_id, user_id)
         assert row is not None
         return Spent(pictures=int(row["pictures"]), spend=float(row["spend"]))
 
-    async def top_members(self, guild_id: int, since: str, limit: int = 5) -> list[MemberSpent]:
+    async def top_members(self, guild_id: int, since: datetime, limit: int = 5) -> list[MemberSpent]:
         """The members who used a server most since `since`, by dollars then pictures."""
-        rows = await self._all(_TOP_MEMBERS, (guild_id, since, limit))
+        rows = await self._all(_TOP_MEMBERS, guild_id, since, limit)
         return [MemberSpent(int(row["user_id"]), int(row["pictures"]), float(row["spend"])) for row in rows]
 
     async def role_limits(self, guild_id: int) -> dict[int, int]:
         """Each role's own daily picture limit on a server (0: no limit)."""
-        rows = await self._all(
-            "SELECT role_id, daily_pictures FROM role_limits WHERE guild_id = ?", (guild_id,)
-        )
+        rows = await self._all("SELECT role_id, daily_pictures FROM role_limits WHERE guild_id = ?", guild_id)
         return {int(row["role_id"]): int(row["daily_pictures"]) for row in rows}
 
     async def set_role_limit(self, guild_id: int, role_id: int, daily_pictures: int | None) -> None:
         """Give a role its own daily picture limit, or (None) take it away."""
-        if daily_pictures is None:
-            await self._write(
-                "DELETE FROM role_limits WHERE guild_id = ? AND role_id = ?", (guild_id, role_id)
-            )
-        else:
-            await self._write(
-                "INSERT INTO role_limits (guild_id, role_id, daily_pictures) VALUES (?, ?, ?)"
-                " ON CONFLICT (guild_id, role_id) DO UPDATE SET daily_pictures = excluded.daily_pictures",
-                (guild_id, role_id, daily_pictures),
-            )
-        self._settings_changed(guild_id)
+        async with self._transaction() as tx:
+            if daily_pictures is None:
+                await tx.run("DELETE FROM role_limits WHERE guild_id = ? AND role_id = ?", guild_id, role_id)
+            else:
+                await tx.run(
+                    "INSERT INTO role_limits (guild_id, role_id, daily_pictures) VALUES (?, ?, ?)"
+                    " ON CONFLICT (guild_id, role_id) DO UPDATE SET daily_pictures = excluded.daily_pictures",
+                    guild_id,
+                    role_id,
+                    daily_pictures,
+                )
+            await self._settings_changed(tx, guild_id)
+
+    async def servers_near_monthly_limit(
+        self, since: datetime, default_limit: float | None, share: float
+    ) -> int:
+        """How many servers have used `share` (0.9: 90 %) or more of their monthly limit since `since`."""
+        near = 0
+        for row in await self._all(_NEAR_MONTHLY_LIMIT, since):
+            own = row["own_limit"]
+            allowed = default_limit if own is None else (float(own) or None)
+            if allowed and float(row["spend"]) >= share * allowed:
+                near += 1
+        return near

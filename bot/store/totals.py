@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import datetime
 
 
 @dataclass
 class RunningTotals:
-    day_start: str
-    month_start: str
+    day_start: datetime
+    month_start: datetime
     # (server or None for DMs, member) -> [pictures, dollars] today
     members: defaultdict[tuple[int | None, int], list[float]] = field(
         default_factory=lambda: defaultdict(lambda: [0, 0.0])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.store.database import Database
+from bot.store.base import Database
 
 
 class UsageQueries(Database):
@@ -19,22 +19,20 @@ class UsageQueries(Database):
         estimated: bool,
         cost_usd: float | None,
     ) -> int:
-        async with self._transaction() as db:
-            cursor = await db.execute(
-                "INSERT INTO chat_usage (session_id, guild_id, user_id, purpose, model, input_tokens,"
-                " output_tokens, estimated, cost_usd) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    session_id,
-                    guild_id,
-                    user_id,
-                    purpose,
-                    model,
-                    input_tokens,
-                    output_tokens,
-                    int(estimated),
-                    cost_usd,
-                ),
-            )
-            usage_id = int(cursor.lastrowid or 0)
+        row = await self._one(
+            "INSERT INTO chat_usage (session_id, guild_id, user_id, purpose, model, input_tokens,"
+            " output_tokens, estimated, cost_usd) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            session_id,
+            guild_id,
+            user_id,
+            purpose,
+            model,
+            input_tokens,
+            output_tokens,
+            estimated,
+            cost_usd,
+        )
+        assert row is not None
+        usage_id = int(row["id"])
         self._count_use(guild_id, user_id, pictures=0, spend=cost_usd)
         return usage_id

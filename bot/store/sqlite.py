@@ -1,4 +1,4 @@
-"""The store's connection: one aiosqlite connection, transactions, and migrations from numbered files.
+"""The SQLite backend: one aiosqlite connection, transactions, and migrations from numbered files.
 
 One connection in autocommit mode; every method holds `_lock` so that a multi-statement transaction
 of one coroutine never interleaves with a statement of another on the shared connection.
@@ -24,33 +24,29 @@ import contextlib
 import logging
 import os
 import re
-import secrets
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Self, TypeVar
+from typing import Any, Self
 
 import aiosqlite
 
 from bot.models import DatabaseOverview
-from bot.store.totals import RunningTotals
-
-if TYPE_CHECKING:
-    from _typeshed import DataclassInstance
+from bot.store.base import Database, Row, Tx
 
 log = logging.getLogger(__name__)
 
-MIGRATIONS_FOLDER = Path(__file__).with_name("migrations")
+MIGRATIONS_FOLDER = Path(__file__).with_name("migrations") / "sqlite"
+# How SQLite spells the moment a statement runs, in the text form times are kept in (sorts as it reads).
 NOW = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
 # How long a statement waits for another connection's write lock before "database is locked".
 BUSY_TIMEOUT_MS = 5000
 # While opening, longer: another process opening the same file may hold the write lock while it copies
 # a large database and migrates it, and this one must wait for that, not fail.
 OPENING_BUSY_TIMEOUT_MS = 10 * 60 * 1000
-
-T = TypeVar("T", bound="DataclassInstance")
 
 
 def migration_files() -> list[Path]:
@@ -106,17 +102,6 @@ def migration_statements(path: Path) -> list[str]:
                 "only a leading BEGIN and a trailing COMMIT are allowed"
             )
     return statements
-
-
-def record(cls: type[T], row: aiosqlite.Row | None) -> T | None:
-    """A row as the dataclass of the same field names, or None."""
-    if row is None:
-        return None
-    return cls(**{name: row[name] for name in cls.__dataclass_fields__})
-
-
-def records(cls: type[T], rows: list[aiosqlite.Row]) -> list[T]:
-    return [cls(**{name: row[name] for name in cls.__dataclass_fields__}) for row in rows]
 
 
 def _create_private_file(path: Path) -> None:
@@ -236,19 +221,59 @@ def _refuse_newer(version: int, latest: int) -> None:
         )
 
 
-class Database:
+def stored_time(moment: datetime) -> str:
+    """A time as SQLite keeps it: UTC ISO 8601 text to the millisecond, as `NOW` writes it."""
+    utc = moment.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+def _sqlite_params(params: tuple[Any, ...]) -> tuple[Any, ...]:
+    return tuple(stored_time(value) if isinstance(value, datetime) else value for value in params)
+
+
+def _sqlite_sql(sql: str) -> str:
+    """The shared SQL as SQLite runs it: `NOW()` is written in SQLite's own words."""
+    return sql.replace("NOW()", NOW)
+
+
+def _as_row(row: sqlite3.Row | None) -> Row | None:
+    return None if row is None else {key: row[key] for key in row.keys()}  # noqa: SIM118 - sqlite3.Row
+
+
+class _Statements:
+    """Statements on the one connection; the caller holds the lock."""
+
+    def __init__(self, connection: aiosqlite.Connection) -> None:
+        self._db = connection
+
+    async def one(self, sql: str, *params: Any) -> Row | None:
+        async with self._db.execute(_sqlite_sql(sql), _sqlite_params(params)) as cursor:
+            return _as_row(await cursor.fetchone())
+
+    async def all(self, sql: str, *params: Any) -> list[Row]:
+        async with self._db.execute(_sqlite_sql(sql), _sqlite_params(params)) as cursor:
+            return [row for item in await cursor.fetchall() if (row := _as_row(item)) is not None]
+
+    async def run(self, sql: str, *params: Any) -> int:
+        async with self._db.execute(_sqlite_sql(sql), _sqlite_params(params)) as cursor:
+            return cursor.rowcount
+
+
+class SQLiteDatabase(Database):
+    dialect = "sqlite"
+    shared = False
+
     def __init__(self, connection: aiosqlite.Connection, path: Path | None = None) -> None:
+        super().__init__()
         self._db = connection
         self._lock = asyncio.Lock()
+        self._statements = _Statements(connection)
         # The file behind the connection (None in memory): where a pre-upgrade copy goes beside it.
         self.path = path
         # Where the copy taken before this opening's migrations went, if it migrated an older schema.
         self.upgrade_copy: Path | None = None
-        # Today's use as this process counts it (see `bot.store.totals`); None until first read.
-        self._totals: RunningTotals | None = None
-        # Told the server's id whenever its settings or role limits change (see `add_settings_listener`).
-        self._settings_listeners: list[Callable[[int], None]] = []
-        self._totals_reader: asyncio.Task[None] | None = None
+        # What this process notified inside the transaction under way, told once it commits.
+        self._pending: list[tuple[str, str]] = []
 
     @classmethod
     async def open(cls, path: str | os.PathLike[str]) -> Self:
@@ -272,6 +297,10 @@ class Database:
     async def close(self) -> None:
         async with self._lock:
             await self._db.close()
+
+    async def ping(self) -> None:
+        async with self._lock, self._db.execute("SELECT 1") as cursor:
+            await cursor.fetchone()
 
     async def _migrate(self) -> None:
         """Bring the schema to the latest version: every pending migration in one transaction under the
@@ -340,66 +369,41 @@ class Database:
         return int(row[0]) if row else 0
 
     @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+    async def _transaction(self) -> AsyncIterator[Tx]:
         async with self._lock:
             await self._db.execute("BEGIN IMMEDIATE")
+            self._pending = []
             try:
-                yield self._db
+                yield self._statements
             except BaseException:
+                self._pending = []
                 await self._db.execute("ROLLBACK")
                 raise
             await self._db.execute("COMMIT")
+            told, self._pending = self._pending, []
+        for topic, payload in told:
+            self._deliver(topic, payload)
 
-    async def _one(self, sql: str, params: tuple[Any, ...]) -> aiosqlite.Row | None:
-        async with self._lock, self._db.execute(sql, params) as cursor:
-            return await cursor.fetchone()
+    async def _one(self, sql: str, *params: Any) -> Row | None:
+        async with self._lock:
+            return await self._statements.one(sql, *params)
 
-    async def _all(self, sql: str, params: tuple[Any, ...]) -> list[aiosqlite.Row]:
-        async with self._lock, self._db.execute(sql, params) as cursor:
-            return list(await cursor.fetchall())
+    async def _all(self, sql: str, *params: Any) -> list[Row]:
+        async with self._lock:
+            return await self._statements.all(sql, *params)
 
-    async def _write(self, sql: str, params: tuple[Any, ...]) -> int:
-        async with self._lock, self._db.execute(sql, params) as cursor:
-            return cursor.rowcount
+    async def _run(self, sql: str, *params: Any) -> int:
+        async with self._lock:
+            return await self._statements.run(sql, *params)
+
+    async def _serialize(self, tx: Tx, *keys: str) -> None:
+        """Nothing to do: BEGIN IMMEDIATE already made this the only writer until it ends."""
+
+    async def _notify(self, tx: Tx, topic: str, payload: str) -> None:
+        # Only this process uses the file: tell its own listeners once the transaction commits.
+        self._pending.append((topic, payload))
 
     async def overview(self) -> DatabaseOverview:
         """Schema version and how much is stored, for the set-up check."""
         async with self._lock:
             return await _overview(self._db, integrity=False)
-
-    def add_settings_listener(self, listener: Callable[[int], None]) -> None:
-        """Call `listener(guild_id)` whenever a server's settings or role limits change, from any process
-        that shares the database (this one included), so caches of them are dropped at once."""
-        self._settings_listeners.append(listener)
-
-    def _settings_changed(self, guild_id: int) -> None:
-        for listener in self._settings_listeners:
-            try:
-                listener(guild_id)
-            except Exception:
-                log.exception("A settings listener failed")
-
-    def _count_use(self, guild_id: int | None, user_id: int, *, pictures: int, spend: float | None) -> None:
-        """Something that counts against budgets was just recorded (called right after its commit)."""
-        if self._totals is not None:
-            self._totals.count(guild_id, user_id, pictures=pictures, spend=spend or 0.0)
-
-    async def get_meta(self, key: str) -> str | None:
-        row = await self._one("SELECT value FROM meta WHERE key = ?", (key,))
-        return None if row is None else row["value"]
-
-    async def set_meta(self, key: str, value: str) -> None:
-        await self._write(
-            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            (key, value),
-        )
-
-    async def safety_salt(self) -> str:
-        """This bot's own salt for safety identifiers: made once, then the same for the life of the database."""
-        await self._write(
-            "INSERT INTO meta (key, value) VALUES ('safety-salt', ?) ON CONFLICT (key) DO NOTHING",
-            (secrets.token_hex(16),),
-        )
-        salt = await self.get_meta("safety-salt")
-        assert salt is not None
-        return salt
