@@ -79,7 +79,9 @@ class Admin(commands.Cog):
             f"🚫 Moderation stopped a request by <@{report.user_id}>{where}: {', '.join(report.categories)}."
         )
         if report.level == "strict" and report.text:
-            line += "\n" + layouts.quote_block(layouts.clip(report.text, 1_500))
+            # Quoting escapes the text, which can double it: what is shown is clipped to fit one message.
+            quoted = layouts.quote_block(layouts.clip(report.text, 1_500))
+            line += "\n" + layouts.clip(quoted, layouts.MESSAGE_LIMIT - len(line) - 10)
         await self.audit(await self.bot.server_rules.settings(report.guild_id), line)
 
     @app_commands.command(name="settings", description="See or change how Mural works on this server")

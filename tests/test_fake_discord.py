@@ -1013,3 +1013,29 @@ async def test_modal_file_upload_delivers_attachments(
     without = await fake.submit_modal(alice, "refine-modal", {"change": "nothing to add"})
     assert (await without.wait_response())["data"]["content"] == "Refining with 0 reference(s)"
     assert "resolved" not in without.data
+
+
+async def test_an_action_row_of_six_buttons_is_refused_naming_the_field(fake: FakeDiscord) -> None:
+    """Discord takes one to five components per action row; the sixth makes the whole message a 400."""
+    path = f"/channels/{fake.channel_id}/messages"
+
+    def card(buttons: int) -> dict[str, Any]:
+        row = [
+            {"type": 2, "style": 2, "label": f"Edit {n}", "custom_id": f"edit:{n}"} for n in range(buttons)
+        ]
+        return {"flags": 32768, "components": [{"type": 17, "components": [{"type": 1, "components": row}]}]}
+
+    body = await raw_error(fake, "POST", path, card(6))
+    assert inner_error(body) == ("components.0.components.0.components", "BASE_TYPE_BAD_LENGTH")
+    assert "Must be between 1 and 5 in length." in str(body["errors"])
+    assert inner_error(await raw_error(fake, "POST", path, card(0)))[1] == "BASE_TYPE_BAD_LENGTH"
+    assert fake.messages_in(fake.channel_id) == []
+
+    url, headers = f"{fake.http_url}/api/v10{path}", {"Authorization": f"Bot {TOKEN}"}
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(url, json=card(5), headers=headers) as response,
+    ):
+        assert response.status == 200, await response.text()
+    (posted,) = fake.messages_in(fake.channel_id)
+    assert [b["label"] for b in fake.buttons_of(posted)] == [f"Edit {n}" for n in range(5)]

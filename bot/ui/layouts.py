@@ -55,8 +55,11 @@ def thread_name(idea: str) -> str:
 
 
 ACCENT = discord.Colour.from_rgb(232, 121, 83)
-CARD_TEXT_LIMIT = 4_000
-GALLERY_LIMIT = 10
+CARD_TEXT_LIMIT = 4_000  # characters over all text displays of a Components v2 message
+CARD_COMPONENTS_LIMIT = 40  # components in all, nested ones included
+GALLERY_LIMIT = 10  # items in a media gallery
+ROW_WIDTH = 5  # an action row holds five buttons, or one menu
+SELECT_OPTIONS_LIMIT = 25
 # Room kept free in a card for the lines around the prompt (badge, details, notices).
 _CARD_RESERVE = 600
 
@@ -126,19 +129,20 @@ def picture_texts(
     with_prompt: bool,
     compressed: bool = False,
 ) -> list[str]:
-    """The caption of a picture card: what it is and for whom, the prompt for /imagine, model details."""
-    texts = []
-    if with_prompt and render.kind == "generate":
-        texts += [idea_heading(session), prompt_block(version.prompt, CARD_TEXT_LIMIT - 2 * _CARD_RESERVE)]
-    texts.append(f"**{picture_subject(render, version)}** for <@{render.requester_id}>")
+    """The caption of a picture card: what it is and for whom, the prompt for /imagine (in the room the
+    other lines leave: a long idea and revised prompt can take more than the reserve), model details."""
     notes = [f"-# {picture_details(image.options)}"]
     if image.revised_prompt:
         revised = clip(one_line(discord.utils.escape_markdown(image.revised_prompt)), 600)
         notes.append(f"-# The model revised the prompt to: {revised}")
     if compressed:
         notes.append(compressed_notice())
-    texts.append("\n".join(notes))
-    return texts
+    caption = [f"**{picture_subject(render, version)}** for <@{render.requester_id}>", "\n".join(notes)]
+    if not (with_prompt and render.kind == "generate"):
+        return caption
+    heading = idea_heading(session)
+    room = min(CARD_TEXT_LIMIT - 2 * _CARD_RESERVE, CARD_TEXT_LIMIT - len(heading) - sum(map(len, caption)))
+    return [heading, prompt_block(version.prompt, room), *caption]
 
 
 def idea_heading(session: Session) -> str:
@@ -167,7 +171,9 @@ def progress_text(version_number: int, update: JobEvent) -> str:
 
 
 def error_text(error: MuralError) -> str:
-    return f"⚠️ {member_message(error)} `{error.code}`"
+    """What went wrong and its code, in one message even when the error quotes a member's long words."""
+    code = f" `{error.code}`"
+    return f"⚠️ {clip(member_message(error), MESSAGE_LIMIT - len(code) - 10)}{code}"
 
 
 def render_failure_texts(
@@ -175,7 +181,7 @@ def render_failure_texts(
 ) -> list[str]:
     """A render that failed; for /imagine, the prompt that was written (and paid for) stays visible."""
     what = f"an edit of **v{version.number}**" if editing else f"**v{version.number}**"
-    problem = f"⚠️ Couldn't render {what}: {member_message(error)} `{error.code}`"
+    problem = f"⚠️ Couldn't render {what}: {clip(member_message(error), _CARD_RESERVE - 100)} `{error.code}`"
     if not with_prompt:
         return [problem]
     return [idea_heading(session), prompt_block(version.prompt, CARD_TEXT_LIMIT - 2 * _CARD_RESERVE), problem]
@@ -255,12 +261,13 @@ def no_thread_text(reason: str, *, reads_replies: bool = True, reads_messages: b
     return f"{NO_THREAD_REASONS[reason]}: {how}. Generate, Undo and Copy work as usual."
 
 
-def thread_refused_notice(thread_mention: str, *, archived: bool) -> str:
-    reason = (
-        "it is archived and I may not reopen it"
-        if archived
-        else "I'm missing the **Send Messages in Threads** permission there"
-    )
+def thread_refused_notice(thread_mention: str, *, archived: bool, locked: bool = False) -> str:
+    if archived:
+        reason = "it is archived and I may not reopen it"
+    elif locked:
+        reason = "a moderator locked it"
+    else:
+        reason = "I'm missing the **Send Messages in Threads** permission there"
     return f"⚠️ I can't post in {thread_mention}: {reason}. Here it is instead:"
 
 
@@ -313,9 +320,8 @@ def compressed_notice() -> str:
     return "-# Compressed to fit this server's upload limit."
 
 
-def when(stored: str) -> str:
-    """A stored UTC time as a Discord timestamp, which each member sees in their own time zone."""
-    moment = datetime.fromisoformat(stored.replace("Z", "+00:00"))
+def when(moment: datetime) -> str:
+    """A time as a Discord timestamp, which each member sees in their own time zone."""
     return f"<t:{int(moment.timestamp())}:R>"
 
 
@@ -324,8 +330,10 @@ def card(
     *,
     gallery: Sequence[tuple[str, str]] = (),
     buttons: Sequence[discord.ui.Item[Any]] = (),
+    rows: Sequence[Sequence[discord.ui.Item[Any]]] = (),
 ) -> discord.ui.LayoutView:
-    """One Components v2 container: the pictures (`attachment://` name, description), the texts, the buttons."""
+    """One Components v2 container: the pictures (`attachment://` name, description), the texts, then the
+    buttons: `rows` of them, or `buttons` as one row. A row wider than Discord allows goes on in the next."""
     view = discord.ui.LayoutView(timeout=None)
     container: discord.ui.Container[discord.ui.LayoutView] = discord.ui.Container(accent_colour=ACCENT)
     if gallery:
@@ -337,13 +345,35 @@ def card(
                 )
             )
         )
-    for text in texts:
-        if text:
-            container.add_item(discord.ui.TextDisplay(text))
-    if buttons:
-        container.add_item(discord.ui.ActionRow(*buttons))
+    for text in _within_text_limit([text for text in texts if text]):
+        container.add_item(discord.ui.TextDisplay(text))
+    for row in (*rows, buttons):
+        for part in action_rows(row):
+            container.add_item(discord.ui.ActionRow(*part))
     view.add_item(container)
     return view
+
+
+def action_rows(items: Sequence[discord.ui.Item[Any]]) -> list[list[discord.ui.Item[Any]]]:
+    """`items` in order, as rows that Discord accepts: at most five buttons, or one menu, in each."""
+    rows: list[list[discord.ui.Item[Any]]] = []
+    width = ROW_WIDTH
+    for item in items:
+        if width + item.width > ROW_WIDTH:
+            rows.append([])
+            width = 0
+        rows[-1].append(item)
+        width += item.width
+    return rows
+
+
+def _within_text_limit(texts: list[str]) -> list[str]:
+    """The texts, the longest shortened until they fit a card together: the builders size theirs to fit,
+    this only keeps a slip from turning into a refused message after the pictures were paid for."""
+    while (excess := sum(map(len, texts)) - CARD_TEXT_LIMIT) > 0 and max(map(len, texts)) > 1:
+        longest = max(range(len(texts)), key=lambda index: len(texts[index]))
+        texts[longest] = clip(texts[longest], max(1, len(texts[longest]) - excess))
+    return texts
 
 
 def notice_card(text: str) -> discord.ui.LayoutView:

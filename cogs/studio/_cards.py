@@ -1,7 +1,8 @@
 """Every card the studio shows, each built in one function: Components v2 containers within Discord's limits.
 
 A card is one container: text blocks from `bot.ui.layouts`, a gallery of uploaded pictures
-(`attachment://` names), and a row of buttons. Nothing here sends; `_versions` and `_pictures` decide where a card goes.
+(`attachment://` names), and rows of buttons (`layouts.card` keeps each within Discord's five).
+Nothing here sends; `_versions` and `_pictures` decide where a card goes.
 """
 
 from __future__ import annotations
@@ -43,17 +44,18 @@ def version_card(session: Session, version: Version) -> discord.ui.LayoutView:
     )
 
 
-def picture_buttons(render: Render, session: Session, count: int) -> list[discord.ui.Item[Any]]:
-    """Edit (one per picture when there are several) · Reroll · Copy, and Refine while /imagine has no thread."""
-    buttons: list[discord.ui.Item[Any]]
+def picture_rows(render: Render, session: Session, count: int) -> list[list[discord.ui.Item[Any]]]:
+    """Edit · Reroll · Copy, and Refine while an /imagine picture has no thread, in one row; with several
+    pictures, `Edit 1`…`Edit n` in a row of their own above the rest."""
+    going_on: list[discord.ui.Item[Any]] = [RerollButton(render.id), CopyRenderButton(render.id)]
+    if session.origin == "imagine" and session.thread_id is None:
+        going_on.append(ThreadButton(render.id))
     if count == 1:
-        buttons = [EditButton(render.id, 1)]
-    else:
-        buttons = [EditButton(render.id, index, label=f"Edit {index}") for index in range(1, count + 1)]
-    buttons += [RerollButton(render.id), CopyRenderButton(render.id)]
-    if session.origin == "imagine" and session.thread_id is None and len(buttons) < 5:
-        buttons.append(ThreadButton(render.id))
-    return buttons
+        return [[EditButton(render.id, 1), *going_on]]
+    edits: list[discord.ui.Item[Any]] = [
+        EditButton(render.id, index, label=f"Edit {index}") for index in range(1, count + 1)
+    ]
+    return [edits, going_on]
 
 
 def picture_card(
@@ -73,7 +75,7 @@ def picture_card(
             session, version, render, image, with_prompt=with_prompt, compressed=compressed
         ),
         gallery=[(name, description) for name in filenames],
-        buttons=picture_buttons(render, session, len(filenames)),
+        rows=picture_rows(render, session, len(filenames)),
     )
 
 
@@ -121,19 +123,23 @@ def retry_card(render: Render, text: str) -> discord.ui.LayoutView:
 def history_card(
     owner_id: int, summaries: Sequence[SessionSummary], guild_id: int | None
 ) -> discord.ui.LayoutView:
-    """A member's latest sessions with links, and a menu to post one here again."""
+    """A member's latest sessions with links, and a menu to post one here again (as many as a card and
+    a menu hold)."""
     if not summaries:
         return layouts.card(["You have no sessions yet. Start one with `/prompt` or `/imagine`."])
     lines = ["### Your latest sessions"]
     options = []
-    for summary in summaries:
+    for summary in summaries[: layouts.SELECT_OPTIONS_LIMIT]:
         session = summary.session
         idea = discord.utils.escape_markdown(layouts.clip(layouts.one_line(session.idea), 80))
         where = f"https://discord.com/channels/{guild_id or '@me'}/{summary.jump_channel_id}"
         if summary.jump_message_id and summary.jump_channel_id != summary.jump_message_id:
             where += f"/{summary.jump_message_id}"
         counts = f"{summary.versions} version{'s' * (summary.versions != 1)} · {summary.pictures} picture{'s' * (summary.pictures != 1)}"
-        lines.append(f"**{idea}** · {counts} · {layouts.when(summary.created_at)} · [open]({where})")
+        line = f"**{idea}** · {counts} · {layouts.when(summary.created_at)} · [open]({where})"
+        if sum(map(len, lines)) + len(lines) + len(line) > layouts.CARD_TEXT_LIMIT:
+            break
+        lines.append(line)
         options.append(
             discord.SelectOption(
                 label=layouts.clip(layouts.one_line(session.idea), 100) or f"Session {session.id}",
