@@ -26,6 +26,7 @@ from bot.core.ai import ModelCatalogue, Probe
 from bot.core.images import capabilities_for
 from bot.logs import redact
 from bot.store import SQLiteStore
+from bot.store.probe import probe_postgres, target_label
 
 OK, WARN, BAD, SKIP = "✓", "⚠", "✗", "-"
 
@@ -234,13 +235,68 @@ async def database_check(path: Path) -> Line:
     )
 
 
+# What an operator changes when PostgreSQL refused the connection, by the class of the refusal.
+_REFUSALS = {
+    "InvalidPasswordError": "the password was refused. Fix: correct the password in DATABASE_URL",
+    "InvalidAuthorizationSpecificationError": (
+        "the user may not connect. Fix: correct the user in DATABASE_URL, or allow it in pg_hba.conf"
+    ),
+    "InvalidCatalogNameError": (
+        "the database does not exist. Fix: create it (createdb) or correct its name in DATABASE_URL"
+    ),
+}
+
+
+async def postgres_check(settings: Settings) -> Line:
+    """Reachable, which version, and Mural's schema there; nothing is changed (the bot migrates at start)."""
+    assert settings.database_url is not None
+    subject = f"Database PostgreSQL at {target_label(settings.database_url)}"
+    probe = await probe_postgres(settings.database_url)
+    if probe.status == "unreachable":
+        return Line(
+            BAD,
+            subject,
+            f"cannot be reached ({probe.detail}). Fix: start PostgreSQL, or correct the host and port in "
+            "DATABASE_URL",
+        )
+    if probe.status == "refused":
+        why = _REFUSALS.get(probe.detail, "Fix: check the user, password and database name in DATABASE_URL")
+        return Line(BAD, subject, f"refused the connection ({probe.detail}): {why}")
+    overview = probe.overview
+    assert overview is not None
+    server = f"reachable, PostgreSQL {probe.server_version}"
+    if overview.schema_version > overview.latest_version:
+        return Line(
+            BAD,
+            subject,
+            f"{server}, but its schema v{overview.schema_version} is newer than this Mural's "
+            f"(v{overview.latest_version}). Fix: upgrade Mural, or use another DATABASE_URL",
+        )
+    if not probe.migrated:
+        return Line(
+            BAD,
+            subject,
+            f"{server}, but Mural's schema is not migrated (v{overview.schema_version} of "
+            f"v{overview.latest_version}). Fix: start the bot once or run `python -m bot copy-to`",
+        )
+    return Line(
+        OK,
+        subject,
+        f"{server}, schema v{overview.schema_version} (up to date): {overview.sessions} sessions, "
+        f"{overview.versions} versions, {overview.renders} renders",
+    )
+
+
 # -- all of it --------------------------------------------------------------------------------------
 
 
 async def run_checks(settings: Settings) -> list[Line]:
     lines, application_id = await discord_checks(settings.discord_token)
     lines += await openai_checks(settings)
-    lines.append(await database_check(settings.database_path))
+    if settings.database_url is None:
+        lines.append(await database_check(settings.database_path))
+    else:
+        lines.append(await postgres_check(settings))
     if application_id is not None:
         lines.append(Line(OK, "Invite to a server", server_invite(application_id)))
         lines.append(Line(OK, "Install for yourself", user_install(application_id)))

@@ -176,3 +176,27 @@ async def test_python_m_bot_backup_copies_the_configured_database(tmp_path: Path
     assert "1 sessions" in done.stdout and "integrity ok" in done.stdout
     assert query(tmp_path / "copy.db", "SELECT idea FROM sessions") == [("kept",)]
     assert again.returncode == 1 and "already exists" in again.stderr
+
+
+async def test_backup_with_a_database_url_points_to_pg_dump_without_the_password(tmp_path: Path) -> None:
+    environment = {
+        "PATH": os.environ.get("PATH", ""),
+        "PYTHONPATH": str(ROOT),
+        "DISCORD_TOKEN": "token-for-a-backup",
+        "OPENAI_API_KEY": "key-for-a-backup",
+        "DATABASE_URL": "postgresql://mural:pg-SECRET-pw@db.example:5433/mural",
+    }
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "bot", "backup", "copy.db"],
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert done.stdout == "" and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "pg_dump --host=db.example --port=5433 --username=mural" in done.stderr
+    assert "pg-SECRET-pw" not in done.stderr
+    assert not (tmp_path / "copy.db").exists()

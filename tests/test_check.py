@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import sqlite3
 import sys
 from pathlib import Path
@@ -15,7 +16,8 @@ from discord.http import HTTPClient, Route
 from bot.check import BAD, BOT_PERMISSIONS, OK, SKIP, WARN, Line, check, exit_status, report, run_checks
 from bot.store.sqlite import migration_files
 from loopback.fake_discord import Intents
-from loopback.rig import DISCORD_TOKEN, OPENAI_KEY, REPO, Rig
+from loopback.rig import DISCORD_TOKEN, OPENAI_KEY, REPO, Rig, unused_port
+from tests.postgres import Databases, database_url
 
 
 async def run(rig: Rig) -> tuple[list[Line], str]:
@@ -265,3 +267,72 @@ def test_a_check_line_reads_as_one_line() -> None:
     assert (
         str(Line(WARN, "Message Content intent", "switched off")) == "⚠ Message Content intent: switched off"
     )
+
+
+# -- PostgreSQL (DATABASE_URL) ------------------------------------------------------------------------
+
+DATABASE_PASSWORD = "pg-SECRET-password-789"
+
+
+def with_password(url: str) -> str:
+    """The URL with a password (trust authentication accepts any): enough to prove it is never printed."""
+    return url.replace("postgresql://postgres@", f"postgresql://postgres:{DATABASE_PASSWORD}@")
+
+
+async def postgres_line(rig: Rig, url: str) -> tuple[Line, str]:
+    rig.overrides["DATABASE_URL"] = with_password(url)
+    lines, printed = await run(rig)
+    assert DATABASE_PASSWORD not in printed
+    assert_no_secret(printed)
+    return line(lines, "Database"), printed
+
+
+@pytest.mark.asyncio
+async def test_a_migrated_postgresql_is_named_with_its_version(rig: Rig, postgres_url: str) -> None:
+    database, printed = await postgres_line(rig, postgres_url)
+    assert database.mark == OK
+    assert database.subject == f"Database PostgreSQL at 127.0.0.1:5432/{postgres_url.rsplit('/', 1)[1]}"
+    assert re.fullmatch(
+        r"reachable, PostgreSQL \d+(\.\d+)*, schema v\d+ \(up to date\): 0 sessions, 0 versions, 0 renders",
+        database.text,
+    ), database.text
+    assert printed.splitlines()[-1].startswith("All good")
+
+
+@pytest.mark.asyncio
+async def test_a_postgresql_without_the_schema_is_named_with_the_fix_and_left_as_it_is(
+    rig: Rig, postgres_databases: Databases
+) -> None:
+    url = postgres_databases.empty()
+    try:
+        database, _ = await postgres_line(rig, url)
+        assert database.mark == BAD
+        assert "schema is not migrated (v0 of v" in database.text
+        assert database.text.endswith("Fix: start the bot once or run `python -m bot copy-to`")
+        # Looking changed nothing: the bot migrates at its start, the check never does.
+        again, _ = await postgres_line(rig, url)
+        assert again == database
+    finally:
+        postgres_databases.drop(url)
+
+
+@pytest.mark.asyncio
+async def test_a_postgresql_that_does_not_answer_is_named_by_host_and_port(rig: Rig) -> None:
+    port = unused_port()
+    database, _ = await postgres_line(rig, f"postgresql://postgres@127.0.0.1:{port}/mural")
+    assert database.mark == BAD
+    assert database.subject == f"Database PostgreSQL at 127.0.0.1:{port}/mural"
+    assert database.text.startswith("cannot be reached (ConnectionRefusedError). Fix: start PostgreSQL")
+
+
+@pytest.mark.asyncio
+async def test_a_refused_connection_is_named_by_the_class_of_refusal(
+    rig: Rig, postgres_databases: Databases
+) -> None:
+    missing = database_url(f"{postgres_databases.prefix}_never_made")
+    database, _ = await postgres_line(rig, missing)
+    assert database.mark == BAD
+    assert database.text.startswith(
+        "refused the connection (InvalidCatalogNameError): the database does not exist"
+    )
+    assert "DATABASE_URL" in database.text
