@@ -27,7 +27,8 @@ from typing import Any
 from bot.app import build_ai
 from bot.config import settings_from
 from bot.core.images import ImageOptions, ImageService
-from bot.core.queue import JobEvent, RenderQueue, RenderRequest
+from bot.core.jobs import JobEvent, RenderRequest
+from bot.core.queue import RenderQueue
 from bot.models import Limits
 from bot.store import SQLiteStore
 from loopback.fake_openai import FakeOpenAI, ImageReply

@@ -28,6 +28,7 @@ from bot.core.budget_checks import Budgets
 from bot.core.budgets import window_at
 from bot.core.errors import MuralError
 from bot.core.images import ImageOptions, ImageService
+from bot.core.leases import Holder
 from bot.core.moderation import Moderator
 from bot.core.pacing import AcknowledgementsFirst
 from bot.core.queue import RenderQueue
@@ -44,6 +45,8 @@ from bot.ui.layouts import NO_PINGS
 
 log = logging.getLogger(__name__)
 
+# Seconds between two identifies of one bucket, as Discord allows.
+IDENTIFY_SPACING = 5.0
 EXTENSIONS = ("cogs.studio", "cogs.admin", "cogs.account", "cogs.help")
 # Commands an admin needs even where a role is required to use Mural (never lock the admins out), and
 # /help, which tells a member about that role.
@@ -162,7 +165,7 @@ discord.VoiceClient.warn_nacl = False
 discord.VoiceClient.warn_dave = False
 
 
-class MuralBot(commands.Bot):
+class MuralBot(commands.AutoShardedBot):
     def __init__(
         self,
         *,
@@ -181,6 +184,10 @@ class MuralBot(commands.Bot):
         client_options["http_trace"] = trace_acknowledgements(
             acknowledgements, client_options.get("http_trace")
         )
+        if settings.shard_ids is not None:
+            # One process of a deployment: exactly these shards of SHARD_COUNT (DMs come to shard 0).
+            client_options.setdefault("shard_ids", list(settings.shard_ids))
+            client_options.setdefault("shard_count", settings.shard_count)
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=intents,
@@ -214,6 +221,8 @@ class MuralBot(commands.Bot):
         self.settings_changes = SettingsChanges(
             store, self.server_rules, self.images, allowed_models=settings.image_models
         )
+        # This process, as the jobs and instructions it holds know it (renewed while it lives).
+        self.holder = Holder(seconds=settings.render_lease_seconds, shared=store.shared)
         self.studio = Studio(
             store,
             ai,
@@ -221,9 +230,14 @@ class MuralBot(commands.Bot):
             prices=settings.prices,
             moderator=self.moderator,
             budgets=self.budgets,
+            holder=self.holder,
         )
         self.render_queue = RenderQueue(
-            store, self.images, concurrency=settings.render_concurrency, ahead=acknowledgements
+            store,
+            self.images,
+            concurrency=settings.render_concurrency,
+            ahead=acknowledgements,
+            holder=self.holder,
         )
         # Whether the gateway delivers every message's text (the Message Content intent); decided in setup_hook.
         self.reads_messages = True
@@ -233,6 +247,9 @@ class MuralBot(commands.Bot):
         self._closing: asyncio.Task[None] | None = None
         self._heap_frozen = False
         self.synced_commands = False
+        self._logged_in = False
+        # Discord's identify buckets (`max_concurrency`), read when the first shard identifies.
+        self._identify_buckets: int | None = None
 
     # -- start-up -----------------------------------------------------------------------------
 
@@ -246,6 +263,17 @@ class MuralBot(commands.Bot):
             # acknowledgements need no trip to the database.
             await self.store.count_use_from_rows(window_at())
             await self.server_rules.read_all()
+
+    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
+        """Discord allows `max_concurrency` identifies per 5 seconds for the whole application. Alone,
+        discord.py's own pacing keeps to that; processes that share a database take turns through it,
+        so several started together never identify at once."""
+        if not self.store.shared or shard_id is None:
+            await super().before_identify_hook(shard_id, initial=initial)
+            return
+        if self._identify_buckets is None:
+            self._identify_buckets = max(1, (await self.fetch_session_start_limits()).max_concurrency)
+        await self.store.identify_turn(shard_id % self._identify_buckets, spacing=IDENTIFY_SPACING)
 
     def decide_message_content(self) -> None:
         """Ask for the Message Content intent only when the application may have it.
@@ -350,10 +378,18 @@ class MuralBot(commands.Bot):
             self._closing = self._shutdown.spawn(self._close_once(), name="close", awaited=True)
         await asyncio.shield(self._closing)
 
+    async def login(self, token: str) -> None:
+        self._logged_in = True
+        await super().login(token)
+
     async def _close_once(self) -> None:
         await asyncio.gather(self.render_queue.shutdown(), self.studio.shutdown())
         try:
-            await super().close()
+            if self._logged_in:
+                await super().close()
+            else:
+                # Built but never started (`check`, tests): discord.py's sharded close needs a started client.
+                await self.http.close()
         finally:
             await self.background.shutdown()
             await self.ai.close()

@@ -336,7 +336,8 @@ class ImageService:
         answer = await self._ai.images(
             request, inputs=inputs, partial_images=partial, on_preview=on_preview, on_retry=on_retry
         )
-        pictures = tuple(decode_picture(b64) for b64 in answer.images_b64)
+        # A compatible server may answer with more than were asked for; a message holds at most 10 files.
+        pictures = tuple(decode_picture(b64) for b64 in answer.images_b64[: options.count])
         if not pictures:
             raise BadAnswer("The image service answered without a picture.")
         usage = answer.usage

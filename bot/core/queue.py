@@ -17,182 +17,41 @@ ends — done, failed, cancelled, or interrupted by a stop — it is recorded in
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field, replace
-from typing import Literal
+from dataclasses import replace
 
-from bot.core.ai import InputImage
 from bot.core.budgets import BudgetExceeded, window_at
 from bot.core.errors import MuralError, SessionGone
-from bot.core.images import ImageOptions, ImageService, RenderedImages
+from bot.core.images import ImageService
+from bot.core.jobs import (
+    CancelOutcome,
+    EventCallback,
+    FinishedRender,
+    Job,
+    JobEvent,
+    RenderCancelled,
+    RenderFailed,
+    RenderRequest,
+    job_ended,
+)
+from bot.core.leases import Holder
 from bot.core.pacing import AcknowledgementsFirst
 from bot.core.tasks import TaskOwner
-from bot.models import Limits, OverLimit, Render
+from bot.models import OverLimit, Render
 from bot.store import Store
+from bot.store.protocol import JOBS_TOPIC
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class JobEvent:
-    """Progress worth showing a member: `queued` (with how many jobs start before it in the fair order,
-    sent again whenever that changes), `rendering`, `retrying`, `preview` (a partial picture as it forms)."""
+# Where processes share the database, how often the dispatcher looks again without being woken: a
+# notification is a wake-up, never the only way a change is seen.
+POLL_SECONDS = 5.0
 
-    stage: str
-    ahead: int = 0
-    own_render_running: bool = False
-    retry_in: float | None = None
-    preview: bytes | None = field(default=None, repr=False)
-    render_id: int | None = None  # filled in by the job (a queued card's Cancel acts on it)
-
-
-EventCallback = Callable[[JobEvent], Awaitable[None]]
-
-JobStatus = Literal["done", "failed", "cancelled", "interrupted"]
-
-
-def job_ended(
-    record: Render,
-    status: JobStatus,
-    *,
-    code: str | None = None,
-    seconds: float | None = None,
-    waited: float | None = None,
-) -> None:
-    """Record how a job ended, once: the one place (metrics of renders by model and status, and of their
-    seconds, hook here). `seconds`: drawing it; `waited`: in the queue. Never its prompt or instruction."""
-    outcome = f"{status} [{code}]" if code else status
-    timing = []
-    if seconds is not None:
-        timing.append(f"drawn in {seconds:.2f}s")
-    if waited is not None:
-        timing.append(f"queued {waited:.2f}s")
-    if status == "interrupted":
-        timing.append("cut off by a stop")
-    log.info(
-        "Render %d %s: %s of session %d v%d for user %d, %s %s %s x%d%s",
-        record.id,
-        outcome,
-        record.kind,
-        record.session_id,
-        record.version,
-        record.requester_id,
-        record.model,
-        record.size,
-        record.quality,
-        record.n,
-        ", " + ", ".join(timing) if timing else "",
-    )
-
-
-@dataclass(frozen=True)
-class RenderRequest:
-    """One job: draw `prompt` (from `inputs`, through the edit endpoint, when there are any)."""
-
-    session_id: int
-    version: int
-    prompt: str
-    requester_id: int
-    channel_id: int
-    options: ImageOptions
-    kind: str = "generate"
-    inputs: tuple[InputImage, ...] = ()
-    source_render_id: int | None = None
-    source_index: int | None = None
-    instruction: str | None = None
-    with_reference: bool = False
-    guild_id: int | None = None
-    # The requester's budgets, checked atomically as the job is queued; None: no budget (tests, restarts).
-    limits: Limits | None = None
-
-
-@dataclass(frozen=True)
-class FinishedRender:
-    record: Render
-    image: RenderedImages
-
-
-class RenderCancelled(Exception):
-    """A job its owner cancelled while it was queued: nothing was sent, nothing spent."""
-
-    def __init__(self, record: Render) -> None:
-        super().__init__(f"render {record.id} was cancelled")
-        self.record = record
-
-
-# What pressing Cancel did: cancelled (the job's own waiter shows it), cancelled a job this process
-# does not hold, or too late (it is no longer queued).
-CancelOutcome = Literal["cancelled", "cancelled-elsewhere", "too-late"]
-
-
-class RenderFailed(Exception):
-    """A render that ended in an error; the record is already marked failed."""
-
-    def __init__(self, record: Render, error: MuralError) -> None:
-        super().__init__(error.detail)
-        self.record = record
-        self.error = error
-
-
-class Job:
-    """One queued render: its stored record, the outcome its waiter awaits, and who hears its events."""
-
-    def __init__(self, record: Render, request: RenderRequest, on_event: EventCallback | None) -> None:
-        self.record = record
-        self.request = request
-        self._on_event = on_event
-        self._outcome: asyncio.Future[FinishedRender | RenderFailed | RenderCancelled] = (
-            asyncio.get_running_loop().create_future()
-        )
-        self._place: tuple[int, bool] | None = None  # the last place in the queue shown
-        self._queued_at: float | None = None  # when it took its turn (`start`)
-        self._started_at: float | None = None  # when it was claimed to be drawn
-
-    def ended(self, status: JobStatus, code: str | None = None) -> None:
-        """Record how it ended (`job_ended`) with how long it was drawn and how long it waited."""
-        now = time.monotonic()
-        started, queued = self._started_at, self._queued_at
-        seconds = None if started is None else now - started
-        waited = None if queued is None else (started or now) - queued
-        job_ended(self.record, status, code=code, seconds=seconds, waited=waited)
-
-    @property
-    def id(self) -> int:
-        return self.record.id
-
-    async def emit(self, event: JobEvent) -> None:
-        if self._on_event is None:
-            return
-        try:
-            await self._on_event(replace(event, render_id=self.id))
-        except Exception:
-            # Progress is a courtesy; a failed edit must not cost the member their picture.
-            log.warning("Progress update for job %d failed", self.id, exc_info=True)
-
-    async def result(self) -> FinishedRender:
-        """Wait for the job; raises RenderFailed with the bot's error when it failed, RenderCancelled
-        when its owner cancelled it."""
-        # Shielded: a caller that gives up waiting does not cancel work the queue owns.
-        outcome = await asyncio.shield(self._outcome)
-        if isinstance(outcome, (RenderFailed, RenderCancelled)):
-            raise outcome
-        return outcome
-
-    async def _show_place(self, ahead: int, own_render_running: bool) -> None:
-        if self._place != (ahead, own_render_running):
-            self._place = (ahead, own_render_running)
-            await self.emit(JobEvent("queued", ahead=ahead, own_render_running=own_render_running))
-
-    def _settle(self, outcome: FinishedRender | RenderFailed | RenderCancelled) -> None:
-        if not self._outcome.done():
-            self._outcome.set_result(outcome)
-
-    def _abandon(self) -> None:
-        """A stop: whoever waits is cancelled, as the queue's work is."""
-        if not self._outcome.done():
-            self._outcome.cancel()
+Recovery = Callable[[], Awaitable[None]]
 
 
 class RenderQueue:
@@ -203,17 +62,23 @@ class RenderQueue:
         *,
         concurrency: int,
         ahead: AcknowledgementsFirst | None = None,
+        holder: Holder | None = None,
     ) -> None:
         self._store = store
         self._images = images
         self._ahead = ahead
         self._concurrency = concurrency
+        self.holder = holder or Holder(shared=store.shared)
         self._queued: dict[int, Job] = {}  # this process's jobs not started yet, by render id
         self._running: dict[int, Job] = {}
         self._tasks = TaskOwner("render-job")
         self._wake = asyncio.Event()
         self._dispatcher: asyncio.Task[None] | None = None
+        self._keeper: asyncio.Task[None] | None = None
         self._stopped = False
+        # Takes over what a process that died left behind (see `keep_leases`).
+        self._recover: Recovery | None = None
+        store.listen(JOBS_TOPIC, lambda _payload: self._wake_dispatcher())
 
     async def reserve(self, request: RenderRequest) -> Job:
         """Record the job as queued, within the requester's budgets (BudgetExceeded, and nothing stored,
@@ -235,6 +100,8 @@ class RenderQueue:
             instruction=request.instruction,
             with_reference=request.with_reference,
             cost_reserved=self._images.expected_cost(request.options, editing=bool(request.inputs)),
+            held_by=self.holder.id,
+            lease_until=self.holder.until(),
         )
         if request.limits is None:
             return Job(await self._store.create_render(**job_fields), request, None)
@@ -245,7 +112,8 @@ class RenderQueue:
         return Job(reserved, request, None)
 
     def adopt(self, record: Render, request: RenderRequest) -> Job:
-        """A job a restart found still queued: it keeps its row, its place and its reservation."""
+        """A job found still queued (after a restart, or left by a process that died): it keeps its row,
+        its place and its reservation."""
         return Job(record, request, None)
 
     def start(self, job: Job, *, on_event: EventCallback | None = None) -> Job:
@@ -298,23 +166,60 @@ class RenderQueue:
         return await self._store.render_for_message(message_id)
 
     async def interrupted_by_last_stop(self) -> list[Render]:
-        """Jobs a stop cut off while running, now marked interrupted, so their owners can be told."""
-        interrupted = await self._store.interrupt_running_renders()
+        """Jobs a stop cut off while running, now marked interrupted, so their owners can be told: every
+        one where this process is alone; where processes share the database, only those whose holder's
+        lease lapsed (a live process's renders are its own)."""
+        interrupted = await self._store.interrupt_running_renders(lapsed_before=self.holder.lapsed_before())
         for record in interrupted:
             job_ended(record, "interrupted")
         return interrupted
 
     async def waiting_since_last_stop(self) -> list[Render]:
-        """Jobs a stop left queued: they run now, in their turn (see `adopt`)."""
-        return await self._store.queued_renders()
+        """Jobs a stop left queued, now this process's: they run in their turn (see `adopt`). Where
+        processes share the database, only those nobody live holds."""
+        return await self._store.adopt_queued_renders(
+            self.holder.id, lease_until=self.holder.until(), lapsed_before=self.holder.lapsed_before()
+        )
+
+    def keep_leases(self, recover: Recovery) -> None:
+        """Renew this process's leases while it lives and, where processes share the database, run
+        `recover` each time: what a start does with what a stop left (interrupted renders and
+        instructions told, queued renders run), for what a process that died left."""
+        self._recover = recover
+        if self._keeper is None or self._keeper.done():
+            self._keeper = self._tasks.spawn(self._keep(), name="leases")
 
     async def shutdown(self, grace: float = 3.0) -> None:
-        """Stop jobs still queued or running; their records stay unfinished, so the next start reports them."""
+        """Stop jobs still queued or running. Running ones stay running in the store, so the next start
+        (or another process, once the lease lapses) reports them; queued ones are handed back for any
+        process to run."""
         self._stopped = True
         for job in self._queued.values():
             job._abandon()
         self._queued.clear()
         await self._tasks.shutdown(grace)
+        try:
+            released = await self._store.release_queued_renders(self.holder.id)
+        except Exception as error:
+            # They stay held until the lease lapses; then another process (or the next start) takes them.
+            log.warning("Could not hand back queued renders at the stop (%s)", type(error).__name__)
+        else:
+            if released:
+                log.info("Handed back %d queued render(s) for another process or the next start", released)
+
+    # -- leases ---------------------------------------------------------------------------------
+
+    async def _keep(self) -> None:
+        while not self._stopped:
+            await asyncio.sleep(self.holder.renew_every)
+            try:
+                await self._store.renew_leases(self.holder.id, lease_until=self.holder.until())
+                if self.holder.shared and self._recover is not None:
+                    await self._recover()
+            except MuralError as error:
+                log.warning("Could not renew this process's leases [%s]; trying again", error.code)
+            except Exception:
+                log.exception("Renewing leases failed; trying again")
 
     # -- the dispatcher -------------------------------------------------------------------------
 
@@ -335,15 +240,26 @@ class RenderQueue:
                 log.exception("The render dispatcher failed a round; trying again")
                 await asyncio.sleep(1.0)
                 self._wake.set()
-            await self._wake.wait()
+            if self.holder.shared and self._queued:
+                # Another process's job ending frees a slot here too; its notification may be lost.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), POLL_SECONDS)
+            else:
+                await self._wake.wait()
 
     async def _start_what_fits(self) -> None:
         while self._queued and len(self._running) < self._concurrency:
             if self._ahead is not None:
                 await self._ahead.turn()  # the acknowledgements still owed go out before a job starts
-            record = await self._store.claim_next_render(list(self._queued))
+            record = await self._store.claim_next_render(
+                list(self._queued),
+                holder=self.holder.id,
+                lease_until=self.holder.until(),
+                concurrency=self._concurrency if self.holder.shared else None,
+                now=self.holder.now(),
+            )
             if record is None:
-                return  # every queued member has a job running already
+                return  # every queued member has a job running, or the next in turn is another's
             job = self._queued.pop(record.id, None)
             if job is None:
                 return  # a stop let go of it meanwhile; its row is reported by the next start
@@ -353,15 +269,27 @@ class RenderQueue:
             task.add_done_callback(lambda task, job=job: self._ended(job, task))
 
     async def _show_places(self) -> None:
-        """Tell each queued job how many will start before it, when that changed."""
+        """Tell each queued job how many will start before it, when that changed; a job of this process
+        that is no longer queued in the store was cancelled elsewhere (another process's Cancel)."""
         if not self._queued:
             return
-        for ahead, turn in enumerate(await self._store.queued_render_order()):
+        order = await self._store.queued_render_order()
+        await self._settle_cancelled_elsewhere({turn.render_id for turn in order})
+        for ahead, turn in enumerate(order):
             if self._wake.is_set() and len(self._running) < self._concurrency:
                 return  # a slot freed meanwhile: starting the next job comes before telling places
             job = self._queued.get(turn.render_id)
             if job is not None:
                 await job._show_place(ahead, turn.busy)
+
+    async def _settle_cancelled_elsewhere(self, still_queued: set[int]) -> None:
+        for render_id in [job_id for job_id in self._queued if job_id not in still_queued]:
+            record = await self._store.get_render(render_id)
+            if record is None or record.status != "cancelled":
+                continue
+            job = self._queued.pop(render_id, None)
+            if job is not None:
+                job._settle(RenderCancelled(record))
 
     def _ended(self, job: Job, task: asyncio.Task[FinishedRender | RenderFailed]) -> None:
         self._running.pop(job.id, None)

@@ -72,9 +72,15 @@ class ServerRules:
             self._known[guild_id] = Rules(stored, role_limits.get(guild_id, {}))
         self._all_read = True
 
-    def changed(self, guild_id: int) -> None:
+    def changed(self, guild_id: int | None) -> None:
         """The store's word that a server's settings or role limits changed: what was read is dropped
-        (a read already under way is not kept either), and they are read again at once."""
+        (a read already under way is not kept either), and they are read again at once. None: any server's
+        may have (the store lost word of changes for a while), so every server's are dropped."""
+        if guild_id is None:
+            for known in list(self._known):
+                self.changed(known)
+            self._all_read = False
+            return
         self._changes[guild_id] = self._changes.get(guild_id, 0) + 1
         self._known[guild_id] = None
         self._reading.pop(guild_id, None)

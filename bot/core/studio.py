@@ -16,6 +16,7 @@ from bot.core.ai import InputImage, OpenAIService
 from bot.core.budget_checks import Budgets
 from bot.core.errors import InvalidRequest, SessionGone
 from bot.core.images import ASPECTS
+from bot.core.leases import Holder
 from bot.core.moderation import Moderator
 from bot.core.pacing import AcknowledgementsFirst
 from bot.core.pricing import DEFAULT_PRICES, PriceTable
@@ -68,8 +69,11 @@ class Studio:
         prices: PriceTable = DEFAULT_PRICES,
         moderator: Moderator | None = None,
         budgets: Budgets | None = None,
+        holder: Holder | None = None,
     ) -> None:
         self._store = store
+        # This process, holding the instructions it works on (see `bot.core.leases`).
+        self._holder = holder or Holder(shared=store.shared)
         self._writer = PromptWriter(
             store, ai, ahead=ahead, prices=prices, moderator=moderator, budgets=budgets
         )
@@ -120,8 +124,9 @@ class Studio:
         await self._store.attach_thread(session.id, thread_id)
 
     async def interrupted_by_last_stop(self) -> list[Refinement]:
-        """Refinements a stop cut off, now marked interrupted, so their authors can be told."""
-        return await self._store.interrupt_pending_refinements()
+        """Refinements a stop cut off, now marked interrupted, so their authors can be told (where processes
+        share the database, only those whose holder's lease lapsed)."""
+        return await self._store.interrupt_pending_refinements(lapsed_before=self._holder.lapsed_before())
 
     # -- new sessions -------------------------------------------------------------------------
 
@@ -294,7 +299,12 @@ class Studio:
             if not lineage:
                 raise SessionGone(f"session {session_id} has no version {session.head_version}")
             pending = await self._store.start_refinement(
-                session_id=session.id, author_id=author_id, channel_id=channel_id, instruction=instruction
+                session_id=session.id,
+                author_id=author_id,
+                channel_id=channel_id,
+                instruction=instruction,
+                held_by=self._holder.id,
+                lease_until=self._holder.until(),
             )
             try:
                 prompt, _ = await self._writer.write(

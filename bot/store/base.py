@@ -10,9 +10,11 @@ reaches the core.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import secrets
+import time
 import types
 import typing
 from abc import ABC, abstractmethod
@@ -23,6 +25,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 from bot.core.errors import StoreUnavailable  # noqa: F401 - where the store's callers find it
 from bot.models import DatabaseOverview
+from bot.store.protocol import SETTINGS_TOPIC
 from bot.store.totals import RunningTotals
 
 if TYPE_CHECKING:
@@ -32,11 +35,6 @@ log = logging.getLogger(__name__)
 
 Row = Mapping[str, Any]
 T = TypeVar("T", bound="DataclassInstance")
-
-# Topics other processes are told about through the database (PostgreSQL's NOTIFY; on SQLite, this
-# process only): a server's settings changed (payload: its id), the render queue moved.
-SETTINGS_TOPIC = "mural_settings"
-JOBS_TOPIC = "mural_jobs"
 
 
 class Tx(Protocol):
@@ -187,10 +185,11 @@ class Database(ABC):
             except Exception:
                 log.exception("A listener of %s failed", topic)
 
-    def add_settings_listener(self, listener: Callable[[int], None]) -> None:
+    def add_settings_listener(self, listener: Callable[[int | None], None]) -> None:
         """Call `listener(guild_id)` whenever a server's settings or role limits change, from any process
-        that shares the database (this one included), so caches of them are dropped at once."""
-        self.listen(SETTINGS_TOPIC, lambda payload: listener(int(payload)))
+        that shares the database (this one included), so caches of them are dropped at once; None when
+        word of changes may have been lost (a reconnection): every server's may have changed."""
+        self.listen(SETTINGS_TOPIC, lambda payload: listener(int(payload) if payload else None))
 
     async def _settings_changed(self, tx: Tx, guild_id: int) -> None:
         await self._notify(tx, SETTINGS_TOPIC, str(guild_id))
@@ -214,6 +213,23 @@ class Database(ABC):
             key,
             value,
         )
+
+    async def identify_turn(self, bucket: int, *, spacing: float) -> None:
+        """Wait until this process may identify a shard of `bucket` with Discord: one identify per bucket per
+        `spacing` seconds across every process sharing the database (their clocks agree to NTP's measure)."""
+        key = f"identify:{bucket}"
+        async with self._transaction() as tx:
+            await self._serialize(tx, key)
+            row = await tx.one("SELECT value FROM meta WHERE key = ?", key)
+            if row is not None:
+                wait = float(row["value"]) + spacing - time.time()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+            await tx.run(
+                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                key,
+                repr(time.time()),
+            )
 
     async def safety_salt(self) -> str:
         """This bot's own salt for safety identifiers: made once, then the same for the life of the database."""

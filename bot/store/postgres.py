@@ -33,7 +33,8 @@ import asyncpg
 from bot.core.errors import StoreUnavailable
 from bot.core.tasks import TaskOwner
 from bot.models import DatabaseOverview
-from bot.store.base import JOBS_TOPIC, SETTINGS_TOPIC, Database, Row, Tx
+from bot.store.base import Database, Row, Tx
+from bot.store.protocol import JOBS_TOPIC, SETTINGS_TOPIC
 
 log = logging.getLogger(__name__)
 

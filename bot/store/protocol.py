@@ -27,6 +27,12 @@ from bot.models import (
     Window,
 )
 
+# Topics every process sharing the database is told about (PostgreSQL's NOTIFY; on SQLite, this process
+# only): a server's settings changed (payload: its id; empty after a lost connection: all of them), and
+# the render queue moved.
+SETTINGS_TOPIC = "mural_settings"
+JOBS_TOPIC = "mural_jobs"
+
 
 class Store(Protocol):
     # "sqlite" or "postgresql"; `shared`: other processes may use the same database at once.
@@ -47,7 +53,7 @@ class Store(Protocol):
         """Call `listener(payload)` whenever `topic` is notified by any process sharing the database."""
         ...
 
-    def add_settings_listener(self, listener: Callable[[int], None]) -> None:
+    def add_settings_listener(self, listener: Callable[[int | None], None]) -> None:
         """Call `listener(guild_id)` whenever a server's settings or role limits change (any process)."""
         ...
 
@@ -56,6 +62,8 @@ class Store(Protocol):
     async def set_meta(self, key: str, value: str) -> None: ...
 
     async def safety_salt(self) -> str: ...
+
+    async def identify_turn(self, bucket: int, *, spacing: float) -> None: ...
 
     # -- sessions, versions, refinements ------------------------------------------------------------
 

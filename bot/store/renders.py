@@ -22,8 +22,9 @@ from datetime import datetime
 from typing import Any
 
 from bot.models import Limits, OverLimit, QueuedTurn, Render, Window
-from bot.store.base import JOBS_TOPIC, Database, Row, Tx, parse_time, record, records
+from bot.store.base import Database, Row, Tx, parse_time, record, records
 from bot.store.budgets import budget_keys, over_limit
+from bot.store.protocol import JOBS_TOPIC
 
 # What a job is made of; everything else on a render row is filled in as it runs.
 JOB_COLUMNS = (

@@ -371,18 +371,30 @@ class SQLiteDatabase(Database):
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[Tx]:
         async with self._lock:
-            await self._db.execute("BEGIN IMMEDIATE")
             self._pending = []
+            try:
+                await self._db.execute("BEGIN IMMEDIATE")
+            except BaseException:
+                # Cancelled (a stop) while waiting: the BEGIN still runs in the connection's thread.
+                await asyncio.shield(self._end_transaction())
+                raise
             try:
                 yield self._statements
             except BaseException:
                 self._pending = []
-                await self._db.execute("ROLLBACK")
+                # Shielded: a stop that cancels the work must not leave the transaction open for the next.
+                await asyncio.shield(self._end_transaction())
                 raise
             await self._db.execute("COMMIT")
             told, self._pending = self._pending, []
         for topic, payload in told:
             self._deliver(topic, payload)
+
+    async def _end_transaction(self) -> None:
+        """Roll back whatever transaction is open (statements run in order on the connection's thread, so
+        this comes after any still under way); none open is fine."""
+        with contextlib.suppress(sqlite3.OperationalError):
+            await self._db.execute("ROLLBACK")
 
     async def _one(self, sql: str, *params: Any) -> Row | None:
         async with self._lock:

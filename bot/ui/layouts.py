@@ -17,8 +17,8 @@ import discord
 from bot.core.budgets import UsageReport, dollars
 from bot.core.errors import MuralError
 from bot.core.images import ImageOptions, RenderedImages, size_label
+from bot.core.jobs import JobEvent
 from bot.core.prompt_templates import TARGETS
-from bot.core.queue import JobEvent
 from bot.models import Limits, Render, Session, Version
 from bot.ui.error_wording import member_message
 

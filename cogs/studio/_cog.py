@@ -61,26 +61,29 @@ class StudioCog(commands.Cog, name=STUDIO_COG):
         self.bot.tree.add_command(self.edit_menu)
         if self.bot.sync_only:
             return
+        await self.recover_what_stops_left()
+        self.bot.render_queue.keep_leases(self.recover_what_stops_left)
+
+    async def recover_what_stops_left(self) -> None:
+        """At start, what the last stop left; later, where processes share the database, what a process
+        that died left (once its leases lapsed): instructions and renders cut off are reported with
+        Retry, renders still queued run here in their turn."""
         cut_off = await self.bot.studio.interrupted_by_last_stop()
         if cut_off:
-            log.warning(
-                "%d refinement(s) were interrupted by the last stop; telling their authors", len(cut_off)
-            )
+            log.warning("%d refinement(s) were interrupted by a stop; telling their authors", len(cut_off))
             self.bot.spawn(
                 _versions.report_interrupted_refinements(self.bot, cut_off),
                 name="report-interrupted-refinements",
             )
         interrupted = await self.bot.render_queue.interrupted_by_last_stop()
         if interrupted:
-            log.warning(
-                "%d render(s) were interrupted by the last stop; telling their owners", len(interrupted)
-            )
+            log.warning("%d render(s) were interrupted by a stop; telling their owners", len(interrupted))
             self.bot.spawn(
                 _restart.report_interrupted_renders(self.bot, interrupted), name="report-interrupted-renders"
             )
         waiting = await self.bot.render_queue.waiting_since_last_stop()
         if waiting:
-            log.info("%d render(s) were still queued at the last stop; running them now", len(waiting))
+            log.info("%d queued render(s) left by a stop run here now", len(waiting))
             self.bot.spawn(_restart.resume_waiting_renders(self.bot, waiting), name="resume-waiting-renders")
 
     async def cog_unload(self) -> None:

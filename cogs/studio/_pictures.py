@@ -19,8 +19,9 @@ from bot.core.access import Place, check_owner
 from bot.core.ai import InputImage
 from bot.core.errors import RETRYABLE, InvalidRequest, NotAllowed, SafetyRejected
 from bot.core.images import ImageOptions, picture_from_bytes
+from bot.core.job_rows import SourcePicture, request_from_row
+from bot.core.jobs import FinishedRender, Job, JobEvent, RenderCancelled, RenderFailed, RenderRequest
 from bot.core.picture_files import check_reference_size, input_image, read_reference
-from bot.core.queue import FinishedRender, Job, JobEvent, RenderCancelled, RenderFailed, RenderRequest
 from bot.core.studio import SessionRequest
 from bot.models import Render, Session, Version
 from bot.ui import actions, delivery, layouts
@@ -281,29 +282,17 @@ async def reroll(bot: MuralBot, interaction: Interaction, render_id: int) -> Non
     await bot.access.check_may_act(
         session, interaction.user.id, place_of(interaction), "render its pictures again"
     )
-    options = await bot.render_options.repeat(
-        session.guild_id, model=record.model, size=record.size, quality=record.quality, count=record.n
+    again = await request_from_row(
+        record,
+        studio=bot.studio,
+        render_options=bot.render_options,
+        render_record=bot.render_queue.render_record,
+        source_picture=pictures_on_discord(bot),
     )
-    if record.kind == "edit" and record.source_render_id is not None:
-        source = await source_picture(
-            bot, await bot.render_queue.render_record(record.source_render_id), record.source_index or 1, None
-        )
-        request = _edit_request(
-            session,
-            version,
-            interaction,
-            options,
-            record.prompt or version.prompt,
-            source,
-            record.source_render_id,
-            record.source_index or 1,
-            record.instruction,
-        )
-    else:
-        reference = await bot.studio.reference_for(session) if record.with_reference else None
-        request = _generate_request(
-            session, version, interaction, options, reference and input_image(reference)
-        )
+    # The same job, asked for by whoever pressed, answered where they pressed.
+    request = replace(
+        again, requester_id=interaction.user.id, channel_id=interaction.channel_id or session.channel_id
+    )
     await _render_where_it_belongs(bot, interaction, session, version, request)
 
 
@@ -362,6 +351,15 @@ def _edit_request(
         source_index=source_index,
         instruction=instruction,
     )
+
+
+def pictures_on_discord(bot: MuralBot) -> SourcePicture:
+    """Where a finished render's pictures are: on the message they were posted in."""
+
+    async def read(record: Render, index: int) -> InputImage:
+        return await source_picture(bot, record, index, None)
+
+    return read
 
 
 async def source_picture(

@@ -9,14 +9,13 @@ from typing import TYPE_CHECKING
 
 import discord
 
-from bot.core.ai import InputImage
 from bot.core.errors import SessionGone
-from bot.core.picture_files import input_image
-from bot.core.queue import JobEvent, RenderRequest
-from bot.models import Render, Session, Version
+from bot.core.job_rows import request_from_row
+from bot.core.jobs import JobEvent, RenderRequest
+from bot.models import Render
 from bot.ui import delivery, layouts
 from cogs.studio import _cards
-from cogs.studio._pictures import render, source_picture
+from cogs.studio._pictures import pictures_on_discord, render
 
 if TYPE_CHECKING:
     from bot.app import MuralBot
@@ -29,7 +28,7 @@ async def resume_waiting_renders(bot: MuralBot, records: Sequence[Render]) -> No
     for record in records:
         try:
             session, version = await bot.studio.version(record.session_id, record.version)
-            job = bot.render_queue.adopt(record, await _request_again(bot, session, version, record))
+            job = bot.render_queue.adopt(record, await _request_again(bot, record))
         except Exception as error:
             log.warning("Queued render %d cannot run after the restart", record.id, exc_info=True)
             await bot.render_queue.give_up(record, error)
@@ -52,32 +51,14 @@ async def resume_waiting_renders(bot: MuralBot, records: Sequence[Render]) -> No
         bot.spawn(render(bot, None, surface, session, version, job), name=f"resumed-render-{record.id}")
 
 
-async def _request_again(bot: MuralBot, session: Session, version: Version, record: Render) -> RenderRequest:
-    """A stored job made whole again: its options, and the picture it starts from when it has one."""
-    options = await bot.render_options.repeat(
-        session.guild_id, model=record.model, size=record.size, quality=record.quality, count=record.n
-    )
-    inputs: tuple[InputImage, ...] = ()
-    if record.kind == "edit" and record.source_render_id is not None:
-        source = await bot.render_queue.render_record(record.source_render_id)
-        inputs = (await source_picture(bot, source, record.source_index or 1, None),)
-    elif record.with_reference:
-        reference = await bot.studio.reference_for(session)
-        inputs = (input_image(reference),) if reference else ()
-    return RenderRequest(
-        session_id=session.id,
-        version=version.number,
-        prompt=record.prompt or version.prompt,
-        requester_id=record.requester_id,
-        channel_id=record.channel_id,
-        options=options,
-        kind=record.kind,
-        inputs=inputs,
-        source_render_id=record.source_render_id,
-        source_index=record.source_index,
-        instruction=record.instruction,
-        with_reference=record.with_reference,
-        guild_id=record.guild_id,
+async def _request_again(bot: MuralBot, record: Render) -> RenderRequest:
+    """A stored job made whole again, its pictures read back from Discord."""
+    return await request_from_row(
+        record,
+        studio=bot.studio,
+        render_options=bot.render_options,
+        render_record=bot.render_queue.render_record,
+        source_picture=pictures_on_discord(bot),
     )
 
 
