@@ -65,6 +65,7 @@ from loopback.fake_discord.wire import (
     GROUP_DM,
     LABEL,
     LEGACY_FIELDS_CODE,
+    MAX_ATTACHMENTS,
     MAX_CONTENT,
     MAX_GALLERY_ITEMS,
     MAX_LEGACY_ROWS,
@@ -160,6 +161,12 @@ class Rules:
         v2 = bool((old_flags | int(new_flags or 0)) & FLAG_COMPONENTS_V2)
         kept_files = self._message_files(existing) if existing is not None else []
         plan = self._plan_attachments(body, files, kept_files)
+        if len(plan) > MAX_ATTACHMENTS:
+            raise form_error(
+                f"{prefix}attachments",
+                "BASE_TYPE_MAX_LENGTH",
+                f"Must be {MAX_ATTACHMENTS} or fewer in length.",
+            )
         upgrading = v2 and existing is not None and not old_flags & FLAG_COMPONENTS_V2
         if v2:
             after_content = content if "content" in body else (existing or {}).get("content")
@@ -421,6 +428,13 @@ class Rules:
                         )
                     walk(comp["components"], f"{here}.components", (TEXT_INPUT, *SELECT_TYPES))
                 elif comp["type"] == LABEL:
+                    for key, limit in (("label", 45), ("description", 100)):
+                        if len(comp.get(key) or "") > limit:
+                            raise form_error(
+                                f"{here}.{key}",
+                                "BASE_TYPE_MAX_LENGTH",
+                                f"Must be {limit} or fewer in length.",
+                            )
                     if not isinstance(comp.get("component"), dict):
                         raise form_error(f"{here}.component", "BASE_TYPE_REQUIRED", "This field is required")
                     walk(
@@ -428,6 +442,15 @@ class Rules:
                         f"{here}.component",
                         (TEXT_INPUT, *SELECT_TYPES, FILE_UPLOAD, 21, 22, 23),
                     )
+                elif comp["type"] == TEXT_INPUT:
+                    if len(comp.get("placeholder") or "") > 100:
+                        raise form_error(
+                            f"{here}.placeholder", "BASE_TYPE_MAX_LENGTH", "Must be 100 or fewer in length."
+                        )
+                    if len(comp.get("label") or "") > 45:
+                        raise form_error(
+                            f"{here}.label", "BASE_TYPE_MAX_LENGTH", "Must be 45 or fewer in length."
+                        )
                 elif comp["type"] == FILE_UPLOAD:
                     low, high = comp.get("min_values"), comp.get("max_values")
                     if low is not None and not 0 <= low <= 10:
