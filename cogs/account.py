@@ -8,7 +8,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.ui import layouts
+from bot.ui import account_texts, layouts
 from bot.ui.context import place_of
 
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ class Account(commands.Cog):
             place_of(interaction), interaction.user.id, whole_server=whole_server
         )
         await interaction.response.send_message(
-            layouts.usage_text(report), ephemeral=True, allowed_mentions=layouts.NO_PINGS
+            account_texts.usage_text(report), ephemeral=True, allowed_mentions=layouts.NO_PINGS
         )
 
 

@@ -15,7 +15,7 @@ from discord.ext import commands
 
 from bot.core.access import DEFAULT_ACCESS, SESSION_ACCESS
 from bot.core.moderation import DEFAULT_MODERATION
-from bot.ui import layouts
+from bot.ui import account_texts, layouts
 from bot.ui.context import place_of
 from cogs.studio._buttons import PICTURE_BUTTONS, VERSION_BUTTONS
 
@@ -40,7 +40,7 @@ class HelpCog(commands.Cog, name="Help"):
     @app_commands.allowed_installs(guilds=True, users=True)
     @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
     async def help(self, interaction: Interaction) -> None:
-        texts = layouts.help_texts(
+        texts = account_texts.help_texts(
             commands=self.command_lines(),
             version_buttons=[(b.emoji, b.label, b.hint) for b in VERSION_BUTTONS],
             picture_buttons=[(b.emoji, b.label, b.hint) for b in PICTURE_BUTTONS],
@@ -70,7 +70,7 @@ class HelpCog(commands.Cog, name="Help"):
     async def default_lines(self, interaction: Interaction) -> list[str]:
         """The server's settings over the operator's defaults (outside a server, the operator's)."""
         settings = await self.bot.server_rules.settings(interaction.guild_id)
-        return layouts.help_defaults(
+        return account_texts.help_defaults(
             self.bot.render_options.defaults_for(settings),
             moderation=settings.moderation or DEFAULT_MODERATION,
             access=SESSION_ACCESS[settings.session_access or DEFAULT_ACCESS],
@@ -79,7 +79,7 @@ class HelpCog(commands.Cog, name="Help"):
 
     async def limit_lines(self, interaction: Interaction) -> list[str]:
         """The daily limits and budgets that apply to this member here."""
-        return layouts.help_limits(await self.bot.budgets.limits(place_of(interaction)))
+        return account_texts.help_limits(await self.bot.budgets.limits(place_of(interaction)))
 
 
 async def setup(bot: MuralBot) -> None:

@@ -421,3 +421,20 @@ async def test_history_of_the_longest_ideas_fits_with_its_menu(rig: Rig) -> None
     assert problems(shown) == []
     (select,) = [c for c in walk(shown) if c["type"] == SELECT]
     assert len(select["options"]) == HISTORY_LIMIT == "".join(texts(shown)).count("[open]")
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        ("A red fox, *soft* light_ on **snow**. " * 1000)[:32000],
+        "\n".join(["line"] * 8000),
+        "x" * 32000,
+    ],
+    ids=["markdown", "many-lines", "plain"],
+)
+def test_a_long_prompt_keeps_most_of_the_room_it_is_given(prompt: str) -> None:
+    """Shortened in proportion: a 32,000-character prompt fills its room, not a fraction of it."""
+    block = layouts.prompt_block(prompt)
+    room = layouts.CARD_TEXT_LIMIT - layouts._CARD_RESERVE
+    assert room * 0.9 <= len(block) <= room
+    assert block.endswith(layouts.SHORTENED_NOTE)
