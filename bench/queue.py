@@ -1,7 +1,10 @@
 """Queue overhead: the bot's own time between a render slot freeing and the next job's request leaving.
 
-Run from the repository root: `.venv/bin/python -m bench.queue [jobs] [members] [image_seconds] [limit]`
-(defaults 200, 50, 0.02, on). Every job is queued first (the first pictures wait until all are), one
+Run from the repository root: `.venv/bin/python -m bench.queue [jobs] [members] [image_seconds] [limit]
+[postgresql://… [queues]]` (defaults 200, 50, 0.02, on, SQLite, 1). With a PostgreSQL server URL, a fresh
+database is made on it (and dropped after), and `queues` RenderQueues, each over its own store and pool
+with its own holder id, as processes of one deployment have, share it: jobs are queued through them in
+turn and RENDER_CONCURRENCY holds for all of them together; they share this process's event loop and CPU. Every job is queued first (the first pictures wait until all are), one
 after another from each member in turn, into the real `RenderQueue` over a real SQLite store, drawing through the real `openai` client against
 the loopback OpenAI server (which answers each picture after `image_seconds`). With RENDER_CONCURRENCY
 slots, each finished job frees exactly one slot and some member always has a job that may start, so the
@@ -16,13 +19,19 @@ in flight); the first is the queue's part alone. Tests never assert on these num
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import secrets
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
 
 from bot.app import build_ai
 from bot.config import settings_from
@@ -30,7 +39,7 @@ from bot.core.images import ImageOptions, ImageService
 from bot.core.jobs import JobEvent, RenderRequest
 from bot.core.queue import RenderQueue
 from bot.models import Limits
-from bot.store import SQLiteStore
+from bot.store import PostgresStore, SQLiteStore, Store
 from loopback.fake_openai import FakeOpenAI, ImageReply
 
 CONCURRENCY = 4
@@ -55,35 +64,30 @@ class Clock:
         return ImageReply()
 
 
-async def run(jobs: int, members: int, image_seconds: float, with_limits: bool) -> None:
+async def run(
+    jobs: int, members: int, image_seconds: float, with_limits: bool, server_url: str | None, queues: int
+) -> None:
     fake = FakeOpenAI()
     await fake.start()
     clock = Clock(image_seconds)
     fake.image_handler = clock
-    with tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory() as folder, _database(server_url) as database_url:
         settings = settings_from(
             {"DISCORD_TOKEN": "bench", "OPENAI_API_KEY": "sk-bench", "OPENAI_BASE_URL": fake.base_url}
         )
-        store = await SQLiteStore.open(Path(folder) / "queue.db")
+        stores: list[Store] = []
+        for _ in range(queues):
+            stores.append(
+                await PostgresStore.open(database_url)
+                if database_url
+                else await SQLiteStore.open(Path(folder) / "queue.db")
+            )
+        store = stores[0]
         ai = build_ai(settings, safety_salt="bench-salt-0123456789")
         images = ImageService(ai, defaults=ImageOptions("gpt-image-2", "1024x1024", "low"))
-        queue = RenderQueue(store, images, concurrency=CONCURRENCY)
-        original_ended = queue._ended
-
-        def ended(job: Any, task: Any) -> None:
-            clock.freed.append(time.perf_counter())  # the slot is free from here on
-            original_ended(job, task)
-
-        queue._ended = ended  # type: ignore[method-assign]
-        original_claim = store.claim_next_render
-
-        async def claim(candidates: Any) -> Any:
-            claimed = await original_claim(candidates)
-            if claimed is not None:
-                clock.claimed.append(time.perf_counter())  # the next job is chosen and marked running
-            return claimed
-
-        store.claim_next_render = claim  # type: ignore[method-assign]
+        deployment = [RenderQueue(each, images, concurrency=CONCURRENCY) for each in stores]
+        for queue, each in zip(deployment, stores, strict=True):
+            _time_slots_and_claims(queue, each, clock)
         place_updates = 0
 
         async def on_event(event: JobEvent) -> None:
@@ -121,15 +125,18 @@ async def run(jobs: int, members: int, image_seconds: float, with_limits: bool) 
                     guild_id=GUILD,
                     limits=limits if with_limits else None,
                 )
+                queue = deployment[index % queues]
                 submitted.append(await queue.submit(request, on_event=on_event))
             queueing = time.perf_counter() - started
             clock.all_queued.set()
             await asyncio.gather(*(job.result() for job in submitted))
             total = time.perf_counter() - started
         finally:
-            await queue.shutdown()
+            for queue in deployment:
+                await queue.shutdown()
             await ai.close()
-            await store.close()
+            for each in stores:
+                await each.close()
             await fake.close()
 
     freed = sorted(clock.freed)
@@ -138,12 +145,60 @@ async def run(jobs: int, members: int, image_seconds: float, with_limits: bool) 
     ideal = jobs * image_seconds / CONCURRENCY
     print(
         f"jobs={jobs} members={members} concurrency={CONCURRENCY} fake image time={image_seconds * 1000:.0f} ms"
-        f" budgets={'on' if with_limits else 'off'}"
+        f" budgets={'on' if with_limits else 'off'} store={'postgresql' if server_url else 'sqlite'}"
+        f" queues={queues}"
     )
+    print(f"jobs per second: {jobs / total:.1f}")
     print(f"queueing all {jobs}: {queueing * 1000:.0f} ms ({queueing / jobs * 1000:.2f} ms per job)")
     print(f"all done: {total:.2f} s (ideal {ideal:.2f} s); place updates sent: {place_updates}")
     print(f"slot free -> next job claimed in the store: {_spread(claims)}")
     print(f"slot free -> next request at the API:      {_spread(gaps)}")
+
+
+def _time_slots_and_claims(queue: RenderQueue, store: Store, clock: Clock) -> None:
+    """Note when each of this queue's slots frees and each of its claims lands."""
+    original_ended = queue._ended
+
+    def ended(job: Any, task: Any) -> None:
+        clock.freed.append(time.perf_counter())  # the slot is free from here on
+        original_ended(job, task)
+
+    queue._ended = ended  # type: ignore[method-assign]
+    original_claim = store.claim_next_render
+
+    async def claim(candidates: Any, **kwargs: Any) -> Any:
+        claimed = await original_claim(candidates, **kwargs)
+        if claimed is not None:
+            clock.claimed.append(time.perf_counter())  # the next job is chosen and marked running
+        return claimed
+
+    store.claim_next_render = claim  # type: ignore[method-assign]
+
+
+@contextlib.contextmanager
+def _database(server_url: str | None) -> Iterator[str | None]:
+    """A fresh database on the PostgreSQL server at `server_url`, dropped afterwards; None for SQLite."""
+    if server_url is None:
+        yield None
+        return
+    name = f"mural_bench_{secrets.token_hex(4)}"
+    run_admin_on(server_url, f'CREATE DATABASE "{name}"')
+    try:
+        yield urlunsplit(urlsplit(server_url)._replace(path=f"/{name}"))
+    finally:
+        run_admin_on(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def run_admin_on(server_url: str, sql: str) -> None:
+    async def admin() -> None:
+        connection = await asyncpg.connect(server_url)
+        try:
+            await connection.execute(sql)
+        finally:
+            await connection.close()
+
+    with ThreadPoolExecutor(1) as thread:
+        thread.submit(asyncio.run, admin()).result()
 
 
 def _gaps(freed: list[float], later: list[float]) -> list[float]:
@@ -164,7 +219,11 @@ def main() -> None:
     members = int(args[1]) if len(args) > 1 else 50
     image_seconds = float(args[2]) if len(args) > 2 else 0.02
     with_limits = (args[3] != "off") if len(args) > 3 else True
-    asyncio.run(run(jobs, members, image_seconds, with_limits))
+    server_url = args[4] if len(args) > 4 else None
+    queues = int(args[5]) if len(args) > 5 else 1
+    if queues > 1 and server_url is None:
+        sys.exit("several queues share a PostgreSQL database: give its server's URL too")
+    asyncio.run(run(jobs, members, image_seconds, with_limits, server_url, queues))
 
 
 if __name__ == "__main__":
