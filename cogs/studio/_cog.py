@@ -24,7 +24,7 @@ from bot.models import Reference, Session
 from bot.ui.context import place_of, place_of_message
 from bot.ui.delivery import PictureSource
 from bot.ui.errors import report_error
-from cogs.studio import _pictures, _restart, _versions
+from cogs.studio import _edits, _pictures, _restart, _versions
 from cogs.studio._buttons import DYNAMIC_ITEMS, STUDIO_COG
 
 if TYPE_CHECKING:
@@ -209,7 +209,7 @@ class StudioCog(commands.Cog, name=STUDIO_COG):
 
     async def edit_with_mural(self, interaction: Interaction, message: discord.Message) -> None:
         """The message menu **Edit with Mural**: change the picture on any message."""
-        await _pictures.open_picture_edit(interaction, message)
+        await _edits.open_picture_edit(interaction, message)
 
     # -- replies --------------------------------------------------------------------------------
 
@@ -232,7 +232,7 @@ class StudioCog(commands.Cog, name=STUDIO_COG):
             if picture is not None:
                 session = await studio.session(picture.session_id)
                 if await self._may_act(message, session, replied=True):
-                    await _pictures.edit_from_reply(self.bot, message, picture, instruction)
+                    await _edits.edit_from_reply(self.bot, message, picture, instruction)
                 return
             # A reply to a version refines its session wherever it is written; with a thread, the new
             # version goes there and the member is pointed to it.
@@ -298,12 +298,12 @@ class StudioCog(commands.Cog, name=STUDIO_COG):
         await _versions.refine_from_modal(self.bot, interaction, session_id, instruction)
 
     async def edit_pressed(self, interaction: Interaction, render_id: int, picture: int) -> None:
-        await _pictures.open_edit_modal(self.bot, interaction, render_id, picture)
+        await _edits.open_edit_modal(self.bot, interaction, render_id, picture)
 
     async def edit_submitted(
         self, interaction: Interaction, render_id: int, picture: int, change: str
     ) -> None:
-        await _pictures.edit_submitted(self.bot, interaction, render_id, picture, change)
+        await _edits.edit_submitted(self.bot, interaction, render_id, picture, change)
 
     async def reroll_pressed(self, interaction: Interaction, render_id: int) -> None:
         await _pictures.reroll(self.bot, interaction, render_id)
@@ -326,7 +326,7 @@ class StudioCog(commands.Cog, name=STUDIO_COG):
     async def picture_edit_submitted(
         self, interaction: Interaction, source: PictureSource, change: str
     ) -> None:
-        await _pictures.picture_edit_submitted(self.bot, interaction, source, change)
+        await _edits.picture_edit_submitted(self.bot, interaction, source, change)
 
 
 async def _reference(attachment: discord.Attachment | None) -> Reference | None:

@@ -15,7 +15,8 @@ from bot.core.jobs import JobEvent, RenderRequest
 from bot.models import Render
 from bot.ui import delivery, layouts
 from cogs.studio import _cards
-from cogs.studio._pictures import pictures_on_discord, render
+from cogs.studio._pictures import render
+from cogs.studio._sources import pictures_on_discord
 
 if TYPE_CHECKING:
     from bot.app import MuralBot
