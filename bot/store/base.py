@@ -171,6 +171,10 @@ class Database(ABC):
     async def ping(self) -> None:
         """Raise StoreUnavailable unless the database answers now."""
 
+    @abstractmethod
+    async def check_reachable(self) -> None:
+        """Raise StoreUnavailable when the database is known to be away and still does not answer."""
+
     # -- notifications ----------------------------------------------------------------------------
 
     def listen(self, topic: str, listener: Callable[[str], None]) -> None:

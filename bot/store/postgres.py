@@ -155,6 +155,9 @@ class PostgresDatabase(Database):
         self._listener: asyncpg.Connection | None = None
         self._tasks = TaskOwner("store")
         self._closing = False
+        # The server went away (a statement or the listening connection failed) and nothing has
+        # succeeded since: `check_reachable` then asks it before a member's command is answered.
+        self._away = False
 
     @classmethod
     async def open(cls, url: str, *, pool_size: int = 10) -> Self:
@@ -188,6 +191,11 @@ class PostgresDatabase(Database):
 
     async def ping(self) -> None:
         await self._one("SELECT 1 AS ok")
+
+    async def check_reachable(self) -> None:
+        # Nothing to ask while all is well; while away, one quick question, which clears it once answered.
+        if self._away:
+            await self.ping()
 
     # -- migrations -----------------------------------------------------------------------------------
 
@@ -235,9 +243,15 @@ class PostgresDatabase(Database):
         try:
             connection = await self._pool.acquire(timeout=_ACQUIRE_TIMEOUT)
         except _UNREACHABLE as error:
+            self._away = True
             raise _unreachable(error, self._url) from None
         try:
             yield connection
+        except StoreUnavailable:
+            self._away = True
+            raise
+        else:
+            self._away = False
         finally:
             with contextlib.suppress(*_UNREACHABLE):
                 await self._pool.release(connection)
@@ -295,6 +309,7 @@ class PostgresDatabase(Database):
 
     def _listener_lost(self, _connection: Any) -> None:
         if not self._closing:
+            self._away = True
             log.warning("Lost the PostgreSQL listening connection; reconnecting")
             self._tasks.spawn(self._listen_again(), name="relisten")
 

@@ -302,6 +302,9 @@ class SQLiteDatabase(Database):
         async with self._lock, self._db.execute("SELECT 1") as cursor:
             await cursor.fetchone()
 
+    async def check_reachable(self) -> None:
+        """Nothing to do: a file is always there (a failure to write it is an error of its own)."""
+
     async def _migrate(self) -> None:
         """Bring the schema to the latest version: every pending migration in one transaction under the
         write lock, after a copy of an older schema (see the module's docstring for why)."""

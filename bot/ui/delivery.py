@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import discord
 import yarl
 
+from bot.core.errors import MuralError
 from bot.core.images import Picture
 from bot.core.picture_files import FittedImage, fit_to_limit
 from bot.core.tasks import TaskOwner
@@ -420,7 +421,11 @@ class Progress:
                 return
             self.edits += 1
             if self.edits == 1 and self._on_shown is not None and self.surface.message is not None:
-                await self._on_shown(self.surface.message)
+                try:
+                    await self._on_shown(self.surface.message)
+                except MuralError as error:
+                    # Only a restart needs to know (to edit that message on); the job and its progress go on.
+                    log.warning("Could not record where a job shows its progress [%s]", error.code)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopped.wait(), self._interval)
 
