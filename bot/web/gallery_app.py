@@ -21,7 +21,6 @@ from __future__ import annotations
 import errno
 import logging
 import re
-import socket
 import time
 import traceback
 from collections.abc import Awaitable, Callable
@@ -200,15 +199,13 @@ class GalleryServer:
         self.app = build_app(source, secret=secret, clock=clock)
         self._runner: web.AppRunner | None = None
 
-    async def start(self, host: str, port: int, *, reuse_port: bool = False) -> bool:
+    async def start(self, host: str, port: int) -> bool:
         """Listen on `host:port` (port 0: any free one); False, after one error line naming GALLERY_PORT,
-        when the address cannot be had (the bot then runs on without its gallery). `reuse_port` lets the
-        processes of one deployment on one machine share the port (the kernel spreads connections)."""
+        when the address cannot be had (the bot then runs on without its gallery)."""
         runner = web.AppRunner(self.app, access_log=None, logger=_SERVER_LOG, handle_signals=False)
         await runner.setup()
         try:
-            share = reuse_port and hasattr(socket, "SO_REUSEPORT")
-            await web.TCPSite(runner, host, port, reuse_port=share or None).start()
+            await web.TCPSite(runner, host, port).start()
         except OSError as error:
             await runner.cleanup()
             why = (
@@ -246,12 +243,11 @@ async def serve_gallery(
     secret: str,
     host: str,
     port: int,
-    reuse_port: bool = False,
     clock: Callable[[], float] = time.time,
 ) -> GalleryServer | None:
     """The gallery started on the running loop (the caller closes it), or None when it could not listen."""
     server = GalleryServer(source, secret=secret, clock=clock)
-    return server if await server.start(host, port, reuse_port=reuse_port) else None
+    return server if await server.start(host, port) else None
 
 
 def refused() -> web.Response:

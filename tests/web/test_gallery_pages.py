@@ -441,16 +441,6 @@ async def test_the_server_listens_where_told_and_stops(gallery: MemoryGallery) -
 
 
 @pytest.mark.asyncio
-async def test_processes_of_one_deployment_can_share_the_port(gallery: MemoryGallery) -> None:
-    first = await listening(gallery, reuse_port=True)
-    try:
-        second = await listening(gallery, first.port, reuse_port=True)
-        await second.close()
-    finally:
-        await first.close()
-
-
-@pytest.mark.asyncio
 async def test_a_port_in_use_is_one_error_line_and_no_gallery(
     gallery: MemoryGallery, caplog: pytest.LogCaptureFixture
 ) -> None:
