@@ -13,6 +13,7 @@ import pytest
 import pytest_asyncio
 from aiohttp.test_utils import TestClient, TestServer
 
+from bot.core.errors import StoreUnavailable
 from bot.core.gallery import PAGE_SIZE, LinkClaims, sign_link
 from bot.web import GalleryServer, build_app, serve_gallery
 from bot.web.pages import refused_page, shorten
@@ -471,3 +472,39 @@ async def test_a_port_in_use_is_one_error_line_and_no_gallery(
 )
 def test_a_prompt_is_shortened_at_a_word(prompt: str, shown: str) -> None:
     assert shorten(prompt) == shown
+
+
+# -- when the store fails ------------------------------------------------------------------------------
+
+
+class FailingGallery(MemoryGallery):
+    def __init__(self, error: Exception) -> None:
+        super().__init__()
+        self.error = error
+
+    async def gallery_page(self, *args: Any, **kwargs: Any) -> list[Any]:
+        raise self.error
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("error", "status", "level"),
+    [
+        (StoreUnavailable("the database is away"), 503, logging.WARNING),
+        (RuntimeError("boom"), 500, logging.ERROR),
+    ],
+)
+async def test_a_failing_store_is_a_plain_page_and_one_log_line_without_the_token(
+    caplog: pytest.LogCaptureFixture, error: Exception, status: int, level: int
+) -> None:
+    gallery = FailingGallery(error)
+    gallery.enabled.add(1)
+    token = gallery.link(SECRET)
+    async with TestClient(TestServer(build_app(gallery, secret=SECRET))) as client:
+        response = await client.get(f"/g/{token}")
+        assert response.status == status
+        assert response.headers["Referrer-Policy"] == "no-referrer"
+        assert "boom" not in await response.text()
+    lines = [record for record in caplog.records if record.name == "bot.web.gallery_app"]
+    assert [record.levelno for record in lines] == [level]
+    assert token not in caplog.text
