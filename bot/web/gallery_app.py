@@ -48,8 +48,8 @@ SECURITY_HEADERS = {
 # A token is about 75 characters; anything much longer is not one and is refused before decoding.
 LONGEST_TOKEN = 200
 LONGEST_SEARCH = 200
-# The browser may keep a picture a few minutes (it is private to the link's holder); pages never.
-PICTURE_CACHE = "private, max-age=300"
+# A picture is kept by the browser but checked again on every use (see `Gallery.picture`); pages never.
+PICTURE_CACHE = "private, no-cache"
 STATIC_CACHE = "public, max-age=3600"
 STATIC_FILES = {"gallery.css": "text/css", "gallery.js": "text/javascript", "favicon.svg": "image/svg+xml"}
 
@@ -140,10 +140,20 @@ class Gallery:
         scope = await self._scope(request)
         if scope is None:
             return refused()
-        data = await self.source.gallery_image(scope, int(request.match_info["item_id"]))
+        picture_id = int(request.match_info["item_id"])
+        # A kept picture never changes under its id (ids are never reused), so its id is its ETag: the
+        # browser asks again each time (a deleted picture must not linger in its cache) and is told 304
+        # while the picture is still there, without its bytes being read.
+        tag = f'"{picture_id}"'
+        headers = {"Cache-Control": PICTURE_CACHE, "ETag": tag}
+        if request.headers.get("If-None-Match") == tag:
+            if await self.source.gallery_item(scope, picture_id) is None:
+                return not_found()
+            return web.Response(status=304, headers=headers)
+        data = await self.source.gallery_image(scope, picture_id)
         if data is None:
             return not_found()
-        return web.Response(body=data, content_type="image/webp", headers={"Cache-Control": PICTURE_CACHE})
+        return web.Response(body=data, content_type="image/webp", headers=headers)
 
     async def static(self, request: web.Request) -> web.StreamResponse:
         found = self._static.get(request.match_info.get("name", "favicon.svg"))

@@ -210,6 +210,24 @@ async def test_the_picture_is_the_stores_webp(client: TestClient[Any, Any], gall
 
 
 @pytest.mark.asyncio
+async def test_a_browser_keeps_a_picture_but_asks_again_each_time(
+    client: TestClient[Any, Any], gallery: MemoryGallery
+) -> None:
+    """While the picture is there: 304 without reading its bytes; once deleted: 404."""
+    item = gallery.add("x")
+    path = f"{link(gallery)}/img/{item.id}.webp"
+    first = await client.get(path)
+    assert first.headers["Cache-Control"] == "private, no-cache"
+    tag = first.headers["ETag"]
+    gallery.calls.clear()
+    again = await client.get(path, headers={"If-None-Match": tag})
+    assert again.status == 304 and await again.read() == b""
+    assert "image" not in gallery.calls
+    gallery.remove(item.id)
+    assert (await client.get(path, headers={"If-None-Match": tag})).status == 404
+
+
+@pytest.mark.asyncio
 async def test_a_picture_deleted_from_the_store_is_gone(
     client: TestClient[Any, Any], gallery: MemoryGallery
 ) -> None:
