@@ -14,6 +14,7 @@ from typing import Literal
 from bot.core.ai import InputImage
 from bot.core.errors import MuralError
 from bot.core.images import ImageOptions, RenderedImages
+from bot.core.watching import NOBODY, Watcher
 from bot.models import Limits, Render
 
 log = logging.getLogger("bot.core.queue")
@@ -44,9 +45,11 @@ def job_ended(
     code: str | None = None,
     seconds: float | None = None,
     waited: float | None = None,
+    watcher: Watcher = NOBODY,
 ) -> None:
-    """Record how a job ended, once: the one place (metrics of renders by model and status, and of their
-    seconds, hook here). `seconds`: drawing it; `waited`: in the queue. Never its prompt or instruction."""
+    """Record how a job ended, once: the one place, for the log and for `watcher` (renders by model and
+    status). `seconds`: drawing it; `waited`: in the queue. Never its prompt or instruction."""
+    watcher.job_ended(record.model, status)
     outcome = f"{status} [{code}]" if code else status
     timing = []
     if seconds is not None:
@@ -96,6 +99,8 @@ class RenderRequest:
 class FinishedRender:
     record: Render
     image: RenderedImages
+    # When it was claimed to be drawn (time.monotonic()), for the time until its pictures are posted.
+    started_at: float | None = field(default=None, repr=False, compare=False)
 
 
 class RenderCancelled(Exception):
@@ -123,10 +128,18 @@ class RenderFailed(Exception):
 class Job:
     """One queued render: its stored record, the outcome its waiter awaits, and who hears its events."""
 
-    def __init__(self, record: Render, request: RenderRequest, on_event: EventCallback | None) -> None:
+    def __init__(
+        self,
+        record: Render,
+        request: RenderRequest,
+        on_event: EventCallback | None,
+        *,
+        watcher: Watcher = NOBODY,
+    ) -> None:
         self.record = record
         self.request = request
         self._on_event = on_event
+        self._watcher = watcher
         self._outcome: asyncio.Future[FinishedRender | RenderFailed | RenderCancelled] = (
             asyncio.get_running_loop().create_future()
         )
@@ -140,7 +153,7 @@ class Job:
         started, queued = self._started_at, self._queued_at
         seconds = None if started is None else now - started
         waited = None if queued is None else (started or now) - queued
-        job_ended(self.record, status, code=code, seconds=seconds, waited=waited)
+        job_ended(self.record, status, code=code, seconds=seconds, waited=waited, watcher=self._watcher)
 
     @property
     def id(self) -> int:

@@ -15,6 +15,7 @@ from bot.core.pacing import AcknowledgementsFirst
 from bot.core.pricing import DEFAULT_PRICES, PriceTable
 from bot.core.prompt_templates import DESCRIBE_RULES
 from bot.core.prompt_text import parse_prompt
+from bot.core.watching import NOBODY, Watcher
 from bot.store import Store
 
 
@@ -28,10 +29,12 @@ class PromptWriter:
         prices: PriceTable = DEFAULT_PRICES,
         moderator: Moderator | None = None,
         budgets: Budgets | None = None,
+        watcher: Watcher = NOBODY,
     ) -> None:
         self._store = store
         self._ai = ai
         self._prices = prices
+        self._watcher = watcher  # hears what each call cost
         # Screens what members ask for, and refuses what is over budget, before anything is spent;
         # None in narrow tests.
         self._moderator = moderator
@@ -94,7 +97,10 @@ class PromptWriter:
         guild_id: int | None,
         session_id: int | None = None,
     ) -> int:
-        return await self._store.record_chat_usage(
+        cost = self._prices.chat_cost(
+            answer.model, input_tokens=answer.input_tokens, output_tokens=answer.output_tokens
+        )
+        usage_id = await self._store.record_chat_usage(
             session_id=session_id,
             guild_id=guild_id,
             user_id=user_id,
@@ -103,7 +109,8 @@ class PromptWriter:
             input_tokens=answer.input_tokens,
             output_tokens=answer.output_tokens,
             estimated=answer.estimated,
-            cost_usd=self._prices.chat_cost(
-                answer.model, input_tokens=answer.input_tokens, output_tokens=answer.output_tokens
-            ),
+            cost_usd=cost,
         )
+        if cost:
+            self._watcher.spent("chat", cost)
+        return usage_id

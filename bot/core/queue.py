@@ -40,6 +40,7 @@ from bot.core.jobs import (
 from bot.core.leases import Holder
 from bot.core.pacing import AcknowledgementsFirst
 from bot.core.tasks import TaskOwner
+from bot.core.watching import NOBODY, Watcher
 from bot.models import OverLimit, Render
 from bot.store import Store
 from bot.store.protocol import JOBS_TOPIC
@@ -63,9 +64,11 @@ class RenderQueue:
         concurrency: int,
         ahead: AcknowledgementsFirst | None = None,
         holder: Holder | None = None,
+        watcher: Watcher = NOBODY,
     ) -> None:
         self._store = store
         self._images = images
+        self._watcher = watcher  # hears how each job ended, its pictures posted and what it cost
         self._ahead = ahead
         self._concurrency = concurrency
         self.holder = holder or Holder(shared=store.shared)
@@ -104,17 +107,17 @@ class RenderQueue:
             lease_until=self.holder.until(),
         )
         if request.limits is None:
-            return Job(await self._store.create_render(**job_fields), request, None)
+            return Job(await self._store.create_render(**job_fields), request, None, watcher=self._watcher)
         window = window_at()
         reserved = await self._store.reserve_render(limits=request.limits, window=window, **job_fields)
         if isinstance(reserved, OverLimit):
             raise BudgetExceeded(reserved, window)
-        return Job(reserved, request, None)
+        return Job(reserved, request, None, watcher=self._watcher)
 
     def adopt(self, record: Render, request: RenderRequest) -> Job:
         """A job found still queued (after a restart, or left by a process that died): it keeps its row,
         its place and its reservation."""
-        return Job(record, request, None)
+        return Job(record, request, None, watcher=self._watcher)
 
     def start(self, job: Job, *, on_event: EventCallback | None = None) -> Job:
         """Let a reserved job take its turn; `on_event` hears its place, progress and previews."""
@@ -140,7 +143,7 @@ class RenderQueue:
         if job is None:
             record = await self._store.get_render(render_id)
             if record is not None:
-                job_ended(record, "cancelled")
+                job_ended(record, "cancelled", watcher=self._watcher)
             return "cancelled-elsewhere"
         job.ended("cancelled")
         job._settle(RenderCancelled(replace(job.record, status="cancelled")))
@@ -150,11 +153,18 @@ class RenderQueue:
         """A waiting job that cannot run any more (its picture is gone, say): failed, never sent."""
         failure = error if isinstance(error, MuralError) else MuralError(f"unexpected {type(error).__name__}")
         await self._store.fail_render(record.id, code=failure.code, error=failure.detail)
-        job_ended(record, "failed", code=failure.code)
+        job_ended(record, "failed", code=failure.code, watcher=self._watcher)
 
     async def remember_message(self, record: Render, *, channel_id: int, message_id: int) -> None:
         """Where a job's pictures were posted, so Edit and replies can fetch them again."""
         await self._store.set_render_message(record.id, message_id, channel_id)
+
+    async def posted(self, finished: FinishedRender, *, channel_id: int, message_id: int) -> None:
+        """A finished job's pictures were posted there: remembered for Edit and replies, and timed from
+        the job's start."""
+        await self.remember_message(finished.record, channel_id=channel_id, message_id=message_id)
+        if finished.started_at is not None:
+            self._watcher.pictures_posted(finished.record.model, time.monotonic() - finished.started_at)
 
     async def render_record(self, render_id: int) -> Render:
         record = await self._store.get_render(render_id)
@@ -171,7 +181,7 @@ class RenderQueue:
         lease lapsed (a live process's renders are its own)."""
         interrupted = await self._store.interrupt_running_renders(lapsed_before=self.holder.lapsed_before())
         for record in interrupted:
-            job_ended(record, "interrupted")
+            job_ended(record, "interrupted", watcher=self._watcher)
         return interrupted
 
     async def waiting_since_last_stop(self) -> list[Render]:
@@ -339,5 +349,7 @@ class RenderQueue:
             cost_usd=image.cost_usd,
             cost_estimated=image.cost_estimated,
         )
+        if image.cost_usd:
+            self._watcher.spent("image", image.cost_usd)
         job.ended("done")
-        return FinishedRender(record=job.record, image=image)
+        return FinishedRender(record=job.record, image=image, started_at=job._started_at)

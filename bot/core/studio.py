@@ -32,6 +32,7 @@ from bot.core.prompt_templates import (
 from bot.core.prompt_text import MAX_IDEA_CHARS, MAX_INSTRUCTION_CHARS, clean_user_text
 from bot.core.prompt_writer import PromptWriter
 from bot.core.tasks import TaskOwner
+from bot.core.watching import NOBODY, Watcher
 from bot.models import Reference, Refinement, Session, SessionSummary, Version
 from bot.store import Store
 
@@ -70,12 +71,13 @@ class Studio:
         moderator: Moderator | None = None,
         budgets: Budgets | None = None,
         holder: Holder | None = None,
+        watcher: Watcher = NOBODY,
     ) -> None:
         self._store = store
         # This process, holding the instructions it works on (see `bot.core.leases`).
         self._holder = holder or Holder(shared=store.shared)
         self._writer = PromptWriter(
-            store, ai, ahead=ahead, prices=prices, moderator=moderator, budgets=budgets
+            store, ai, ahead=ahead, prices=prices, moderator=moderator, budgets=budgets, watcher=watcher
         )
         self._history_window = history_window
         self._locks: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()
