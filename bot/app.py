@@ -37,6 +37,9 @@ from bot.core.server_rules import ServerRules
 from bot.core.settings_changes import SettingsChanges
 from bot.core.studio import Studio
 from bot.core.tasks import TaskOwner
+from bot.core.watching import NOBODY
+from bot.observe import Gateway, Metrics, ObservationServer
+from bot.observe.gateway import SHARD_EVENTS
 from bot.store import Store, open_store
 from bot.ui import actions
 from bot.ui.context import place_of
@@ -139,10 +142,14 @@ def thaw_startup_heap() -> None:
 
 
 def trace_acknowledgements(
-    acknowledgements: AcknowledgementsFirst, trace: aiohttp.TraceConfig | None = None
+    acknowledgements: AcknowledgementsFirst,
+    trace: aiohttp.TraceConfig | None = None,
+    *,
+    metrics: Metrics | None = None,
 ) -> aiohttp.TraceConfig:
     """An aiohttp trace (discord.py's `http_trace`) that marks an interaction acknowledged once its
-    callback request (`POST /interactions/{id}/{token}/callback`) has been answered or has failed."""
+    callback request (`POST /interactions/{id}/{token}/callback`) has been answered or has failed
+    (and times it, for `mural_ack_seconds`, when there are metrics)."""
     trace = trace or aiohttp.TraceConfig()
 
     async def answered(
@@ -153,7 +160,10 @@ def trace_acknowledgements(
         parts = params.url.parts
         if len(parts) >= 4 and parts[-1] == "callback" and parts[-4] == "interactions":
             with contextlib.suppress(ValueError):
-                acknowledgements.acknowledged(int(parts[-3]))
+                interaction_id = int(parts[-3])
+                acknowledgements.acknowledged(interaction_id)
+                if metrics is not None:
+                    metrics.acknowledged(interaction_id)
 
     trace.on_request_end.append(answered)
     trace.on_request_exception.append(answered)
@@ -181,8 +191,10 @@ class MuralBot(commands.AutoShardedBot):
         # Acknowledgements go out ahead of the work they start: interactions are counted in as they
         # arrive (`dispatch`) and out when their callback request is done (this trace).
         acknowledgements = AcknowledgementsFirst()
+        # Prometheus series in a registry of this bot's own, only where METRICS_PORT asks for them.
+        self.metrics = Metrics() if settings.metrics_port and not sync_only else None
         client_options["http_trace"] = trace_acknowledgements(
-            acknowledgements, client_options.get("http_trace")
+            acknowledgements, client_options.get("http_trace"), metrics=self.metrics
         )
         if settings.shard_ids is not None:
             # One process of a deployment: exactly these shards of SHARD_COUNT (DMs come to shard 0).
@@ -197,6 +209,10 @@ class MuralBot(commands.AutoShardedBot):
             **client_options,
         )
         self.acknowledgements = acknowledgements
+        # This process's shard connections (for /healthz and the gateway series).
+        self.gateway = Gateway()
+        self._observation: ObservationServer | None = None
+        watcher = self.metrics or NOBODY
         self.settings = settings
         self.store = store
         self.ai = ai
@@ -231,6 +247,7 @@ class MuralBot(commands.AutoShardedBot):
             moderator=self.moderator,
             budgets=self.budgets,
             holder=self.holder,
+            watcher=watcher,
         )
         self.render_queue = RenderQueue(
             store,
@@ -238,6 +255,7 @@ class MuralBot(commands.AutoShardedBot):
             concurrency=settings.render_concurrency,
             ahead=acknowledgements,
             holder=self.holder,
+            watcher=watcher,
         )
         # Whether the gateway delivers every message's text (the Message Content intent); decided in setup_hook.
         self.reads_messages = True
@@ -254,6 +272,12 @@ class MuralBot(commands.AutoShardedBot):
     # -- start-up -----------------------------------------------------------------------------
 
     async def setup_hook(self) -> None:
+        if self.metrics is not None and self.settings.metrics_port is not None:
+            server = ObservationServer(
+                self, self.metrics, host=self.settings.metrics_host, port=self.settings.metrics_port
+            )
+            if await server.start():
+                self._observation = server
         self.decide_message_content()
         for extension in EXTENSIONS:
             await self.load_extension(extension)
@@ -344,6 +368,11 @@ class MuralBot(commands.AutoShardedBot):
         # Called as an interaction arrives, right after discord.py has scheduled its handler.
         if event_name == "interaction":
             self.acknowledgements.received(args[0].id)
+            if self.metrics is not None:
+                self.metrics.arrived(args[0].id)
+        elif event_name in SHARD_EVENTS:
+            # In the order they happen, before any handler runs: a drop and its reconnect never swap.
+            self.gateway.heard(event_name, args[0])
         super().dispatch(event_name, *args, **kwargs)
 
     async def on_app_command_completion(
@@ -380,6 +409,8 @@ class MuralBot(commands.AutoShardedBot):
 
     async def login(self, token: str) -> None:
         self._logged_in = True
+        # Every action of this bot is counted in its own metrics: its tasks all start from this one.
+        actions.watch_actions(self.metrics)
         await super().login(token)
 
     async def _close_once(self) -> None:
@@ -391,6 +422,8 @@ class MuralBot(commands.AutoShardedBot):
                 # Built but never started (`check`, tests): discord.py's sharded close needs a started client.
                 await self.http.close()
         finally:
+            if self._observation is not None:
+                await self._observation.close()
             await self.background.shutdown()
             await self.ai.close()
             await self.store.close()

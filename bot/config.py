@@ -81,6 +81,9 @@ CATALOGUE: tuple[Variable, ...] = (
     ),
     Variable("SAFETY_SALT", "(generated)", "salt for the member hash sent to OpenAI; 16+ characters"),
     Variable("LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING, ERROR or CRITICAL"),
+    Variable("LOG_FORMAT", "text", "text, or json: one JSON object per line for a log shipper"),
+    Variable("METRICS_PORT", "(empty: none)", "serve Prometheus /metrics and /healthz on this port"),
+    Variable("METRICS_HOST", "127.0.0.1", "the address METRICS_PORT listens on (0.0.0.0: every interface)"),
 )
 
 
@@ -117,6 +120,9 @@ class Settings:
     render_lease_seconds: float = 60.0
     dev_guild_id: int | None = None
     log_level: str = "INFO"
+    log_format: str = "text"
+    metrics_port: int | None = None  # where /metrics and /healthz are served; None: no port at all
+    metrics_host: str = "127.0.0.1"
     chat_timeout: float = 60.0
     image_timeout: float = 180.0
     render_concurrency: int = 4
@@ -428,6 +434,12 @@ def settings_from(env: Mapping[str, str], *, today: date | None = None) -> Setti
     log_level = (_text(env, "LOG_LEVEL") or "INFO").upper()
     if log_level not in LOG_LEVELS:
         raise ConfigError("LOG_LEVEL", f"is not a log level; expected one of {', '.join(LOG_LEVELS)}")
+    log_format = (_text(env, "LOG_FORMAT") or "text").lower()
+    if log_format not in ("text", "json"):
+        raise ConfigError("LOG_FORMAT", "is not a log format; expected text or json")
+    metrics_host = _text(env, "METRICS_HOST") or "127.0.0.1"
+    if any(ch.isspace() or ch in "/@" for ch in metrics_host):
+        raise ConfigError("METRICS_HOST", "is not an address; expected an IP address or a host name")
 
     database_url = _database_url(env)
     # With PostgreSQL the SQLite file is only the source of `copy-to`; its folder is checked where it is used.
@@ -455,6 +467,9 @@ def settings_from(env: Mapping[str, str], *, today: date | None = None) -> Setti
         render_lease_seconds=_number(env, "RENDER_LEASE_SECONDS", 60.0, integer=False, low=5, high=3600),
         dev_guild_id=int(dev_guild) if dev_guild else None,
         log_level=log_level,
+        log_format=log_format,
+        metrics_port=_number(env, "METRICS_PORT", 0, integer=True, low=1, high=65_535) or None,
+        metrics_host=metrics_host,
         chat_timeout=_number(env, "CHAT_TIMEOUT", 60.0, integer=False, low=1, high=600),
         image_timeout=_number(env, "IMAGE_TIMEOUT", 180.0, integer=False, low=1, high=1800),
         render_concurrency=_number(env, "RENDER_CONCURRENCY", 4, integer=True, low=1, high=32),

@@ -10,7 +10,8 @@ words: no idea, prompt or instruction passes through here.
 An action begins where its interaction or message is first handled (`MuralTree.interaction_check`
 for commands and menus, the studio's components and modals, the thread-message paths) and is the
 current action of that task, so code further down says what it acts on (`note`) without passing it
-along. It ends in `finish`, once: the log line today, the hook for metrics next.
+along. It ends in `finish`, once: its log line, and its watcher told (metrics), when the bot has one
+(`watch_actions`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import contextvars
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import discord
 
@@ -62,7 +63,10 @@ class Action:
     shown: str | None = None
     outcome: str | None = None
     seconds: float | None = None
+    # The gateway connection it came through: (guild id >> 22) % shard count; 0 outside servers.
+    shard: int | None = None
     started: float = field(default_factory=time.monotonic, repr=False)
+    watcher: ActionWatcher | None = field(default=None, repr=False, compare=False)
 
     @property
     def finished(self) -> bool:
@@ -82,7 +86,27 @@ class Action:
         return f"{line} on {', '.join(subject)}" if subject else line
 
 
+class ActionWatcher(Protocol):
+    def action_finished(self, action: Action) -> None:
+        """An action ended (`outcome` and `seconds` set); quick, and never raising."""
+        ...
+
+
 _current: contextvars.ContextVar[Action | None] = contextvars.ContextVar("mural_action", default=None)
+_watcher: contextvars.ContextVar[ActionWatcher | None] = contextvars.ContextVar("mural_watcher", default=None)
+
+
+def watch_actions(watcher: ActionWatcher | None) -> None:
+    """Report every action begun from now on in this task, and in every task it starts, to `watcher`.
+
+    The bot calls it as it logs in, so all its work (the gateway's tasks, and the handlers they start)
+    inherits it, while another bot in the same process (tests, benchmarks) keeps its own."""
+    _watcher.set(watcher)
+
+
+def shard_of(guild_id: int | None, shard_count: int | None) -> int:
+    """The shard Discord delivers a server's events on; DMs and user installs come to shard 0."""
+    return 0 if guild_id is None else (guild_id >> 22) % (shard_count or 1)
 
 
 def channel_kind(channel: Any) -> str:
@@ -119,6 +143,8 @@ def begin(
             user_id=interaction.user.id,
             guild_id=interaction.guild_id,
             channel=channel_kind(interaction.channel),
+            shard=shard_of(interaction.guild_id, interaction.client.shard_count),
+            watcher=_watcher.get(),
         )
         interaction.extras[EXTRAS_KEY] = action
     _current.set(action)
@@ -142,6 +168,8 @@ def begin_message(
         user_id=message.author.id,
         guild_id=message.guild.id if message.guild else None,
         channel=channel_kind(message.channel),
+        shard=message.guild.shard_id if message.guild else 0,
+        watcher=_watcher.get(),
     )
     _current.set(action)
     note(session=session, version=version, render=render)
@@ -201,7 +229,7 @@ def finish(
     reason: str | None = None,
     error: BaseException | None = None,
 ) -> None:
-    """Record how an action ended, once: the one place (a metric of actions by name and outcome hooks here).
+    """Record how an action ended, once: the one place, for the log and for its watcher (metrics).
 
     `reason` is a refusal's explanation (written for the member, never their words); `error` an
     unexpected failure, whose traceback goes with the line.
@@ -219,8 +247,10 @@ def finish(
         action.seconds,
         because,
         exc_info=error,
-        extra={"mural_action": action},
+        extra={"mural_action": action, "shard": action.shard},
     )
+    if action.watcher is not None:
+        action.watcher.action_finished(action)
 
 
 def _what(interaction: discord.Interaction[Any]) -> tuple[Kind, str]:
