@@ -21,7 +21,7 @@ from bot.check import check
 from bot.config import CATALOGUE, DATABASE_SCHEMES, ConfigError, Settings, database_password, load_settings
 from bot.core.errors import StoreUnavailable
 from bot.core.tasks import TaskOwner
-from bot.logs import redact, setup_logging
+from bot.logs import json_requested, redact, setup_logging
 from bot.store.copying import CopyRefused, copy_to
 from bot.store.probe import target_label
 from bot.store.sqlite import backup_file
@@ -226,13 +226,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings()
     except ConfigError as error:
+        if json_requested():  # LOG_FORMAT=json: this line too is one JSON object
+            setup_logging("INFO", (), log_format="json")
         return fail(f"configuration error: {error}")
     # check, backup and copy-to print what they found; the log only adds what goes wrong (a pre-upgrade copy).
     quiet = command in ("check", "backup", "copy-to") and settings.log_level != "DEBUG"
     secrets = settings.secrets
     if command == "copy-to" and (password := database_password(args[1])):
         secrets = (*secrets, password)
-    setup_logging("WARNING" if quiet else settings.log_level, secrets)
+    setup_logging("WARNING" if quiet else settings.log_level, secrets, log_format=settings.log_format)
     for warning in settings.warnings:
         log.warning("%s", warning)
     if command == "check":
