@@ -28,6 +28,10 @@ treatment of the garbage collector, each as `python -m bot` applies it in the tr
 Garbage collections are timed through `gc.callbacks`; "in bursts" are those that started between
 the first dispatch and the last acknowledgement of a round.
 
+`--metrics` adds a third bot to every round: Mural with METRICS_PORT set, its /metrics scraped every
+`--scrape-every` seconds while the round runs (1 s; Prometheus's default is 15 s), so the figure for
+metrics is p99(metrics on) / p99(metrics off), pooled over the rounds.
+
 Another tree (the code before a change) against the same bare bot and loopback Discord: `--source
 DIR` puts DIR first on `sys.path`, so its `bot` and `cogs` packages are the ones imported, and
 `--factory module:function` names an `async (settings, **client_options) -> commands.Bot` that
@@ -46,6 +50,7 @@ import math
 import os
 import platform
 import random
+import socket
 import statistics
 import sys
 import tempfile
@@ -222,6 +227,7 @@ class Round:
     kind: str
     arrival: str
     acks: list[float] = field(default_factory=list)
+    scrapes: int = 0  # /metrics answered during the round (metrics rounds)
     late: int = 0  # no acknowledgement within Discord's 3 s
     overflows: int = 0  # connections the kernel dropped at a full accept queue
     chats_early: int = 0  # chat calls that reached the model before the last acknowledgement
@@ -266,6 +272,26 @@ class Setup:
     chat_latency: tuple[float, float]
     backlog: int
     folder: Path
+    scrape_every: float = 1.0
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+async def scrape_until(port: int, every: float, stop: asyncio.Event, result: Round) -> None:
+    """GET /metrics every `every` seconds until `stop`, as Prometheus would (counting the answers)."""
+    import aiohttp
+
+    async with aiohttp.ClientSession() as session:
+        while not stop.is_set():
+            async with session.get(f"http://127.0.0.1:{port}/metrics") as answer:
+                await answer.read()
+                result.scrapes += answer.status == 200
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), every)
 
 
 async def one_round(kind: str, arrival: str, setup: Setup, timer: GcTimer, index: int) -> Round:
@@ -282,6 +308,9 @@ async def one_round(kind: str, arrival: str, setup: Setup, timer: GcTimer, index
     result = Round(kind, arrival)
     bot: Any = None
     task: asyncio.Task[None] | None = None
+    scraping: asyncio.Task[None] | None = None
+    stop_scraping = asyncio.Event()
+    port = free_port() if kind == "metrics" else 0
     try:
         with discord_server.patched():
             if kind == "bare":
@@ -295,6 +324,7 @@ async def one_round(kind: str, arrival: str, setup: Setup, timer: GcTimer, index
                         "DATABASE_PATH": str(setup.folder / f"round{index}.db"),
                         "CHAT_TIMEOUT": "60",
                         "IMAGE_TIMEOUT": "60",
+                        **({"METRICS_PORT": str(port)} if kind == "metrics" else {}),
                     }
                 )
                 bot = await setup.factory(settings, **CLIENT_OPTIONS)
@@ -302,6 +332,8 @@ async def one_round(kind: str, arrival: str, setup: Setup, timer: GcTimer, index
             await poll(lambda: bot.is_ready() or task.done(), 30, "the bot to become ready")
             if task.done():
                 task.result()
+            if kind == "metrics":
+                scraping = asyncio.create_task(scrape_until(port, setup.scrape_every, stop_scraping, result))
             await asyncio.sleep(SETTLE_SECONDS)
 
             overflows = listen_overflows()
@@ -325,6 +357,9 @@ async def one_round(kind: str, arrival: str, setup: Setup, timer: GcTimer, index
             result.round_gc = timer.between(started, time.monotonic())
             result.overflows = listen_overflows() - overflows
     finally:
+        stop_scraping.set()
+        if scraping is not None:
+            await scraping
         if bot is not None:
             await bot.close()
         if task is not None:
@@ -360,7 +395,7 @@ def gc_line(name: str, rounds: list[Round], attribute: str) -> str:
 
 def report_arrival(arrival: str, rounds: list[Round]) -> None:
     bare = [r for r in rounds if r.kind == "bare" and r.arrival == arrival]
-    mural = [r for r in rounds if r.kind != "bare" and r.arrival == arrival]
+    mural = [r for r in rounds if r.kind == "mural" and r.arrival == arrival]
     if not bare or not mural:
         return
     bare_acks = sorted(a for r in bare for a in r.acks)
@@ -396,6 +431,30 @@ def report_arrival(arrival: str, rounds: list[Round]) -> None:
     print(gc_line("mural", mural, "round_gc"))
 
 
+def report_metrics(arrival: str, rounds: list[Round]) -> None:
+    """Mural with metrics on against Mural with them off: the acknowledgement latency of each, pooled."""
+    off = [r for r in rounds if r.kind == "mural" and r.arrival == arrival]
+    on = [r for r in rounds if r.kind == "metrics" and r.arrival == arrival]
+    if not off or not on:
+        return
+    off_acks = sorted(a for r in off for a in r.acks)
+    on_acks = sorted(a for r in on for a in r.acks)
+    print(f"\n== arrival: {arrival} -- metrics off (mural) and on (metrics), {len(on)} rounds of each pooled")
+    print(table_line("mural", off_acks))
+    print(table_line("metric", on_acks))
+    ratio = percentile(on_acks, 0.99) / percentile(off_acks, 0.99)
+    pairs = [
+        percentile(sorted(m.acks), 0.99) / percentile(sorted(o.acks), 0.99)
+        for o, m in zip(off, on, strict=False)
+    ]
+    print(
+        f"p99(metrics on) / p99(metrics off) = {ratio:.3f}   (round pairs: "
+        + ", ".join(f"{p:.2f}" for p in pairs)
+        + f"; median {statistics.median(pairs):.2f}); scrapes answered per round: "
+        + ", ".join(str(r.scrapes) for r in on)
+    )
+
+
 # -- main ---------------------------------------------------------------------------------------------
 
 
@@ -418,15 +477,17 @@ async def run(args: argparse.Namespace) -> None:
                 chat_latency=(args.chat_min, args.chat_max),
                 backlog=args.backlog,
                 folder=Path(folder),
+                scrape_every=args.scrape_every,
             )
             warm_up = Setup(**{**setup.__dict__, "commands": max(10, args.commands // 4)})
-            plan = [(kind, arrivals[0], False) for kind in ("bare", "mural")]
+            kinds = ("bare", "mural", "metrics") if args.metrics else ("bare", "mural")
+            plan = [(kind, arrivals[0], False) for kind in kinds]
             plan += [
                 (kind, arrival, True)
                 for number in range(args.rounds)
                 for arrival in arrivals
-                # Which bot goes first alternates too, so neither always follows the other.
-                for kind in (("bare", "mural") if number % 2 == 0 else ("mural", "bare"))
+                # Which bot goes first alternates too, so none always follows another.
+                for kind in (kinds if number % 2 == 0 else kinds[::-1])
             ]
             for index, (kind, arrival, counted) in enumerate(plan):
                 gc.collect()  # every round starts from the same kind of heap, without the last one's garbage
@@ -435,7 +496,7 @@ async def run(args: argparse.Namespace) -> None:
                     rounds.append(outcome)
                 acks = sorted(outcome.acks)
                 print(
-                    f"{'round' if counted else 'warm-up':<7} {index:>2} {arrival:<6} {kind:<5}"
+                    f"{'round' if counted else 'warm-up':<7} {index:>2} {arrival:<6} {kind:<7}"
                     f" p50 {percentile(acks, 0.5) * 1000:6.1f}  p99 {percentile(acks, 0.99) * 1000:6.1f}"
                     f"  max {acks[-1] * 1000 if acks else math.nan:6.1f} ms"
                     f"  full collections in burst {sum(1 for c in outcome.burst_gc if c.generation == 2)}"
@@ -464,6 +525,7 @@ async def run(args: argparse.Namespace) -> None:
         print(f"{key:<22} {value}")
     for arrival in arrivals:
         report_arrival(arrival, rounds)
+        report_metrics(arrival, rounds)
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -478,6 +540,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--backlog", type=int, default=BACKLOG, help="the fakes' accept queue (0: aiohttp's)")
     parser.add_argument("--chat-min", type=float, default=0.3, help="shortest chat answer, seconds")
     parser.add_argument("--chat-max", type=float, default=1.0, help="longest chat answer, seconds")
+    parser.add_argument(
+        "--metrics", action="store_true", help="also run Mural with METRICS_PORT set and scraped (on vs off)"
+    )
+    parser.add_argument("--scrape-every", type=float, default=1.0, help="seconds between scrapes (1.0)")
     return parser.parse_args(argv)
 
 
