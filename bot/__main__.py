@@ -164,7 +164,7 @@ async def serve(settings: Settings, *, sync_only: bool) -> int:
         # Reached, but a statement was refused (say, no right to create the tables): its class says which.
         print(
             f"mural: DATABASE_URL: PostgreSQL refused to set up the schema ({type(error).__name__}); "
-            "give the user in DATABASE_URL the right to create tables in that database",
+            "grant the user in DATABASE_URL the CREATE privilege on that database's schema",
             file=sys.stderr,
         )
         return 1

@@ -17,6 +17,7 @@ meanwhile (the operator should still stop the bot first: what it writes later is
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -173,14 +174,39 @@ class Checksum:
 # -- the copy -------------------------------------------------------------------------------------------
 
 
-def _quoted(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+# Table and column names cannot travel as parameters: they are written into the statements below, and
+# only plain lower-case names (all Mural's schema has) are; values always travel as parameters.
+_PLAIN_NAME = re.compile(r"[a-z_][a-z0-9_]*")
 
 
-def _order(table: Table, *, postgres: bool) -> str:
-    # PostgreSQL's "C" collation orders text by its bytes, as SQLite's default (BINARY) does.
-    collate = ' COLLATE "C"' if postgres else ""
-    return ", ".join(f"{_quoted(column)}{collate if column == 'key' else ''}" for column in table.key)
+def _name(identifier: str) -> str:
+    if _PLAIN_NAME.fullmatch(identifier) is None:
+        raise CopyRefused(f"copy-to does not copy a table or column named {identifier!r}; update Mural")
+    return f'"{identifier}"'
+
+
+def _reading(table: Table, columns: Sequence[tuple[str, str]], *, postgres: bool) -> str:
+    """Every row of `table`, its columns (name, PostgreSQL type) in order, in the order of its key, the
+    same on both sides: PostgreSQL's "C" collation orders text by its bytes, as SQLite's default (BINARY)
+    does; numbers and bytes order alike anyway."""
+    types = dict(columns)
+    order = ", ".join(
+        _name(key) + (' COLLATE "C"' if postgres and types[key] == "text" else "") for key in table.key
+    )
+    return f"SELECT {', '.join(_name(name) for name, _ in columns)} FROM {_name(table.name)} ORDER BY {order}"
+
+
+_COUNT_ROWS = {table.name: f"SELECT COUNT(*) FROM {_name(table.name)}" for table in TABLES}
+# Nothing else writes to these tables until the copy commits or rolls back.
+_LOCK_TABLES = f"LOCK TABLE {', '.join(_name(table.name) for table in TABLES)} IN EXCLUSIVE MODE"
+_WAIT_FOR_LOCKS = f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"
+# Each identity sequence continues after the highest copied id.
+_CONTINUE_IDS = {
+    table.name: f"SELECT setval(pg_get_serial_sequence($1, $2), COALESCE(MAX({_name(table.identity)}), 0) + 1,"
+    f" false) FROM {_name(table.name)}"
+    for table in TABLES
+    if table.identity is not None
+}
 
 
 async def _postgres_columns(connection: Any, table: str) -> list[tuple[str, str]]:
@@ -193,8 +219,8 @@ async def _postgres_columns(connection: Any, table: str) -> list[tuple[str, str]
 
 
 async def _sqlite_columns(source: aiosqlite.Connection, table: str) -> set[str]:
-    async with source.execute(f"PRAGMA table_info({_quoted(table)})") as cursor:
-        return {str(row[1]) for row in await cursor.fetchall()}
+    async with source.execute("SELECT name FROM pragma_table_info(?)", (table,)) as cursor:
+        return {str(row[0]) for row in await cursor.fetchall()}
 
 
 async def _check_source(source: aiosqlite.Connection) -> None:
@@ -210,7 +236,8 @@ async def _check_source(source: aiosqlite.Connection) -> None:
 async def _refuse_unless_empty(connection: Any, where: str) -> None:
     counts = []
     for table in TABLES:
-        rows = int(await connection.fetchval(f"SELECT COUNT(*) FROM {_quoted(table.name)}"))
+        count_sql = _COUNT_ROWS[table.name]
+        rows = int(await connection.fetchval(count_sql))
         if rows:
             counts.append(f"{table.name} has {rows} row{'s' if rows != 1 else ''}")
     if counts:
@@ -228,12 +255,10 @@ async def _copy_table(source: aiosqlite.Connection, connection: Any, table: Tabl
             f"the SQLite table {table.name} has other columns than PostgreSQL's; start the bot once on "
             "the SQLite file so that it is migrated, then copy again"
         )
-    listed = ", ".join(map(_quoted, names))
     types = [kind for _, kind in columns]
     sent = Checksum(types)
-    async with source.execute(
-        f"SELECT {listed} FROM {_quoted(table.name)} ORDER BY {_order(table, postgres=False)}"
-    ) as cursor:
+    read_sql = _reading(table, columns, postgres=False)
+    async with source.execute(read_sql) as cursor:
         while batch := await cursor.fetchmany(BATCH):
             try:
                 records = [sent.add(row) for row in batch]
@@ -241,18 +266,11 @@ async def _copy_table(source: aiosqlite.Connection, connection: Any, table: Tabl
                 raise CopyRefused(f"a value in {table.name} cannot be copied ({error})") from None
             await connection.copy_records_to_table(table.name, records=records, columns=names)
     if table.identity is not None:
-        column = _quoted(table.identity)
-        await connection.execute(
-            f"SELECT setval(pg_get_serial_sequence($1, $2), COALESCE(MAX({column}), 0) + 1, false)"
-            f" FROM {_quoted(table.name)}",
-            table.name,
-            table.identity,
-        )
+        continue_sql = _CONTINUE_IDS[table.name]
+        await connection.execute(continue_sql, table.name, table.identity)
     # Read back what PostgreSQL now holds, in the same order, spelled the same way.
     stored = Checksum(types)
-    async for row in connection.cursor(
-        f"SELECT {listed} FROM {_quoted(table.name)} ORDER BY {_order(table, postgres=True)}", prefetch=BATCH
-    ):
+    async for row in connection.cursor(_reading(table, columns, postgres=True), prefetch=BATCH):
         stored.add(tuple(row.values()))
     if (stored.rows, stored.hexdigest()) != (sent.rows, sent.hexdigest()):
         raise CopyRefused(
@@ -295,11 +313,8 @@ async def _copy_all(source: aiosqlite.Connection, target: PostgresDatabase, url:
     async with target._connection() as connection:
         try:
             async with connection.transaction():
-                await connection.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
-                # No other process writes to these tables until the copy commits or rolls back.
-                await connection.execute(
-                    f"LOCK TABLE {', '.join(_quoted(table.name) for table in TABLES)} IN EXCLUSIVE MODE"
-                )
+                await connection.execute(_WAIT_FOR_LOCKS)
+                await connection.execute(_LOCK_TABLES)
                 await _refuse_unless_empty(connection, target_label(url))
                 for table in TABLES:
                     copied.append(await _copy_table(source, connection, table))
