@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 from bot.core.budgets import BudgetExceeded, window_at
-from bot.core.errors import MuralError, SessionGone
+from bot.core.errors import MuralError, SessionGone, StoreUnavailable
 from bot.core.images import ImageService
 from bot.core.jobs import (
     CancelOutcome,
@@ -51,6 +51,8 @@ log = logging.getLogger(__name__)
 # Where processes share the database, how often the dispatcher looks again without being woken: a
 # notification is a wake-up, never the only way a change is seen.
 POLL_SECONDS = 5.0
+# Waits between tries to record a finished job while the database is away (about two minutes in all).
+RECORD_RETRIES: tuple[float | None, ...] = (0.5, 1, 2, 4, 8, 15, 30, 60, None)
 
 Recovery = Callable[[], Awaitable[None]]
 
@@ -79,6 +81,7 @@ class RenderQueue:
         self._dispatcher: asyncio.Task[None] | None = None
         self._keeper: asyncio.Task[None] | None = None
         self._stopped = False
+        self._store_away = False
         # Takes over what a process that died left behind (see `keep_leases`).
         self._recover: Recovery | None = None
         store.listen(JOBS_TOPIC, lambda _payload: self._wake_dispatcher())
@@ -246,10 +249,21 @@ class RenderQueue:
             try:
                 await self._start_what_fits()
                 await self._show_places()
+            except StoreUnavailable as error:
+                # One line per outage, not one a second: the store says when it is back.
+                if not self._store_away:
+                    log.warning("The render queue waits for the database [%s]: %s", error.code, error.detail)
+                self._store_away = True
+                await asyncio.sleep(1.0)
+                self._wake.set()
+                continue
             except Exception:
                 log.exception("The render dispatcher failed a round; trying again")
                 await asyncio.sleep(1.0)
                 self._wake.set()
+            if self._store_away:
+                log.info("The render queue reaches the database again")
+                self._store_away = False
             if self.holder.shared and self._queued:
                 # Another process's job ending frees a slot here too; its notification may be lost.
                 with contextlib.suppress(TimeoutError):
@@ -312,6 +326,22 @@ class RenderQueue:
             job._settle(task.result())
         self._wake_dispatcher()
 
+    async def _record(self, job: Job, outcome: str, write: Callable[[], Awaitable[None]]) -> None:
+        """Record how a job ended, trying again while the database is away (the picture is paid for
+        and its member waits for it: it is delivered either way, and a record that never lands leaves
+        the job running, for a later start to report)."""
+        for wait in RECORD_RETRIES:
+            try:
+                await write()
+                return
+            except StoreUnavailable:
+                if wait is None:
+                    log.error(
+                        "Render %d ended %s, but the database never came back to record it", job.id, outcome
+                    )
+                    return
+                await asyncio.sleep(wait)
+
     async def _render(self, job: Job) -> FinishedRender | RenderFailed:
         job._started_at = time.monotonic()
         await job.emit(JobEvent("rendering"))
@@ -332,22 +362,30 @@ class RenderQueue:
                 on_retry=on_retry,
             )
         except MuralError as error:
-            await self._store.fail_render(job.id, code=error.code, error=error.detail)
+            await self._record(
+                job, "failed", lambda: self._store.fail_render(job.id, code=error.code, error=error.detail)
+            )
             job.ended("failed", error.code)
             return RenderFailed(job.record, error)
         except Exception as exc:
             error = MuralError(f"unexpected {type(exc).__name__}")
-            await self._store.fail_render(job.id, code=error.code, error=error.detail)
+            await self._record(
+                job, "failed", lambda: self._store.fail_render(job.id, code=error.code, error=error.detail)
+            )
             log.exception("Render %d failed unexpectedly", job.id)
             job.ended("failed", error.code)
             return RenderFailed(job.record, error)
-        await self._store.finish_render(
-            job.id,
-            revised_prompt=image.revised_prompt,
-            input_tokens=image.input_tokens,
-            output_tokens=image.output_tokens,
-            cost_usd=image.cost_usd,
-            cost_estimated=image.cost_estimated,
+        await self._record(
+            job,
+            "done",
+            lambda: self._store.finish_render(
+                job.id,
+                revised_prompt=image.revised_prompt,
+                input_tokens=image.input_tokens,
+                output_tokens=image.output_tokens,
+                cost_usd=image.cost_usd,
+                cost_estimated=image.cost_estimated,
+            ),
         )
         if image.cost_usd:
             self._watcher.spent("image", image.cost_usd)

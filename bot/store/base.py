@@ -220,20 +220,19 @@ class Database(ABC):
 
     async def identify_turn(self, bucket: int, *, spacing: float) -> None:
         """Wait until this process may identify a shard of `bucket` with Discord: one identify per bucket per
-        `spacing` seconds across every process sharing the database (their clocks agree to NTP's measure)."""
+        `spacing` seconds across every process sharing the database (their clocks agree to NTP's measure).
+        Each caller books the next free moment in one short transaction, then waits for it outside."""
         key = f"identify:{bucket}"
         async with self._transaction() as tx:
             await self._serialize(tx, key)
             row = await tx.one("SELECT value FROM meta WHERE key = ?", key)
-            if row is not None:
-                wait = float(row["value"]) + spacing - time.time()
-                if wait > 0:
-                    await asyncio.sleep(wait)
+            turn = time.time() if row is None else max(time.time(), float(row["value"]) + spacing)
             await tx.run(
                 "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 key,
-                repr(time.time()),
+                repr(turn),
             )
+        await asyncio.sleep(max(0.0, turn - time.time()))
 
     async def safety_salt(self) -> str:
         """This bot's own salt for safety identifiers: made once, then the same for the life of the database."""

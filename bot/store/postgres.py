@@ -56,6 +56,10 @@ _UNREACHABLE: tuple[type[BaseException], ...] = (
 # (Discord allows 3 s), as E-DB, rather than leaving it unacknowledged.
 _ACQUIRE_TIMEOUT = 2.0
 _CONNECT_TIMEOUT = 2.0
+# Every statement Mural sends is small; one that has not answered by then met a server that went away
+# without closing the connection. Migrations and copy-to set their own, longer, limits.
+_STATEMENT_TIMEOUT = 5.0
+_MIGRATION_TIMEOUT = 600.0
 _RELISTEN_EVERY = 2.0
 
 
@@ -108,7 +112,7 @@ def _connection_options(url: str) -> tuple[str, dict[str, Any]]:
     prepared-statement caching off, which such a pooler cannot keep per client."""
     parts = urlsplit(url)
     query = dict(parse_qsl(parts.query))
-    options: dict[str, Any] = {"command_timeout": 30, "timeout": _CONNECT_TIMEOUT}
+    options: dict[str, Any] = {"command_timeout": _STATEMENT_TIMEOUT, "timeout": _CONNECT_TIMEOUT}
     if query.pop("pgbouncer", "").lower() in ("1", "true", "yes"):
         options["statement_cache_size"] = 0
     return urlunsplit(parts._replace(query=urlencode(query))), options
@@ -203,7 +207,9 @@ class PostgresDatabase(Database):
         files = migration_files()
         async with self._connection() as connection:
             # Two processes starting together: the second waits here until the first has migrated.
-            await connection.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
+            await connection.execute(
+                "SELECT pg_advisory_lock($1)", _MIGRATION_LOCK, timeout=_MIGRATION_TIMEOUT
+            )
             try:
                 await connection.execute(
                     "CREATE TABLE IF NOT EXISTS schema_migrations ("
@@ -220,7 +226,7 @@ class PostgresDatabase(Database):
                 for number, path in enumerate(files[current:], start=current + 1):
                     script = path.read_text(encoding="utf-8")
                     async with connection.transaction():
-                        await connection.execute(script)
+                        await connection.execute(script, timeout=_MIGRATION_TIMEOUT)
                         await connection.execute(
                             "INSERT INTO schema_migrations (version) VALUES ($1)", number
                         )
