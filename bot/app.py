@@ -27,6 +27,7 @@ from bot.core.ai import OpenAIService, RetryPolicy
 from bot.core.budget_checks import Budgets
 from bot.core.budgets import window_at
 from bot.core.errors import MuralError
+from bot.core.gallery_service import GalleryService
 from bot.core.images import ImageOptions, ImageService
 from bot.core.leases import Holder
 from bot.core.moderation import Moderator
@@ -50,7 +51,7 @@ log = logging.getLogger(__name__)
 
 # Seconds between two identifies of one bucket, as Discord allows.
 IDENTIFY_SPACING = 5.0
-EXTENSIONS = ("cogs.studio", "cogs.admin", "cogs.account", "cogs.help")
+EXTENSIONS = ("cogs.studio", "cogs.admin", "cogs.account", "cogs.help", "cogs.gallery")
 # Commands an admin needs even where a role is required to use Mural (never lock the admins out), and
 # /help, which tells a member about that role.
 OPEN_TO_EVERYONE = frozenset({"settings", "help"})
@@ -229,6 +230,14 @@ class MuralBot(commands.AutoShardedBot):
         # What each server chose, and the checks made by it before anything is spent.
         self.server_rules = ServerRules(store, self.background)
         self.access = Access(self.server_rules)
+        # Pictures kept for the web gallery, forgotten when deleted, and members' personal links to them.
+        self.gallery = GalleryService(
+            store,
+            self.server_rules,
+            base_url=settings.gallery_url if settings.gallery_port else None,
+            link_seconds=settings.gallery_link_seconds,
+            secret=settings.gallery_secret,
+        )
         self.budgets = Budgets(store, self.server_rules, operator_limits=settings.limits)
         self.moderator = Moderator(self.server_rules, ai)
         self.render_options = RenderOptions(

@@ -12,13 +12,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Literal, overload
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from dotenv import dotenv_values
 
 from bot.core.images import QUALITY_CHOICES, capabilities_for, size_problem
 from bot.core.pricing import DEFAULT_PRICES, PricesFileError, PriceTable, load_prices
+from bot.env_values import ConfigError
+from bot.env_values import number as _number
+from bot.env_values import required_secret as _required_secret
+from bot.env_values import text as _text
+from bot.env_values import url as _url
+from bot.gallery_settings import DEFAULT_GALLERY_HOST, DEFAULT_GALLERY_LINK_SECONDS, gallery_settings
 from bot.models import Limits
 
 DEFAULT_CHAT_MODEL = "gpt-5.4-mini"
@@ -80,20 +85,18 @@ CATALOGUE: tuple[Variable, ...] = (
         "RENDER_LEASE_SECONDS", "60", "how long a job stays claimed by a process that stops renewing it"
     ),
     Variable("SAFETY_SALT", "(generated)", "salt for the member hash sent to OpenAI; 16+ characters"),
+    Variable("GALLERY_PORT", "(empty: no gallery)", "serve the web gallery on this port (1-65535)"),
+    Variable("GALLERY_HOST", "127.0.0.1", "the address the gallery listens on; put a TLS proxy in front"),
+    Variable("GALLERY_URL", "http://GALLERY_HOST:GALLERY_PORT", "the public base URL of gallery links"),
+    Variable("GALLERY_LINK_SECONDS", "86400", "how long a personal gallery link stays valid"),
+    Variable(
+        "GALLERY_SECRET", "(generated)", "signs gallery links; 32+ characters, the same for every process"
+    ),
     Variable("LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING, ERROR or CRITICAL"),
     Variable("LOG_FORMAT", "text", "text, or json: one JSON object per line for a log shipper"),
     Variable("METRICS_PORT", "(empty: none)", "serve Prometheus /metrics and /healthz on this port"),
     Variable("METRICS_HOST", "127.0.0.1", "the address METRICS_PORT listens on (0.0.0.0: every interface)"),
 )
-
-
-class ConfigError(Exception):
-    """A missing or malformed setting; the message is safe to print (it never holds a value)."""
-
-    def __init__(self, variable: str, expected: str) -> None:
-        super().__init__(f"{variable}: {expected}")
-        self.variable = variable
-        self.expected = expected
 
 
 @dataclass(frozen=True)
@@ -134,6 +137,14 @@ class Settings:
     # Salts the safety identifier OpenAI gets for each member; generated and kept in the store if unset.
     safety_salt: str | None = field(default=None, repr=False)
     prices: PriceTable = field(default=DEFAULT_PRICES, repr=False)
+    # The web gallery: served on this port when set (None: no gallery, no port opened), at this address;
+    # links start with `gallery_url` and stay valid `gallery_link_seconds`; signed with `gallery_secret`,
+    # or (None) with a secret generated once and kept in the store.
+    gallery_port: int | None = None
+    gallery_host: str = DEFAULT_GALLERY_HOST
+    gallery_url: str | None = None
+    gallery_link_seconds: int = DEFAULT_GALLERY_LINK_SECONDS
+    gallery_secret: str | None = field(default=None, repr=False)
     # Problems that do not stop the start (a model retiring soon, a retired one on a compatible server):
     # logged before connecting, so they are not lost behind a login that may take a while or fail.
     warnings: tuple[str, ...] = ()
@@ -156,6 +167,7 @@ class Settings:
             self.openai_api_key,
             self.chat_api_key,
             self.safety_salt,
+            self.gallery_secret,
             database_password(self.database_url),
         )
         return tuple(v for v in values if v)
@@ -166,61 +178,6 @@ class Settings:
         if self.database_url is None:
             return str(self.database_path)
         return redacted_url(self.database_url)
-
-
-_URL = re.compile(r"^https?://[^\s/]+(/\S*)?$")
-
-
-def _text(env: Mapping[str, str], name: str) -> str | None:
-    value = env.get(name)
-    if value is None:
-        return None
-    value = value.strip()
-    return value or None
-
-
-def _required_secret(env: Mapping[str, str], name: str, expected: str) -> str:
-    value = _text(env, name)
-    if value is None:
-        raise ConfigError(name, f"is missing; expected {expected}")
-    if any(ch.isspace() for ch in value):
-        raise ConfigError(name, f"contains spaces; expected {expected}")
-    return value
-
-
-def _url(env: Mapping[str, str], name: str) -> str | None:
-    value = _text(env, name)
-    if value is not None and not _URL.match(value):
-        raise ConfigError(name, "is not a URL; expected http:// or https:// followed by a host")
-    return value
-
-
-@overload
-def _number(
-    env: Mapping[str, str], name: str, default: int, *, integer: Literal[True], low: float, high: float
-) -> int: ...
-
-
-@overload
-def _number(
-    env: Mapping[str, str], name: str, default: float, *, integer: Literal[False], low: float, high: float
-) -> float: ...
-
-
-def _number(
-    env: Mapping[str, str], name: str, default: float, *, integer: bool, low: float, high: float
-) -> float:
-    raw = _text(env, name)
-    if raw is None:
-        return default
-    kind = "a whole number" if integer else "a number"
-    try:
-        value = int(raw) if integer else float(raw)
-    except ValueError:
-        raise ConfigError(name, f"is not {kind}; expected {kind} from {low:g} to {high:g}") from None
-    if not low <= value <= high:
-        raise ConfigError(name, f"is out of range; expected {kind} from {low:g} to {high:g}")
-    return value
 
 
 def _model(env: Mapping[str, str], name: str, default: str) -> str:
@@ -487,6 +444,7 @@ def settings_from(env: Mapping[str, str], *, today: date | None = None) -> Setti
             env, "SERVER_MONTHLY_SPEND", DEFAULT_LIMITS.server_monthly_spend, integer=False
         ),
         prices=_prices(env),
+        **gallery_settings(env),
         warnings=tuple(warnings),
     )
 

@@ -125,6 +125,8 @@ class ServerSettings:
     daily_spend: float | None = None
     server_daily_spend: float | None = None
     server_monthly_spend: float | None = None
+    # Whether its pictures may be shown on the web gallery (/settings gallery:on); off unless turned on.
+    gallery: bool = False
 
 
 @dataclass(frozen=True)

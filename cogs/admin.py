@@ -19,7 +19,7 @@ from bot.core.budgets import dollars
 from bot.core.errors import InvalidRequest
 from bot.core.moderation import DEFAULT_MODERATION, MODERATION_LEVELS, FlagReport
 from bot.models import ServerSettings
-from bot.ui import layouts
+from bot.ui import gallery_texts, layouts
 
 if TYPE_CHECKING:
     from bot.app import MuralBot
@@ -30,6 +30,7 @@ Interaction = discord.Interaction[Any]
 
 ACCESS_CHOICES = [app_commands.Choice(name=label, value=value) for value, label in SESSION_ACCESS.items()]
 MODERATION_CHOICES = [app_commands.Choice(name=level, value=level) for level in MODERATION_LEVELS]
+ON_OFF = [app_commands.Choice(name=state, value=state) for state in ("on", "off")]
 CLEARABLE = {
     "model": "image_model",
     "size": "image_size",
@@ -59,6 +60,7 @@ LABELS = {
     "daily_spend": "spend per member per day",
     "server_daily_spend": "server spend per day",
     "server_monthly_spend": "server spend per month",
+    "gallery": "the gallery",
 }
 
 
@@ -103,8 +105,11 @@ class Admin(commands.Cog):
         role="A role to give its own daily picture limit (with role_daily_pictures, or clear)",
         role_daily_pictures="Pictures per day for members with that role (0: no limit)",
         clear="Go back to the bot's default for one setting (role daily pictures: for the role given)",
+        gallery="Show this server's pictures on the web gallery, each member only what they can see here",
     )
-    @app_commands.choices(access=ACCESS_CHOICES, moderation=MODERATION_CHOICES, clear=CLEAR_CHOICES)
+    @app_commands.choices(
+        access=ACCESS_CHOICES, moderation=MODERATION_CHOICES, clear=CLEAR_CHOICES, gallery=ON_OFF
+    )
     async def settings(
         self,
         interaction: Interaction,
@@ -122,6 +127,7 @@ class Admin(commands.Cog):
         role: discord.Role | None = None,
         role_daily_pictures: app_commands.Range[int, 0, MAX_PICTURES] | None = None,
         clear: str | None = None,
+        gallery: str | None = None,
     ) -> None:
         assert interaction.guild_id is not None  # guild_only
         changes: dict[str, Any] = {
@@ -138,6 +144,7 @@ class Admin(commands.Cog):
                 ("daily_spend", daily_spend),
                 ("server_daily_spend", server_daily_spend),
                 ("server_monthly_spend", server_monthly_spend),
+                ("gallery", None if gallery is None else gallery == "on"),
             )
             if value is not None
         }
@@ -199,6 +206,7 @@ class Admin(commands.Cog):
                 else " (unavailable: the OpenAI server has no moderation endpoint)"
             ),
             f"Audit channel: {audit}",
+            gallery_texts.setting_line(settings.gallery, served=self.bot.gallery.enabled),
             *await self.limit_lines(settings),
         ]
         return layouts.clip("\n".join(lines), layouts.MESSAGE_LIMIT - 300)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import sys
+import time
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from bot.core.gallery import GalleryScope, KeptPicture, new_scope_id
 from bot.models import Reference
 from bot.store import PostgresStore, SQLiteStore, Store
 from bot.store.copying import TABLES, Checksum, CopyRefused, copy_to
@@ -32,7 +34,8 @@ PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
 async def fill(store: Store) -> dict[str, Any]:
     """Something in every table: two sessions (one in a DM, one with a reference picture and a thread),
     branches and an undo, a pending and a failed instruction, a finished picture with its message, an edit of
-    it, a failed and a queued job, chat usage, a server's settings and a role's limit, the safety salt."""
+    it, a failed and a queued job, chat usage, a server's settings and a role's limit, the safety salt, two
+    pictures kept for the gallery (one in a private thread), a link's scope and the gallery's secret."""
     session, v1 = await store.create_session(
         guild_id=GUILD,
         channel_id=20,
@@ -137,12 +140,46 @@ async def fill(store: Store) -> dict[str, Any]:
         )
     await store.change_server_settings(
         GUILD,
-        {"image_quality": "medium", "session_access": "thread", "daily_pictures": 20, "daily_spend": 1.25},
+        {
+            "image_quality": "medium",
+            "session_access": "thread",
+            "daily_pictures": 20,
+            "daily_spend": 1.25,
+            "gallery": True,
+        },
     )
     await store.change_server_settings(OTHER_GUILD, {"server_monthly_spend": 30.5, "moderation": "strict"})
     await store.set_role_limit(GUILD, 777, 50)
     await store.set_role_limit(GUILD, 778, 0)
+    kept = [
+        await store.keep_gallery_picture(
+            KeptPicture(
+                render_id=picture.id,
+                picture_index=index,
+                guild_id=GUILD,
+                in_server=True,
+                channel_id=3000,
+                parent_id=20,
+                private_thread=index == 1,
+                message_id=5001,
+                owner_id=OWNER,
+                owner_name="Ówner",
+                prompt="In fog, a lighthouse",
+                model="gpt-image-2",
+                size="1536x1024",
+                width=1024,
+                height=683,
+                webp=b"RIFF" + bytes([index]) * 300 + b"WEBP",
+            )
+        )
+        for index in (0, 1)
+    ]
+    gallery_scope = GalleryScope(new_scope_id(), OWNER, GUILD, frozenset({20, 3000}), int(time.time()) + 3600)
+    await store.save_gallery_scope(gallery_scope)
     return {
+        "gallery": kept,
+        "gallery scope": gallery_scope,
+        "gallery secret": await store.gallery_secret(),
         "sessions": (session.id, dm.id),
         "messages": (4001, 4002, 4003),
         "pictures": (5001, 5002),
@@ -178,6 +215,14 @@ async def answers(store: Store, made: dict[str, Any]) -> dict[str, Any]:
         "settings": [await store.server_settings(guild) for guild in (GUILD, OTHER_GUILD, 12)],
         "roles": await store.role_limits(GUILD),
         "salt": await store.safety_salt(),
+        "gallery scope": await store.gallery_scope(made["gallery scope"].scope_id),
+        "gallery page": await store.gallery_page(made["gallery scope"]),
+        "gallery search": await store.gallery_page(made["gallery scope"], search="FOG"),
+        "gallery images": [
+            await store.gallery_image(made["gallery scope"], number) for number in made["gallery"]
+        ],
+        "gallery threads": await store.private_gallery_threads(GUILD),
+        "gallery secret": await store.gallery_secret(),
     }
 
 
@@ -250,6 +295,27 @@ async def test_a_copy_answers_every_question_the_same_and_continues_the_ids(
                 quality="low",
             )
             assert render.id == max(made["renders"]) + 1
+            kept = await store.keep_gallery_picture(
+                KeptPicture(
+                    render_id=render.id,
+                    picture_index=0,
+                    guild_id=None,
+                    in_server=False,
+                    channel_id=21,
+                    parent_id=None,
+                    private_thread=False,
+                    message_id=6001,
+                    owner_id=OWNER,
+                    owner_name="Owner",
+                    prompt="next",
+                    model="gpt-image-2",
+                    size="1024x1024",
+                    width=1024,
+                    height=1024,
+                    webp=b"RIFFWEBP",
+                )
+            )
+            assert kept == max(made["gallery"]) + 1
     finally:
         await old.close()
         await new.close()
@@ -392,7 +458,11 @@ async def test_the_command_prints_the_counts_and_verified_then_refuses_a_second_
         "chat_usage": 3,
         "guild_settings": 2,
         "role_limits": 2,
-        "meta": 1,
+        "meta": 2,
+        "gallery_pictures": 2,
+        "gallery_images": 2,
+        "gallery_scopes": 1,
+        "gallery_scope_channels": 2,
     }
     assert lines[-1].startswith("verified")
 

@@ -15,7 +15,7 @@ import hashlib
 import hmac
 import secrets
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 # Pictures per page, newest first.
@@ -110,3 +110,31 @@ def _signature(body: bytes, secret: str) -> bytes:
 
 def _b64(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+@dataclass(frozen=True)
+class KeptPicture:
+    """Mural's own copy of one posted picture, as the store keeps it.
+
+    `in_server`: posted in a server Mural is in, so that server's gallery may show it (while on); False
+    for a DM, a group DM or a user install in a server without Mural: shown to its owner only (`guild_id`
+    still names such a server, for the jump link). In a thread, `parent_id` is its channel and
+    `private_thread` whether only its members see it. `webp`: at most KEPT_LONG_SIDE px on the long side.
+    """
+
+    render_id: int
+    picture_index: int  # from 0, in the render's order
+    guild_id: int | None
+    in_server: bool
+    channel_id: int
+    parent_id: int | None
+    private_thread: bool
+    message_id: int
+    owner_id: int
+    owner_name: str
+    prompt: str
+    model: str
+    size: str
+    width: int
+    height: int
+    webp: bytes = field(repr=False)

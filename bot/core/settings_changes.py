@@ -49,6 +49,8 @@ class SettingsChanges:
             raise InvalidRequest(f"Who may refine is one of: {', '.join(SESSION_ACCESS)}.")
         if changes.get("moderation") not in (None, *MODERATION_LEVELS):
             raise InvalidRequest(f"Moderation is one of: {', '.join(MODERATION_LEVELS)}.")
+        if "gallery" in changes and not isinstance(changes["gallery"], bool):
+            raise InvalidRequest("The gallery is either on or off.")
         for limit in LIMIT_SETTINGS:
             if (changes.get(limit) or 0) < 0:
                 raise InvalidRequest("A limit is a number from 0 (no limit) up.")

@@ -62,6 +62,10 @@ TABLES: tuple[Table, ...] = (
     Table("guild_settings", ("guild_id",)),
     Table("role_limits", ("guild_id", "role_id")),
     Table("meta", ("key",)),
+    Table("gallery_pictures", ("id",), "id"),
+    Table("gallery_images", ("picture_id",)),
+    Table("gallery_scopes", ("scope_id",)),
+    Table("gallery_scope_channels", ("scope_id", "channel_id")),
 )
 
 

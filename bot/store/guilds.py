@@ -20,6 +20,15 @@ SETTING_COLUMNS = (
     "daily_spend",
     "server_daily_spend",
     "server_monthly_spend",
+    "gallery",
+)
+
+_SAVE_SETTINGS = (
+    f"INSERT INTO guild_settings (guild_id, {', '.join(SETTING_COLUMNS)})"
+    f" VALUES (?, {', '.join('?' for _ in SETTING_COLUMNS)})"
+    " ON CONFLICT (guild_id) DO UPDATE SET "
+    + ", ".join(f"{column} = excluded.{column}" for column in SETTING_COLUMNS)
+    + ", updated_at = NOW()"
 )
 
 
@@ -40,17 +49,7 @@ class GuildQueries(Database):
             current = record(ServerSettings, row) or ServerSettings(guild_id=guild_id)
             merged = replace(current, **changes)
             await tx.run(
-                "INSERT INTO guild_settings (guild_id, image_model, image_size, image_quality, session_access,"
-                " required_role_id, moderation, audit_channel_id, daily_pictures, daily_spend,"
-                " server_daily_spend, server_monthly_spend) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (guild_id) DO UPDATE SET image_model = excluded.image_model,"
-                " image_size = excluded.image_size, image_quality = excluded.image_quality,"
-                " session_access = excluded.session_access, required_role_id = excluded.required_role_id,"
-                " moderation = excluded.moderation, audit_channel_id = excluded.audit_channel_id,"
-                " daily_pictures = excluded.daily_pictures, daily_spend = excluded.daily_spend,"
-                " server_daily_spend = excluded.server_daily_spend,"
-                " server_monthly_spend = excluded.server_monthly_spend,"
-                " updated_at = NOW()",
+                _SAVE_SETTINGS,
                 guild_id,
                 *(getattr(merged, column) for column in SETTING_COLUMNS),
             )

@@ -10,6 +10,7 @@ from collections.abc import Callable, Collection
 from datetime import datetime
 from typing import Any, Protocol
 
+from bot.core.gallery import PAGE_SIZE, GalleryItem, GalleryScope, KeptPicture
 from bot.models import (
     DatabaseOverview,
     Limits,
@@ -235,3 +236,35 @@ class Store(Protocol):
     async def role_limits(self, guild_id: int) -> dict[int, int]: ...
 
     async def set_role_limit(self, guild_id: int, role_id: int, daily_pictures: int | None) -> None: ...
+
+    # -- the web gallery (see `bot.store.gallery` for what a scope may show) ------------------------------
+
+    async def keep_gallery_picture(self, picture: KeptPicture) -> int: ...
+
+    async def forget_gallery_messages(self, message_ids: Collection[int]) -> int: ...
+
+    async def forget_gallery_channel(self, channel_id: int) -> int: ...
+
+    async def private_gallery_threads(self, guild_id: int) -> list[tuple[int, int]]: ...
+
+    async def gallery_page(
+        self,
+        scope: GalleryScope,
+        *,
+        before: int | None = None,
+        search: str = "",
+        only_user: bool = False,
+        limit: int = PAGE_SIZE,
+    ) -> list[GalleryItem]: ...
+
+    async def gallery_item(self, scope: GalleryScope, picture_id: int) -> GalleryItem | None: ...
+
+    async def gallery_image(self, scope: GalleryScope, picture_id: int) -> bytes | None: ...
+
+    async def save_gallery_scope(self, scope: GalleryScope) -> None: ...
+
+    async def gallery_scope(self, scope_id: bytes, *, now: datetime | None = None) -> GalleryScope | None: ...
+
+    async def gallery_secret(self) -> str: ...
+
+    async def gallery_on(self, guild_id: int) -> bool: ...

@@ -26,6 +26,7 @@ from bot.core.studio import SessionRequest
 from bot.models import Render, Session, Version
 from bot.ui import actions, delivery, layouts
 from bot.ui.context import place_of, place_of_message, why_no_thread
+from cogs.gallery import keep_posted
 from cogs.studio import _cards, _versions
 from cogs.studio._sources import pictures_on_discord
 
@@ -260,6 +261,7 @@ async def post_pictures(
             limit = sum(len(f.data) for f in fitted) // 2
             continue
         await bot.render_queue.posted(finished, channel_id=message.channel.id, message_id=message.id)
+        keep_posted(bot, message, record, image.pictures, record.prompt or version.prompt)
         return message
     return None
 

@@ -33,6 +33,8 @@ max_concurrency=1, guilds_per_shard_limit=2500)`` is composed of one part per jo
 documenting its share of the API:
 
     ``world.py``        the state: identity, guilds, members, roles, channels, permissions, ids; waiting
+    ``access.py``       channel permission overwrites (computed as Discord does), private channels and
+                        private threads: who sees and may do what where
     ``gateway.py``      the websocket: identify, resume, heartbeats, shards, dispatch, intents, drops
     ``server.py``       the aiohttp server, REST plumbing, recorded requests, ``fail_next``
     ``rest/``           the REST routes by resource (application, commands, guilds, channels,
@@ -41,10 +43,13 @@ documenting its share of the API:
     ``messages.py``     how a body becomes a stored message, edits, attachments, gateway echoes
     ``driver.py``       acting as members (slash commands, clicks, modals, messages...) and reading
                         a message as a member does (``text_of``, ``buttons_of``, ``attachments_of``)
+    ``moderation.py``   deleting messages (MESSAGE_DELETE, a moderator's MESSAGE_DELETE_BULK) and
+                        thread membership (THREAD_MEMBERS_UPDATE)
     ``interaction.py``  :class:`FakeInteraction`, what a member action returns
     ``wire.py``         Discord's numbers (permission and intent bits, types, flags, limits) and errors
 
-Limitations: no channel permission overwrites; a member made with ``add_member`` is in one guild
+Limitations: channel overwrites do not hide channels or private threads from GUILD_CREATE and thread
+events (only messages are kept from the bot where it cannot view); a member made with ``add_member`` is in one guild
 (the owner and the bot are in all); no voice, forums, group-DM or foreign-server REST reads for
 users, zlib compression, presences, webhooks other than interaction webhooks, token expiry, or
 identify rate limits (``max_concurrency`` is only reported); reactions are only recorded on the
@@ -58,10 +63,12 @@ recorded in ``requests``; 5xx injected with ``fail_next`` are retried by discord
 
 from __future__ import annotations
 
+from loopback.fake_discord.access import ChannelAccess
 from loopback.fake_discord.driver import Driver
 from loopback.fake_discord.gateway import Gateway, GatewayEvent
 from loopback.fake_discord.interaction import FakeInteraction
 from loopback.fake_discord.messages import MessageStore
+from loopback.fake_discord.moderation import Moderation
 from loopback.fake_discord.rest import RestRoutes
 from loopback.fake_discord.rules import Rules
 from loopback.fake_discord.server import RecordedRequest, Server, UploadedFile
@@ -85,7 +92,7 @@ __all__ = [
 ]
 
 
-class FakeDiscord(Driver, RestRoutes, MessageStore, Rules, Gateway, Server, World):
+class FakeDiscord(Driver, Moderation, RestRoutes, MessageStore, Rules, ChannelAccess, Gateway, Server, World):
     """In-process fake Discord (gateway + REST v10); see the package docstring for its parts."""
 
     def __init__(

@@ -16,7 +16,8 @@ Driving the bot (each dispatches on the gateway and returns immediately)
     (context menu commands, types 3 and 2; ``inter.target_id`` is the target);
     ``await user_message(user, channel_id, content, *, files=None, reply_to=None, mention_author=True)
     -> message dict`` (a reply pings its author unless ``mention_author=False``, as the client's "@ on");
-    ``await create_thread(user, channel_id, name, *, message_id=None) -> thread dict``.
+    ``await create_thread(user, channel_id, name, *, message_id=None, private=False) -> thread dict``.
+    Deleting messages and thread membership: ``moderation.py``.
     All but the last two return a :class:`~loopback.fake_discord.FakeInteraction`.  ``slash_command``,
     ``message_command`` take ``install="guild"|"user"`` (default: ``"user"`` where only a user install
     reaches, else ``"guild"``); clicks and modal submits run under the install of the interaction
@@ -74,6 +75,7 @@ from loopback.fake_discord.wire import (
     MESSAGE_COMMAND,
     MESSAGE_COMPONENT,
     MODAL_SUBMIT,
+    PRIVATE_THREAD,
     PUBLIC_THREAD,
     SELECT_TYPES,
     TEXT_DISPLAY,
@@ -84,6 +86,7 @@ from loopback.fake_discord.wire import (
     Permissions,
     as_int,
     member_object,
+    missing_permissions,
     walk_components,
 )
 
@@ -169,13 +172,20 @@ class Driver:
         else:
             guild_id = self._guild_of_channel(channel["id"]).id
             self._require_member(user, guild_id)
-            channel_payload["permissions"] = str(self.permissions_for(uid, guild_id))
+            channel_id = int(channel["id"])
+            if not self.can_view(uid, channel_id):
+                raise LookupError(f"user {uid} cannot view channel {channel_id}, so cannot act in it")
+            channel_payload["permissions"] = str(self.permissions_for(uid, guild_id, channel_id=channel_id))
             payload["guild_id"] = str(guild_id)
             payload["guild"] = {"id": str(guild_id), "locale": "en-US", "features": []}
             payload["guild_locale"] = "en-US"
-            payload["member"] = self._member_payload(uid, guild_id=guild_id, permissions=True)
+            payload["member"] = self._member_payload(
+                uid, guild_id=guild_id, permissions=True, channel_id=channel_id
+            )
             payload["context"] = CONTEXT_GUILD
-            payload["app_permissions"] = str(self.permissions_for(self._bot_id(), guild_id))
+            payload["app_permissions"] = str(
+                self.permissions_for(self._bot_id(), guild_id, channel_id=channel_id)
+            )
             owner = str(guild_id) if install == "guild" else str(uid)
         payload["channel"] = channel_payload
         key = GUILD_INSTALL if install == "guild" else USER_INSTALL
@@ -281,7 +291,9 @@ class Driver:
             resolved.setdefault("users", {})[str(uid)] = user
             guild = self._guild_of_channel(channel_id)
             if uid in guild.members:
-                member = self._member_payload(uid, guild_id=guild.id, with_user=False, permissions=True)
+                member = self._member_payload(
+                    uid, guild_id=guild.id, with_user=False, permissions=True, channel_id=channel_id
+                )
                 resolved.setdefault("members", {})[str(uid)] = member
             return 6, str(uid)
         if opt_type == 7:
@@ -752,6 +764,8 @@ class Driver:
         place = self._place(channel)
         if place == "guild":
             self._require_member(user, self._guild_id_of(channel))
+            if not self.can_view(int(user["id"]), int(channel_id)):
+                raise LookupError(f"user {user['id']} cannot view channel {channel_id}")
         elif place in ("dm", "group") and all(int(r["id"]) != int(user["id"]) for r in channel["recipients"]):
             raise LookupError(f"user {user['id']} is not in channel {channel_id}")
         uploads = [
@@ -762,6 +776,14 @@ class Driver:
         if reply_to is not None:
             body["message_reference"] = {"message_id": reply_to, "fail_if_not_exists": True}
         try:
+            if place == "guild":
+                send = (
+                    Permissions.SEND_MESSAGES_IN_THREADS
+                    if self._is_thread(channel)
+                    else Permissions.SEND_MESSAGES
+                )
+                if not self.permissions_for(int(user["id"]), channel_id=int(channel_id)) & send:
+                    raise missing_permissions()
             self._validate_message_body(body, uploads, "", new=True)
             await self._admit_new_message(channel, int(user["id"]))
             message = self._new_message(channel, dict(user), body, uploads)
@@ -776,12 +798,32 @@ class Driver:
         return message
 
     async def create_thread(
-        self, user: Mapping[str, Any], channel_id: int, name: str, *, message_id: int | None = None
+        self,
+        user: Mapping[str, Any],
+        channel_id: int,
+        name: str,
+        *,
+        message_id: int | None = None,
+        private: bool = False,
     ) -> dict[str, Any]:
-        """Have a member start a public thread (from a message if ``message_id``), like a user would."""
+        """Have a member start a public thread (from a message if ``message_id``), or with ``private`` a
+        private one (never from a message; only its members and moderators see it), like a user would:
+        with Create Public (Private) Threads in a channel they can view."""
         parent = self._channel_or_404(channel_id)
         uid = self._require_member(user, self._guild_id_of(parent))
+        if not self.can_view(uid, int(channel_id)):
+            raise LookupError(f"user {uid} cannot view channel {channel_id}")
+        needed = Permissions.CREATE_PRIVATE_THREADS if private else Permissions.CREATE_PUBLIC_THREADS
+        if not self.permissions_for(uid, channel_id=int(channel_id)) & needed:
+            raise ValueError(f"Discord would refuse this thread: {missing_permissions().body()}")
         self._validate_thread_request(parent, {"name": name})
+        if private:
+            if message_id is not None:
+                raise ValueError("a private thread cannot start from a message")
+            thread = self._make_thread(parent, self._ids.next(), name, uid, {}, PRIVATE_THREAD)
+            self.channels[int(thread["id"])] = thread
+            await self._broadcast("THREAD_CREATE", {**copy.deepcopy(thread), "newly_created": True})
+            return thread
         if message_id is not None:
             message = self.messages.get(int(message_id))
             if message is None or message["channel_id"] != parent["id"]:

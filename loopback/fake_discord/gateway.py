@@ -418,6 +418,15 @@ class Gateway:
         if event.startswith("MESSAGE_"):
             in_dm = "guild_id" not in data
             return bool(session.intents & (Intents.DIRECT_MESSAGES if in_dm else Intents.GUILD_MESSAGES))
+        if event == "THREAD_MEMBERS_UPDATE":
+            # Others joining or leaving a thread only with the members intent; the bot's own always.
+            bot_id = str(self._bot_id())
+            about_bot = bot_id in data.get("removed_member_ids", []) or any(
+                m.get("user_id") == bot_id for m in data.get("added_members", [])
+            )
+            return bool(session.intents & Intents.GUILDS) and (
+                about_bot or bool(session.intents & Intents.GUILD_MEMBERS)
+            )
         if event.startswith(("THREAD_", "CHANNEL_", "GUILD_ROLE_")):
             return bool(session.intents & Intents.GUILDS)
         if event.startswith("GUILD_MEMBER_"):

@@ -362,14 +362,19 @@ class MessageStore:
     async def _dispatch_message(self, event: str, message: Mapping[str, Any]) -> None:
         if int(message.get("flags", 0)) & FLAG_EPHEMERAL:
             return  # ephemeral messages never reach the gateway
-        if self._channel_place(message["channel_id"]) in ("group", "foreign"):
+        place = self._channel_place(message["channel_id"])
+        if place in ("group", "foreign"):
             return  # the bot is not there to receive it
+        if place == "guild" and not self.can_view(self._bot_id(), int(message["channel_id"])):
+            return  # Discord sends a channel's messages only to those who can view it
         await self._broadcast(event, self._gateway_message(message))
 
-    async def _remove_message(self, message: dict[str, Any]) -> None:
+    async def _remove_message(self, message: dict[str, Any], *, announce: bool = True) -> None:
+        """Delete a message; MESSAGE_DELETE reaches the bot where it is (unless ``announce`` is False: a
+        bulk deletion announces all at once)."""
         self.messages.pop(int(message["id"]), None)
         self._all_attachments.pop(int(message["id"]), None)
-        if not int(message.get("flags", 0)) & FLAG_EPHEMERAL:
+        if announce and not int(message.get("flags", 0)) & FLAG_EPHEMERAL:
             event = {"id": message["id"], "channel_id": message["channel_id"]}
             place = self._channel_place(message["channel_id"])
             if place == "guild":

@@ -572,7 +572,8 @@ class Rules:
             await self._broadcast("THREAD_UPDATE", copy.deepcopy(channel))
         elif (
             metadata.get("locked")
-            and not self.permissions_for(author_id, self._guild_id_of(channel)) & Permissions.MANAGE_THREADS
+            and not self.permissions_for(author_id, self._guild_id_of(channel), channel_id=int(channel["id"]))
+            & Permissions.MANAGE_THREADS
         ):
             raise missing_permissions()
 
@@ -585,6 +586,8 @@ class Rules:
         metadata = channel["thread_metadata"]
         if metadata["archived"]:
             raise ApiError(400, 50083, "Thread is archived")
-        bot_permissions = self.permissions_for(self._bot_id(), self._guild_id_of(channel))
+        bot_permissions = self.permissions_for(
+            self._bot_id(), self._guild_id_of(channel), channel_id=int(channel["id"])
+        )
         if metadata.get("locked") and not bot_permissions & Permissions.MANAGE_THREADS:
             raise missing_permissions()

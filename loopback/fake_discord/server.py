@@ -41,6 +41,8 @@ from loopback.fake_discord.wire import API_PREFIX, ApiError, as_int
 # the first one).
 REQUEST_PLACE: contextvars.ContextVar[str] = contextvars.ContextVar("request_place", default="guild")
 REQUEST_GUILD: contextvars.ContextVar[int | None] = contextvars.ContextVar("request_guild", default=None)
+# The channel or thread it points to, whose overwrites apply (None: guild-level permissions).
+REQUEST_CHANNEL: contextvars.ContextVar[int | None] = contextvars.ContextVar("request_channel", default=None)
 
 Handler = Callable[..., Awaitable[web.StreamResponse]]
 
@@ -335,9 +337,11 @@ class Server:
                 raise ApiError(403, 50001, "Missing Access")
             place_token = REQUEST_PLACE.set(place)
             guild_token = REQUEST_GUILD.set(None if channel is None else self._guild_id_of(channel))
+            channel_token = REQUEST_CHANNEL.set(None if channel is None else int(channel["id"]))
             try:
                 return await route.handler(req, **arguments)
             finally:
+                REQUEST_CHANNEL.reset(channel_token)
                 REQUEST_GUILD.reset(guild_token)
                 REQUEST_PLACE.reset(place_token)
         if method_mismatch:

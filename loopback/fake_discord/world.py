@@ -8,8 +8,8 @@ Identity
 World building
     ``add_member(name, *, permissions=None, bot=False, guild_id=None) -> user dict``;
     ``add_text_channel(name, *, guild_id=None) -> channel dict``; ``set_bot_permissions(bits, *,
-    guild_id=None)``, ``set_everyone_permissions(bits, *, guild_id=None)`` (a member's permissions
-    are the union of their roles); ``add_guild(name, *, shard=None, shard_count=None) ->
+    guild_id=None)``, ``set_everyone_permissions(bits, *, guild_id=None)`` (a member's guild
+    permissions are the union of their roles; channel overwrites and private threads: ``access.py``); ``add_guild(name, *, shard=None, shard_count=None) ->
     FakeGuild`` (another server the bot is in, with its own "general", roles and the owner and the
     bot as members; ``shard``/``shard_count`` pick an id that Discord routes to that shard);
     ``guild_id=None`` always means the first guild;
@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from loopback.fake_discord.interaction import FakeInteraction
-from loopback.fake_discord.server import REQUEST_GUILD, REQUEST_PLACE
+from loopback.fake_discord.server import REQUEST_CHANNEL, REQUEST_GUILD, REQUEST_PLACE
 from loopback.fake_discord.wire import (
     DISCORD_EPOCH_MS,
     DM,
@@ -478,8 +478,15 @@ class World:
         self._broadcast_soon("GUILD_ROLE_UPDATE", {"guild_id": str(guild.id), "role": role})
         self._notify()
 
-    def permissions_for(self, user_id: int, guild_id: int | None = None) -> int:
-        """Guild-level permissions of a member (no channel overwrites exist in the fake)."""
+    def permissions_for(
+        self, user_id: int, guild_id: int | None = None, *, channel_id: int | None = None
+    ) -> int:
+        """A member's permissions: in the guild (@everyone and their roles), or with ``channel_id`` in that
+        channel or thread, its overwrites applied as Discord does (see ``access.py``)."""
+        if channel_id is not None:
+            channel = self.channels.get(int(channel_id))
+            if channel is not None and guild_id is None:
+                guild_id = self._guild_id_of(channel)
         if user_id == int(self.owner_user["id"]):
             return Permissions.ALL
         guild = self._guild(guild_id)
@@ -493,6 +500,9 @@ class World:
                 perms |= int(role["permissions"])
         if perms & Permissions.ADMINISTRATOR:
             return Permissions.ALL
+        channel = self.channels.get(int(channel_id)) if channel_id is not None else None
+        if channel is not None and self._guild_id_of(channel) == guild.id:
+            return self._channel_permissions(user_id, perms, channel)
         return perms
 
     def _bot_id(self) -> int:
@@ -501,7 +511,10 @@ class World:
     def _require_bot_perms(self, bits: int) -> None:
         if REQUEST_PLACE.get() == "dm":
             return  # no server permissions apply in a DM with the bot
-        if self.permissions_for(self._bot_id(), REQUEST_GUILD.get()) & bits != bits:
+        if (
+            self.permissions_for(self._bot_id(), REQUEST_GUILD.get(), channel_id=REQUEST_CHANNEL.get()) & bits
+            != bits
+        ):
             raise missing_permissions()
 
     def _require_member(self, user: Mapping[str, Any], guild_id: int | None = None) -> int:
@@ -514,13 +527,21 @@ class World:
         return uid
 
     def _member_payload(
-        self, uid: int, *, guild_id: int | None = None, with_user: bool = True, permissions: bool = False
+        self,
+        uid: int,
+        *,
+        guild_id: int | None = None,
+        with_user: bool = True,
+        permissions: bool = False,
+        channel_id: int | None = None,
     ) -> dict[str, Any]:
+        """A member object; with ``permissions``, theirs in ``channel_id`` (overwrites included), as
+        interactions carry them."""
         member = dict(self._guild(guild_id).members[uid])
         if not with_user:
             member.pop("user", None)
         if permissions:
-            member["permissions"] = str(self.permissions_for(uid, guild_id))
+            member["permissions"] = str(self.permissions_for(uid, guild_id, channel_id=channel_id))
         return member
 
     def _join_thread(self, thread: dict[str, Any], user_id: int) -> None:

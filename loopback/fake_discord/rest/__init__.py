@@ -126,6 +126,12 @@ class RestRoutes(
             ),
             ("POST", r"/channels/" + snow.format("channel_id") + r"/typing", self._post_typing, True),
             (
+                "GET",
+                r"/channels/" + snow.format("channel_id") + r"/thread-members/(?P<user_id>@me|\d+)",
+                self._get_thread_member,
+                True,
+            ),
+            (
                 "PUT",
                 r"/channels/" + snow.format("channel_id") + r"/thread-members/(?P<user_id>@me|\d+)",
                 self._put_thread_member,

@@ -1,7 +1,8 @@
 """REST: a channel or thread itself: read, edit (archive, lock, rename), typing, joining a thread.
 
-``GET|PATCH /channels/{id}``; ``POST /channels/{id}/typing`` (204); ``PUT .../thread-members/
-{@me|id}``.  Editing a thread someone else started, locking or unlocking, and reopening a locked
+``GET|PATCH /channels/{id}``; ``POST /channels/{id}/typing`` (204); ``GET|PUT .../thread-members/
+{@me|id}`` (a thread member, or 404/10007 for someone not in the thread; 403/50001 where the bot cannot
+see the thread).  Editing a thread someone else started, locking or unlocking, and reopening a locked
 thread need Manage Threads (403/50013).
 """
 
@@ -42,7 +43,9 @@ class ChannelRoutes:
             if not 1 <= len(name) <= limit:
                 raise form_error("name", "BASE_TYPE_BAD_LENGTH", f"Must be between 1 and {limit} in length.")
         if self._is_thread(channel):
-            perms = self.permissions_for(self._bot_id(), self._guild_id_of(channel))
+            perms = self.permissions_for(
+                self._bot_id(), self._guild_id_of(channel), channel_id=int(channel_id)
+            )
             if int(channel["owner_id"]) != self._bot_id() and not perms & Permissions.MANAGE_THREADS:
                 raise missing_permissions()
             if "locked" in body and not perms & Permissions.MANAGE_THREADS:
@@ -67,9 +70,9 @@ class ChannelRoutes:
                     channel[key] = body[key]
             await self._broadcast("THREAD_UPDATE", copy.deepcopy(channel))
         else:
-            if not self.permissions_for(self._bot_id(), self._guild_id_of(channel)) & (
-                1 << 4
-            ):  # MANAGE_CHANNELS
+            if not self.permissions_for(
+                self._bot_id(), self._guild_id_of(channel), channel_id=int(channel_id)
+            ) & (1 << 4):  # MANAGE_CHANNELS
                 raise missing_permissions()
             for key in (
                 "name",
@@ -87,6 +90,17 @@ class ChannelRoutes:
     async def _post_typing(self, req: RecordedRequest, channel_id: str) -> web.Response:
         self._channel_or_404(channel_id)
         return self._no_content()
+
+    async def _get_thread_member(self, req: RecordedRequest, channel_id: str, user_id: str) -> web.Response:
+        channel = self._channel_or_404(channel_id)
+        if not self._is_thread(channel):
+            raise ApiError(400, 50024, "Cannot execute action on this channel type")
+        if not self.can_view(self._bot_id(), int(channel_id)):
+            raise ApiError(403, 50001, "Missing Access")
+        uid = self._bot_id() if user_id == "@me" else int(user_id)
+        if uid not in self._thread_members.get(int(channel_id), set()):
+            raise unknown("Member", 10007)
+        return self._json(self._thread_member(int(channel_id), uid))
 
     async def _put_thread_member(self, req: RecordedRequest, channel_id: str, user_id: str) -> web.Response:
         channel = self._channel_or_404(channel_id)
