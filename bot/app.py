@@ -46,6 +46,7 @@ from bot.ui import actions
 from bot.ui.context import place_of
 from bot.ui.errors import send_error
 from bot.ui.layouts import NO_PINGS
+from bot.web import GalleryServer, serve_gallery
 
 log = logging.getLogger(__name__)
 
@@ -213,6 +214,8 @@ class MuralBot(commands.AutoShardedBot):
         # This process's shard connections (for /healthz and the gateway series).
         self.gateway = Gateway()
         self._observation: ObservationServer | None = None
+        # The web gallery's pages, served on GALLERY_PORT from setup_hook until close.
+        self._gallery_web: GalleryServer | None = None
         watcher = self.metrics or NOBODY
         self.settings = settings
         self.store = store
@@ -287,6 +290,13 @@ class MuralBot(commands.AutoShardedBot):
             )
             if await server.start():
                 self._observation = server
+        if self.settings.gallery_port is not None and not self.sync_only:
+            self._gallery_web = await serve_gallery(
+                self.store,
+                secret=await self.gallery.secret(),
+                host=self.settings.gallery_host,
+                port=self.settings.gallery_port,
+            )
         self.decide_message_content()
         for extension in EXTENSIONS:
             await self.load_extension(extension)
@@ -433,6 +443,8 @@ class MuralBot(commands.AutoShardedBot):
         finally:
             if self._observation is not None:
                 await self._observation.close()
+            if self._gallery_web is not None:
+                await self._gallery_web.close()
             await self.background.shutdown()
             await self.ai.close()
             await self.store.close()
