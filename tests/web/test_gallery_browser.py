@@ -7,8 +7,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 import pytest
 import pytest_asyncio
+from aiohttp import web
 
 from bot.core.gallery import PAGE_SIZE
 from bot.web import GalleryServer, serve_gallery
@@ -19,6 +21,8 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 SECRET = "browser-secret-" + "x" * 32
 NOW = 1_800_000_000.0
+# Headers a proxy does not pass on as they came (the body it sends is whole and decoded).
+HOP_HEADERS = {"content-length", "content-encoding", "transfer-encoding", "connection", "keep-alive"}
 SCRIPT_PROMPT = '<img src=x onerror=alert(1)></script><script>alert("boom")</script>'
 
 
@@ -211,3 +215,46 @@ async def test_the_grid_fits_a_phones_width(site: Site, browser_context: Any) ->
         assert await page.evaluate("document.documentElement.scrollWidth") <= 375
     finally:
         await phone.close()
+
+
+async def test_every_link_works_behind_a_proxy_that_serves_the_gallery_under_a_path(
+    site: Site, page: Any
+) -> None:
+    """GALLERY_URL=https://example.org/mural: the pages' links are relative, so they stay under /mural/."""
+    for number in range(PAGE_SIZE + 1):
+        site.gallery.add(f"picture {number}", picture=webp())
+    upstream = f"http://127.0.0.1:{site.server.port}"
+    async with aiohttp.ClientSession() as client:
+
+        async def forward(request: web.Request) -> web.Response:
+            headers = {"If-None-Match": request.headers.get("If-None-Match", "")}
+            async with client.get(
+                f"{upstream}/{request.match_info['tail']}", params=request.query, headers=headers
+            ) as answer:
+                body = await answer.read()
+                kept = {key: value for key, value in answer.headers.items() if key.lower() not in HOP_HEADERS}
+                return web.Response(status=answer.status, body=body, headers=kept)
+
+        proxy = web.Application()
+        proxy.router.add_get("/mural/{tail:.*}", forward)
+        runner = web.AppRunner(proxy, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        try:
+            base = f"http://127.0.0.1:{runner.addresses[0][1]}/mural/"
+            asked: list[str] = []
+            page.on("request", lambda request: asked.append(request.url))
+            await page.goto(base + site.url().split("/", 3)[3])
+            assert await page.eval_on_selector("#grid", "grid => getComputedStyle(grid).display") == "grid"
+            await page.click("#more")
+            assert await cards(page) == ["picture 0"]
+            await page.click(".card a >> nth=0")
+            await page.wait_for_url("**/p/1")
+            assert await page.eval_on_selector("#picture", "img => img.complete && img.naturalWidth") == 64
+            await page.click("#back")
+            assert len(await cards(page)) == PAGE_SIZE
+            assert asked and all(url.startswith(base) for url in asked), [
+                u for u in asked if not u.startswith(base)
+            ]
+        finally:
+            await runner.cleanup()
