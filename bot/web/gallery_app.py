@@ -1,6 +1,6 @@
 """The web gallery: an aiohttp application on the bot's own loop, serving what one signed link may show.
 
-Routes (every one under the token, but the two static files):
+Routes (every one under the token, but the static files):
 
 * `GET /g/<token>`: the grid, newest first, `PAGE_SIZE` a page; `?q=` words in the prompt, `?mine=1` only
   the link's member, `?before=<id>` the next page;
