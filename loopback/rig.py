@@ -8,8 +8,10 @@ The bot runs one of two ways, against the same fakes and the same helpers:
 * `start_bot()`: in this process, on this event loop, built by `bot.app.build_bot` (fast; most tests).
 * `start_process()`: as its own process running the production entry point (`python -m
   loopback.launch_bot`, settings from the environment), so that SIGKILL, SIGTERM and SIGINT are real
-  signals. The fakes keep serving from this process over loopback. One such process is kept ready,
-  its imports done, for the next start (see `launch_bot`'s `--stand-by`).
+  signals. The fakes keep serving from this process over loopback. One such process is kept ready
+  (more with `keep_processes_ready`), its imports done, for the next start (see `launch_bot`'s
+  `--stand-by`). Several may run at once against the same fakes: a deployment of processes sharing
+  one PostgreSQL database (`env=` with DATABASE_URL), each with its own `shards=` of SHARD_COUNT.
 
 `loopback_rig()` starts the fakes, hands out a `Rig` and stops everything again; `tests/conftest.py`
 and the crash tests build their fixtures on it.
@@ -29,7 +31,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,10 +78,27 @@ class BotProcess:
     ahead of need, possibly while an earlier test's event loop was running.
     """
 
-    def __init__(self, process: subprocess.Popen[bytes], log: Path, early_log: Path) -> None:
+    def __init__(
+        self,
+        process: subprocess.Popen[bytes],
+        log: Path,
+        early_log: Path,
+        *,
+        env: Mapping[str, str] | None = None,
+        shards: Sequence[int] | None = None,
+    ) -> None:
         self.process = process
         self.log = log
         self.early_log = early_log  # what it printed before it was handed its run (normally nothing)
+        # What it was started with beyond the rig's settings, so that it can be started again alike.
+        self.env = dict(env or {})
+        self.shards = tuple(shards) if shards is not None else None
+        # Its gateway sessions at the fake Discord, by shard (known once it identified; see `start_process`).
+        self.sessions: dict[int, str] = {}
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
 
     def output(self) -> str:
         return "".join(
@@ -122,17 +141,23 @@ def _interpreter_environment() -> dict[str, str]:
 
 
 class _StandBy:
-    """One `launch_bot --stand-by` process kept ready: its imports are done when a test starts a bot."""
+    """`launch_bot --stand-by` processes kept ready: their imports are done when a test starts a bot.
+
+    One is kept ready by default; tests that start several bots at once ask for more (`keep_ready`).
+    """
 
     def __init__(self) -> None:
-        self._ready: tuple[subprocess.Popen[bytes], Path] | None = None
+        self._ready: list[tuple[subprocess.Popen[bytes], Path]] = []
+        self._keep = 1
+        self._spawned = 0
         self._folder: Path | None = None
         atexit.register(self.close)
 
     def _spawn(self) -> tuple[subprocess.Popen[bytes], Path]:
         if self._folder is None:
             self._folder = Path(tempfile.mkdtemp(prefix="mural-stand-by-"))
-        early_log = self._folder / f"{len(list(self._folder.iterdir())) + 1}.log"
+        self._spawned += 1
+        early_log = self._folder / f"{self._spawned}.log"
         with early_log.open("wb") as sink:
             process = subprocess.Popen(
                 [sys.executable, "-m", "loopback.launch_bot", STAND_BY],
@@ -144,18 +169,26 @@ class _StandBy:
             )
         return process, early_log
 
+    def keep_ready(self, count: int) -> None:
+        """Keep at least `count` processes ready from now on (for the rest of the test session)."""
+        self._keep = max(self._keep, count)
+        self._fill()
+
+    def _fill(self) -> None:
+        while len(self._ready) < self._keep:
+            self._ready.append(self._spawn())
+
     def take(self) -> tuple[subprocess.Popen[bytes], Path]:
-        """The ready process (or a new one if none is), and a new one started for next time."""
-        taken = self._ready or self._spawn()
-        self._ready = self._spawn()
+        """A ready process (or a new one if none is), and new ones started for next time."""
+        taken = self._ready.pop(0) if self._ready else self._spawn()
+        self._fill()
         return taken
 
     def close(self) -> None:
-        if self._ready is not None:
-            process, _ = self._ready
+        for process, _ in self._ready:
             process.kill()
             process.wait()
-            self._ready = None
+        self._ready.clear()
         if self._folder is not None:
             shutil.rmtree(self._folder, ignore_errors=True)
 
@@ -233,19 +266,38 @@ class Rig:
 
     # -- the bot as a process -----------------------------------------------------------------
 
-    async def start_process(self, *, settled: bool = False) -> BotProcess:
+    async def start_process(
+        self,
+        *,
+        settled: bool = False,
+        env: Mapping[str, str] | None = None,
+        shards: Sequence[int] | None = None,
+    ) -> BotProcess:
         """Start a bot process and wait until its gateway session is live and its commands are synced.
 
         `settled` also waits for on_ready (its "Connected as" log line); events are handled before
         that, so only tests about the steady state need it.
+
+        `env` adds to (or replaces) the rig's settings for this process only (DATABASE_URL,
+        RENDER_LEASE_SECONDS, RENDER_CONCURRENCY...). `shards` makes it one process of a deployment:
+        SHARD_IDS are these, of the SHARD_COUNT in `env` or the rig's overrides. Such a process is
+        waited for until each of its shards has a new session at the fake (`BotProcess.sessions`) and it
+        is settled, so that other processes may be started beside it at the same time.
         """
+        environment = {**self.environment(), **(env or {})}
+        if shards is not None:
+            if "SHARD_COUNT" not in environment:
+                raise ValueError("start_process(shards=...) needs SHARD_COUNT in env= or the rig's overrides")
+            environment["SHARD_IDS"] = ",".join(str(shard) for shard in shards)
+            settled = True
         folder = self.database.parent
         log = folder / f"bot-{len(self.processes) + 1}.log"
         identified = self.discord.identify_count
+        known_sessions = {event.session_id for event in self.discord.gateway_events if event.name == "READY"}
         process, early_log = _stand_by.take()
-        child = BotProcess(process, log, early_log)
+        child = BotProcess(process, log, early_log, env=env, shards=shards)
         self.processes.append(child)
-        run = {"cwd": str(folder), "log": str(log), "environment": self.environment()}
+        run = {"cwd": str(folder), "log": str(log), "environment": environment}
         assert process.stdin is not None
         # A process that died before its run (say, an import failed) is reported below, with its output.
         with contextlib.suppress(BrokenPipeError):
@@ -254,20 +306,31 @@ class Rig:
             finally:
                 process.stdin.close()
 
+        def new_sessions() -> dict[int, str]:
+            return {
+                event.shard_id: event.session_id
+                for event in self.discord.gateway_events
+                if event.name == "READY" and event.session_id not in known_sessions
+            }
+
         # Commands are synced before the gateway connects; a restart with unchanged commands skips the
         # sync, and the fake still holds the earlier registration.
         def identified_or_dead() -> bool:
             if not child.running:
                 return True
-            return self.discord.identify_count > identified and bool(
-                self.discord.registered_commands.get(None)
-            )
+            if shards is None:
+                connected = self.discord.identify_count > identified
+            else:
+                connected = set(shards) <= set(new_sessions())
+            return connected and bool(self.discord.registered_commands.get(None))
 
         await self.discord.wait_for(
             identified_or_dead, PROCESS_START_WITHIN, message="the bot process to identify"
         )
         if not child.running:
             raise AssertionError(f"the bot exited with {child.process.returncode}:\n{child.output()}")
+        if shards is not None:
+            child.sessions = {shard: session for shard, session in new_sessions().items() if shard in shards}
         await self.discord.wait_until_ready(timeout=self.within)
         if settled:
             await self.discord.wait_for(
@@ -275,7 +338,25 @@ class Rig:
                 PROCESS_START_WITHIN,
                 message="on_ready in the bot's log",
             )
+            if not child.running:
+                raise AssertionError(f"the bot exited with {child.process.returncode}:\n{child.output()}")
         return child
+
+    async def start_again(self, child: BotProcess, *, settled: bool = False) -> BotProcess:
+        """Start a process like `child` (which has stopped): the same settings and shards."""
+        if child.running:
+            raise RuntimeError(f"the bot process {child.pid} still runs")
+        return await self.start_process(settled=settled, env=child.env, shards=child.shards)
+
+    @staticmethod
+    def keep_processes_ready(count: int) -> None:
+        """Keep `count` bot processes ready to start at once (their imports done), for tests that start
+        several together; one is kept otherwise."""
+        _stand_by.keep_ready(count)
+
+    def process_output(self) -> str:
+        """What every bot process printed, one after another: to show with a failed assertion."""
+        return "\n".join(f"--- bot process {child.pid} ---\n{child.output()}" for child in self.processes)
 
     async def crash(self, child: BotProcess) -> None:
         """SIGKILL: no handler runs, nothing is flushed or closed."""
