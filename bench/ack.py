@@ -275,6 +275,16 @@ class Setup:
     scrape_every: float = 1.0
 
 
+def turn(kinds: tuple[str, ...], number: int) -> tuple[str, ...]:
+    """The order of round `number`: two bots alternate; three take each place in turn, forwards and
+    backwards, so that over six rounds each follows each of the others equally often."""
+    if len(kinds) == 2:
+        return kinds if number % 2 == 0 else kinds[::-1]
+    shift = number % len(kinds)
+    rotated = kinds[shift:] + kinds[:shift]
+    return rotated if (number // len(kinds)) % 2 == 0 else rotated[::-1]
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -486,8 +496,8 @@ async def run(args: argparse.Namespace) -> None:
                 (kind, arrival, True)
                 for number in range(args.rounds)
                 for arrival in arrivals
-                # Which bot goes first alternates too, so none always follows another.
-                for kind in (kinds if number % 2 == 0 else kinds[::-1])
+                # Which bot goes first turns too, so that none always follows another.
+                for kind in turn(kinds, number)
             ]
             for index, (kind, arrival, counted) in enumerate(plan):
                 gc.collect()  # every round starts from the same kind of heap, without the last one's garbage

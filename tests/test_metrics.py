@@ -10,10 +10,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import os
 import re
 import socket
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 import bot.app
 from bot.config import ConfigError, settings_from
+from bot.observe.gateway import Gateway
 from bot.observe.metrics import SERIES, Metrics, outcome_label
 from loopback.fake_discord import FakeDiscord
 from loopback.fake_openai import ImageReply, moderation_blocked
@@ -274,6 +277,24 @@ async def test_healthz_turns_503_when_the_gateway_drops_and_200_after_the_reconn
 
 
 @pytest.mark.asyncio
+async def test_with_two_shards_healthz_names_the_one_that_dropped(watched: Rig) -> None:
+    rig = watched
+    rig.overrides.update({"SHARD_COUNT": "2", "SHARD_IDS": "0-1"})
+    rig.discord.add_guild("Second Server", shard=1, shard_count=2)
+    await rig.start_bot()
+    assert (await health_becomes(rig, 200))["shards"] == [0, 1]
+
+    await rig.discord.drop_gateway(shard=1, resumable=False)
+    assert await health_becomes(rig, 503, within=3) == {"ok": False, "reason": "gateway shard 1 disconnected"}
+    samples = await scrape(rig)
+    assert value(samples, "mural_gateway_connected", shard="0") == 1
+    assert value(samples, "mural_gateway_connected", shard="1") == 0
+    assert value(samples, "mural_healthy") == 0
+    await health_becomes(rig, 200, within=20)
+    assert value(await scrape(rig), "mural_healthy") == 1
+
+
+@pytest.mark.asyncio
 async def test_healthz_names_the_database_when_it_does_not_answer(
     watched: Rig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -291,6 +312,35 @@ async def test_healthz_names_the_database_when_it_does_not_answer(
     assert await health(rig) == (503, {"ok": False, "reason": "database not answering"})
     monkeypatch.undo()
     await health_becomes(rig, 200)
+
+
+@dataclass
+class Socket:
+    """A shard as discord.py's ShardInfo shows it: its socket open or not, its heartbeat latency."""
+
+    closed: bool = False
+    latency: float = math.inf
+
+    def is_closed(self) -> bool:
+        return self.closed
+
+
+def test_a_shard_is_connected_from_ready_or_resumed_until_its_next_disconnect() -> None:
+    gateway = Gateway()
+    shards = {0: Socket(latency=0.04), 1: Socket()}
+    assert gateway.problem(None, {}) == "gateway not connected yet"
+    assert gateway.problem([0, 1], shards) == "gateway shard 0 not connected yet"
+    gateway.heard("shard_connect", 0)
+    gateway.heard("shard_connect", 1)
+    gateway.heard("shard_ready", 1)  # not a change of connection
+    assert gateway.problem([0, 1], shards) is None
+    gateway.heard("shard_disconnect", 1)
+    assert gateway.problem([0, 1], shards) == "gateway shard 1 disconnected"
+    gateway.heard("shard_resumed", 1)
+    assert gateway.problem([0, 1], shards) is None
+    shards[0].closed = True  # a socket found closed before its event arrives
+    assert gateway.connected(shards) == {0: False, 1: True}
+    assert gateway.latencies(shards) == {0: 0.04}  # no heartbeat acknowledged yet on shard 1
 
 
 # -- ports ----------------------------------------------------------------------------------------------

@@ -51,6 +51,9 @@ class Observed(Protocol):
     @property
     def shard_ids(self) -> Iterable[int] | None: ...
 
+    @property
+    def shard_count(self) -> int | None: ...
+
     def is_closed(self) -> bool: ...
 
 
@@ -105,8 +108,9 @@ class ObservationServer:
         bot = self._bot
         if bot.is_closed():
             return "stopping"
-        shards = bot.shards
-        if (gateway := bot.gateway.problem(bot.shard_ids, shards)) is not None:
+        # This process's shards: those of SHARD_IDS, or all Discord advised once it said how many.
+        expected = bot.shard_ids if bot.shard_ids is not None else range(bot.shard_count or 0) or None
+        if (gateway := bot.gateway.problem(expected, bot.shards)) is not None:
             return gateway
         try:
             await asyncio.wait_for(bot.store.ping(), DATABASE_WAIT)
