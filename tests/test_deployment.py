@@ -527,13 +527,6 @@ async def test_a_settings_change_through_one_process_applies_to_the_next_command
     assert len(await d.renders()) == 3
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="A process's running totals (bot/store/totals.py) count only its own use, so its quick budget "
-    "check before /imagine is acknowledged calls a member well within a limit that pictures made through "
-    "another process used up: the command is deferred publicly, the chat model is asked, and only the "
-    "reservation refuses, in the channel",
-)
 async def test_imagine_over_a_limit_used_up_through_the_other_process_is_refused_privately_before_anything(
     deployment: Deployment,
 ) -> None:

@@ -11,6 +11,7 @@ reaches the core.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import secrets
@@ -23,9 +24,9 @@ from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
-from bot.core.errors import StoreUnavailable  # noqa: F401 - where the store's callers find it
+from bot.core.errors import StoreUnavailable
 from bot.models import DatabaseOverview
-from bot.store.protocol import SETTINGS_TOPIC
+from bot.store.protocol import SETTINGS_TOPIC, USE_TOPIC
 from bot.store.totals import RunningTotals
 
 if TYPE_CHECKING:
@@ -132,6 +133,9 @@ class Database(ABC):
         self._totals: RunningTotals | None = None
         self._totals_reader: Any = None
         self._listeners: dict[str, list[Callable[[str], None]]] = {}
+        # This store among the processes that share the database (their notifications of use are told apart).
+        self._instance = secrets.token_hex(6)
+        self.listen(USE_TOPIC, self._heard_use)
         # Statements outside a transaction, for code that also runs inside one.
         self._single = _SingleStatements(self)
 
@@ -159,6 +163,10 @@ class Database(ABC):
     @abstractmethod
     async def _notify(self, tx: Tx, topic: str, payload: str) -> None:
         """Tell every process that shares the database, once `tx` commits."""
+
+    @abstractmethod
+    async def _announce(self, topic: str, payload: str) -> None:
+        """Tell every process that shares the database now, outside any transaction."""
 
     @abstractmethod
     async def close(self) -> None: ...
@@ -200,10 +208,30 @@ class Database(ABC):
 
     # -- running totals -----------------------------------------------------------------------------
 
-    def _count_use(self, guild_id: int | None, user_id: int, *, pictures: int, spend: float | None) -> None:
-        """Something that counts against budgets was just recorded (called right after its commit)."""
+    async def _count_use(
+        self, guild_id: int | None, user_id: int, *, pictures: int, spend: float | None
+    ) -> None:
+        """Something that counts against budgets was just recorded (called right after its commit): this
+        process counts it, and, where processes share the database, tells the others, so that their quick
+        checks before an acknowledgement count it too (the reservation's exact check decides either way)."""
         if self._totals is not None:
             self._totals.count(guild_id, user_id, pictures=pictures, spend=spend or 0.0)
+        if self.shared:
+            payload = f"{self._instance}|{guild_id or ''}|{user_id}|{pictures}|{spend or 0.0!r}"
+            # Untold, the others' quick checks count less; the rows still decide at the reservation.
+            with contextlib.suppress(StoreUnavailable):
+                await self._announce(USE_TOPIC, payload)
+
+    def _heard_use(self, payload: str) -> None:
+        """Another process recorded use (or word of it may have been lost: count again from the rows)."""
+        if not payload:
+            self._totals = None
+            return
+        instance, guild, user, pictures, spend = payload.split("|")
+        if instance != self._instance and self._totals is not None:
+            self._totals.count(
+                int(guild) if guild else None, int(user), pictures=int(pictures), spend=float(spend)
+            )
 
     # -- small facts kept in the store ------------------------------------------------------------
 

@@ -34,14 +34,14 @@ from bot.core.errors import StoreUnavailable
 from bot.core.tasks import TaskOwner
 from bot.models import DatabaseOverview
 from bot.store.base import Database, Row, Tx
-from bot.store.protocol import JOBS_TOPIC, SETTINGS_TOPIC
+from bot.store.protocol import JOBS_TOPIC, SETTINGS_TOPIC, USE_TOPIC
 
 log = logging.getLogger(__name__)
 
 MIGRATIONS_FOLDER = Path(__file__).with_name("migrations") / "postgresql"
 # The advisory lock two processes starting together take turns on while one migrates.
 _MIGRATION_LOCK = 0x6D757261  # "mura"
-_TOPICS = (SETTINGS_TOPIC, JOBS_TOPIC)
+_TOPICS = (SETTINGS_TOPIC, JOBS_TOPIC, USE_TOPIC)
 # Errors that mean "the database is not there right now", as opposed to a mistake in a statement.
 _UNREACHABLE: tuple[type[BaseException], ...] = (
     OSError,
@@ -293,6 +293,9 @@ class PostgresDatabase(Database):
         # Always in the same order, so two transactions wanting the same keys never wait on each other.
         for key in sorted(set(keys)):
             await tx.one("SELECT pg_advisory_xact_lock(hashtextextended(?, 0)) AS locked", key)
+
+    async def _announce(self, topic: str, payload: str) -> None:
+        await self._one("SELECT pg_notify(?, ?) AS sent", topic, payload)
 
     async def _notify(self, tx: Tx, topic: str, payload: str) -> None:
         await tx.one("SELECT pg_notify(?, ?) AS sent", topic, payload)

@@ -70,7 +70,7 @@ class RenderQueries(Database):
         async with self._transaction() as tx:
             created = await _insert_render(tx, job)
             await self._notify(tx, JOBS_TOPIC, "queued")
-        self._count_use(
+        await self._count_use(
             created.guild_id, created.requester_id, pictures=created.n, spend=created.cost_reserved
         )
         return created
@@ -95,7 +95,7 @@ class RenderQueries(Database):
                 return over
             created = await _insert_render(tx, job)
             await self._notify(tx, JOBS_TOPIC, "queued")
-        self._count_use(
+        await self._count_use(
             created.guild_id, created.requester_id, pictures=created.n, spend=created.cost_reserved
         )
         return created
@@ -179,7 +179,9 @@ class RenderQueries(Database):
         reserved = 0.0 if row is None or row["cost_reserved"] is None else float(row["cost_reserved"])
         if row is not None and cost_usd is not None and cost_usd > reserved:
             # Dearer than reserved: the running totals count the difference (they never count down).
-            self._count_use(row["guild_id"], int(row["requester_id"]), pictures=0, spend=cost_usd - reserved)
+            await self._count_use(
+                row["guild_id"], int(row["requester_id"]), pictures=0, spend=cost_usd - reserved
+            )
 
     async def set_render_message(
         self, render_id: int, message_id: int, channel_id: int | None = None

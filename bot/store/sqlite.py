@@ -414,6 +414,9 @@ class SQLiteDatabase(Database):
     async def _serialize(self, tx: Tx, *keys: str) -> None:
         """Nothing to do: BEGIN IMMEDIATE already made this the only writer until it ends."""
 
+    async def _announce(self, topic: str, payload: str) -> None:
+        self._deliver(topic, payload)
+
     async def _notify(self, tx: Tx, topic: str, payload: str) -> None:
         # Only this process uses the file: tell its own listeners once the transaction commits.
         self._pending.append((topic, payload))

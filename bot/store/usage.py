@@ -34,5 +34,5 @@ class UsageQueries(Database):
         )
         assert row is not None
         usage_id = int(row["id"])
-        self._count_use(guild_id, user_id, pictures=0, spend=cost_usd)
+        await self._count_use(guild_id, user_id, pictures=0, spend=cost_usd)
         return usage_id
