@@ -81,6 +81,8 @@ class MuralTree(app_commands.CommandTree):
         if not isinstance(bot, MuralBot):
             return True
         try:
+            # A database known to be away refuses here, privately, before a command defers in public.
+            await bot.store.check_reachable()
             await bot.access.check_may_use(place_of(interaction))
         except MuralError as refusal:
             if interaction.type is not discord.InteractionType.autocomplete:

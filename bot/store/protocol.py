@@ -33,6 +33,8 @@ from bot.models import (
 # the render queue moved.
 SETTINGS_TOPIC = "mural_settings"
 JOBS_TOPIC = "mural_jobs"
+# Use that counts against budgets, recorded by one process: "instance|guild|user|pictures|dollars".
+USE_TOPIC = "mural_use"
 
 
 class Store(Protocol):
@@ -46,6 +48,12 @@ class Store(Protocol):
 
     async def ping(self) -> None:
         """Raise StoreUnavailable unless the database answers now."""
+        ...
+
+    async def check_reachable(self) -> None:
+        """Raise StoreUnavailable, quickly, when the database is known to be away (nothing has succeeded
+        since it failed) and still does not answer; costs nothing while all is well. Called before a
+        member's command is answered, so that an outage is told privately."""
         ...
 
     async def overview(self) -> DatabaseOverview: ...
