@@ -28,6 +28,9 @@ treatment of the garbage collector, each as `python -m bot` applies it in the tr
 Garbage collections are timed through `gc.callbacks`; "in bursts" are those that started between
 the first dispatch and the last acknowledgement of a round.
 
+`--database-url postgresql://…/postgres` runs Mural on a fresh database made on that server (dropped
+after the run) instead of a SQLite file per round.
+
 `--metrics` adds a third bot to every round: Mural with METRICS_PORT set, its /metrics scraped every
 `--scrape-every` seconds while the round runs (1 s; Prometheus's default is 15 s), so the figure for
 metrics is p99(metrics on) / p99(metrics off), pooled over the rounds.
@@ -62,6 +65,7 @@ from typing import Any
 
 from aiohttp import web
 
+from bench.postgres import fresh_database
 from loopback.fake_discord import FakeDiscord, FakeInteraction
 from loopback.fake_openai import FakeOpenAI, Reply
 
@@ -273,6 +277,8 @@ class Setup:
     backlog: int
     folder: Path
     scrape_every: float = 1.0
+    # A PostgreSQL database for Mural (`--database-url`); None: a SQLite file per round.
+    database_url: str | None = None
 
 
 def turn(kinds: tuple[str, ...], number: int) -> tuple[str, ...]:
@@ -332,6 +338,7 @@ async def one_round(kind: str, arrival: str, setup: Setup, timer: GcTimer, index
                         "OPENAI_API_KEY": OPENAI_KEY,
                         "OPENAI_BASE_URL": openai_server.base_url,
                         "DATABASE_PATH": str(setup.folder / f"round{index}.db"),
+                        **({"DATABASE_URL": setup.database_url} if setup.database_url else {}),
                         "CHAT_TIMEOUT": "60",
                         "IMAGE_TIMEOUT": "60",
                         **({"METRICS_PORT": str(port)} if kind == "metrics" else {}),
@@ -479,7 +486,7 @@ async def run(args: argparse.Namespace) -> None:
     rounds: list[Round] = []
     began = time.monotonic()
     try:
-        with tempfile.TemporaryDirectory() as folder:
+        with tempfile.TemporaryDirectory() as folder, fresh_database(args.database_url) as database_url:
             setup = Setup(
                 commands=args.commands,
                 factory=load_factory(args.factory),
@@ -488,6 +495,7 @@ async def run(args: argparse.Namespace) -> None:
                 backlog=args.backlog,
                 folder=Path(folder),
                 scrape_every=args.scrape_every,
+                database_url=database_url,
             )
             warm_up = Setup(**{**setup.__dict__, "commands": max(10, args.commands // 4)})
             kinds = ("bare", "mural", "metrics") if args.metrics else ("bare", "mural")
@@ -554,6 +562,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
         "--metrics", action="store_true", help="also run Mural with METRICS_PORT set and scraped (on vs off)"
     )
     parser.add_argument("--scrape-every", type=float, default=1.0, help="seconds between scrapes (1.0)")
+    parser.add_argument(
+        "--database-url",
+        help="a PostgreSQL server (postgresql://…): Mural runs on a fresh database there instead of SQLite",
+    )
     return parser.parse_args(argv)
 
 

@@ -19,20 +19,15 @@ in flight); the first is the queue's part alone. Tests never assert on these num
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import secrets
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg
-
+from bench.postgres import fresh_database
 from bot.app import build_ai
 from bot.config import settings_from
 from bot.core.images import ImageOptions, ImageService
@@ -71,7 +66,7 @@ async def run(
     await fake.start()
     clock = Clock(image_seconds)
     fake.image_handler = clock
-    with tempfile.TemporaryDirectory() as folder, _database(server_url) as database_url:
+    with tempfile.TemporaryDirectory() as folder, fresh_database(server_url) as database_url:
         settings = settings_from(
             {"DISCORD_TOKEN": "bench", "OPENAI_API_KEY": "sk-bench", "OPENAI_BASE_URL": fake.base_url}
         )
@@ -173,32 +168,6 @@ def _time_slots_and_claims(queue: RenderQueue, store: Store, clock: Clock) -> No
         return claimed
 
     store.claim_next_render = claim  # type: ignore[method-assign]
-
-
-@contextlib.contextmanager
-def _database(server_url: str | None) -> Iterator[str | None]:
-    """A fresh database on the PostgreSQL server at `server_url`, dropped afterwards; None for SQLite."""
-    if server_url is None:
-        yield None
-        return
-    name = f"mural_bench_{secrets.token_hex(4)}"
-    run_admin_on(server_url, f'CREATE DATABASE "{name}"')
-    try:
-        yield urlunsplit(urlsplit(server_url)._replace(path=f"/{name}"))
-    finally:
-        run_admin_on(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def run_admin_on(server_url: str, sql: str) -> None:
-    async def admin() -> None:
-        connection = await asyncpg.connect(server_url)
-        try:
-            await connection.execute(sql)
-        finally:
-            await connection.close()
-
-    with ThreadPoolExecutor(1) as thread:
-        thread.submit(asyncio.run, admin()).result()
 
 
 def _gaps(freed: list[float], later: list[float]) -> list[float]:
