@@ -126,8 +126,8 @@ def keep_posted(
 ) -> None:
     """Keep a finished render's pictures, as posted in `message`, for the gallery (in the background: the
     WebP copies take a moment), where a gallery can show them."""
-    if not bot.gallery.enabled:
-        return
+    if not bot.gallery.enabled or message.flags.ephemeral:
+        return  # an ephemeral answer is its member's alone: never on a page
     bot.spawn(_keep(bot, message, record, pictures, prompt), name=f"gallery-keep-{record.id}")
 
 
@@ -136,11 +136,10 @@ async def _keep(
 ) -> None:
     guild_id = record.guild_id or (message.guild.id if message.guild else None)
     guild = bot.get_guild(guild_id) if guild_id is not None else None
-    in_server = guild is not None
-    if not await bot.gallery.keeps(guild_id, in_server=in_server):
+    in_server = await posted_in_server(bot, guild_id, guild)
+    if in_server is None or not await bot.gallery.keeps(guild_id, in_server=in_server):
         return
-    channel = bot.get_channel(message.channel.id) or message.channel
-    thread = channel if isinstance(channel, discord.Thread) else None
+    thread = await _thread_of(bot, message) if in_server else None
     kept = await bot.gallery.keep(
         PostedPictures(
             render_id=record.id,
@@ -159,6 +158,29 @@ async def _keep(
         )
     )
     log.debug("Kept %d picture(s) of render %d for the gallery", len(kept), record.id)
+
+
+async def posted_in_server(bot: MuralBot, guild_id: int | None, guild: discord.Guild | None) -> bool | None:
+    """Whether a picture was posted in a server Mural is in (its gallery may show it); False for a DM, a group
+    DM or a user install in a server without Mural; None when this process cannot tell: a server of another
+    process's shards (a job finished here for it) whose gallery is off, which keeps nothing either way."""
+    if guild_id is None:
+        return False
+    if guild is not None or await bot.gallery.server_on(guild_id):
+        return True  # its gallery can only have been turned on where Mural is installed (/settings)
+    shards = bot.shard_ids
+    if shards is None or (guild_id >> 22) % (bot.shard_count or 1) in shards:
+        return False  # this process would know the server if Mural were in it: a user install
+    return None
+
+
+async def _thread_of(bot: MuralBot, message: discord.Message) -> discord.Thread | None:
+    """The thread a picture was posted in, read from Discord when this process does not have it cached."""
+    channel = bot.get_channel(message.channel.id) or message.channel
+    if isinstance(channel, discord.PartialMessageable) and channel.guild_id is not None:
+        with contextlib.suppress(discord.HTTPException):
+            channel = await bot.fetch_channel(message.channel.id)
+    return channel if isinstance(channel, discord.Thread) else None
 
 
 async def _display_name(

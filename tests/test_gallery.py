@@ -18,6 +18,7 @@ import pytest
 from PIL import Image
 
 from bot.core.gallery import GalleryItem, GalleryScope, read_link
+from cogs.gallery import posted_in_server as in_server
 from loopback.fake_discord import FakeInteraction, Permissions
 from loopback.fake_openai import ImageReply, make_png
 from loopback.rig import EPHEMERAL, Rig, unused_port
@@ -322,3 +323,18 @@ async def test_a_link_made_before_a_restart_still_verifies_after_it(rig: Rig) ->
     assert rig.bot is not None and await rig.bot.store.gallery_secret() == secret
     scope = await scope_of(rig, answer)
     assert scope.user_id == int(alice["id"])
+
+
+async def test_a_picture_for_another_processs_server_is_kept_only_when_its_gallery_is_on(rig: Rig) -> None:
+    """With several processes, a job may finish in one that does not hold the server's shard: it cannot tell
+    a server without its gallery from a user install there, so it keeps nothing unless the gallery is on."""
+    serve_gallery(rig)
+    bot = await rig.start_bot()
+    elsewhere = (rig.discord.guild_id >> 22 | 1) << 22  # an id that shard 1 of 2 holds, in no cache here
+    assert (elsewhere >> 22) % 2 == 1 and bot.get_guild(elsewhere) is None
+    assert await in_server(bot, elsewhere, None) is False  # this process holds every shard: a user install
+    bot.shard_ids, bot.shard_count = [0], 2
+    assert await in_server(bot, elsewhere, None) is None
+    await bot.store.change_server_settings(elsewhere, {"gallery": True})
+    assert await in_server(bot, elsewhere, None) is True
+    assert await in_server(bot, None, None) is False
