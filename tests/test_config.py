@@ -257,7 +257,8 @@ def bot_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, sub
 
 def finished(bot_runs: dict[str, subprocess.Popen[str]], name: str) -> subprocess.CompletedProcess[str]:
     process = bot_runs[name]
-    stdout, stderr = process.communicate(timeout=60)
+    # Generous: seventeen interpreters start at once, and a loaded machine takes its time over them.
+    stdout, stderr = process.communicate(timeout=180)
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
