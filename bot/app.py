@@ -39,6 +39,7 @@ from bot.core.settings_changes import SettingsChanges
 from bot.core.studio import Studio
 from bot.core.tasks import TaskOwner
 from bot.core.watching import NOBODY
+from bot.logs import keep_secret
 from bot.observe import Gateway, Metrics, ObservationServer
 from bot.observe.gateway import SHARD_EVENTS
 from bot.store import Store, open_store
@@ -113,6 +114,7 @@ async def build_bot(
     store = await open_store(path=settings.database_path, url=settings.database_url)
     try:
         salt = settings.safety_salt or await store.safety_salt()
+        keep_secret(salt)
     except BaseException:
         await store.close()
         raise
@@ -293,9 +295,11 @@ class MuralBot(commands.AutoShardedBot):
             if await server.start():
                 self._observation = server
         if self.settings.gallery_port is not None and not self.sync_only:
+            gallery_secret = await self.gallery.secret()
+            keep_secret(gallery_secret)
             self._gallery_web = await serve_gallery(
                 self.store,
-                secret=await self.gallery.secret(),
+                secret=gallery_secret,
                 host=self.settings.gallery_host,
                 port=self.settings.gallery_port,
             )

@@ -212,6 +212,15 @@ def setup_logging(level: str, secrets: Iterable[str], *, log_format: str = "text
         _route_everything_through_logging(sys.stdout, stream)
 
 
+def keep_secret(value: str) -> None:
+    """Blank out a secret learned after logging began (one the store generated and keeps: the safety
+    salt, the gallery's signing secret), in every line from now on."""
+    for handler in logging.getLogger().handlers:
+        formatter = handler.formatter
+        if isinstance(formatter, RedactingFormatter | JsonFormatter) and value not in formatter._secrets:
+            formatter._secrets = (*formatter._secrets, value)
+
+
 def json_requested(dotenv_path: str | os.PathLike[str] = ".env") -> bool:
     """Whether LOG_FORMAT asks for json, read before the settings are (to say why they are wrong)."""
     value = os.environ.get("LOG_FORMAT")

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from bot.core.errors import InvalidRequest, NotAllowed
-from bot.logs import NOISY_LOGGERS, setup_logging
+from bot.logs import NOISY_LOGGERS, keep_secret, setup_logging
 from bot.ui.errors import describe, log_failure
 from loopback.rig import Rig
 
@@ -75,3 +75,16 @@ async def test_a_refused_command_and_a_render_log_a_story(
     assert refusal.levelno == logging.INFO and refusal.exc_info is None
     assert not [r.getMessage() for r in caplog.records if r.name.startswith(NOISY_LOGGERS)]
     assert not [r for r in caplog.records if r.exc_info]
+
+
+def test_a_secret_the_store_generates_is_blanked_out_once_known(
+    restored_logging: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The safety salt and the gallery's signing secret are made by the store after logging began (json
+    lines use the same redaction; json mode is not set up here, as it takes over this process's streams)."""
+    setup_logging("INFO", ("discord-token-1234",))
+    keep_secret("generated-salt-5678abcd")
+    logging.getLogger("bot.test").warning("salt generated-salt-5678abcd, token discord-token-1234")
+    written = capsys.readouterr().err
+    assert "generated-salt-5678abcd" not in written and "discord-token-1234" not in written
+    assert written.count("[redacted]") == 2
