@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 from bot.core.errors import StoreUnavailable
+from bot.core.tasks import TaskOwner
 from bot.models import DatabaseOverview
 from bot.store.protocol import SETTINGS_TOPIC, USE_TOPIC
 from bot.store.totals import RunningTotals
@@ -132,6 +133,8 @@ class Database(ABC):
         # Today's use as this process counts it (see `bot.store.totals`); None until first read.
         self._totals: RunningTotals | None = None
         self._totals_reader: Any = None
+        # Work the store starts for itself (reading the running totals again for a new day).
+        self._background = TaskOwner("store")
         self._listeners: dict[str, list[Callable[[str], None]]] = {}
         # This store among the processes that share the database (their notifications of use are told apart).
         self._instance = secrets.token_hex(6)

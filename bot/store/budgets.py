@@ -6,7 +6,6 @@ A window (today, this month; UTC) is counted from the rows themselves, through t
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime
 
 from bot.models import Limits, MemberSpent, OverLimit, Spent, Window
@@ -181,7 +180,7 @@ class BudgetQueries(Database):
     def _count_use_from_rows_soon(self, window: Window) -> None:
         """Read the running totals for a new day or month, once however many checks ask."""
         if self._totals_reader is None or self._totals_reader.done():
-            self._totals_reader = asyncio.create_task(self.count_use_from_rows(window), name="mural-totals")
+            self._totals_reader = self._background.spawn(self.count_use_from_rows(window), name="totals")
 
     async def count_use_from_rows(self, window: Window) -> None:
         """Start the running totals for `window` from the rows (at start, and for each new day)."""

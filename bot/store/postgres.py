@@ -31,7 +31,6 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import asyncpg
 
 from bot.core.errors import StoreUnavailable
-from bot.core.tasks import TaskOwner
 from bot.models import DatabaseOverview
 from bot.store.base import Database, Row, Tx
 from bot.store.protocol import JOBS_TOPIC, SETTINGS_TOPIC, USE_TOPIC
@@ -157,7 +156,6 @@ class PostgresDatabase(Database):
         self._pool = pool
         self._url = url
         self._listener: asyncpg.Connection | None = None
-        self._tasks = TaskOwner("store")
         self._closing = False
         # The server went away (a statement or the listening connection failed) and nothing has
         # succeeded since: `check_reachable` then asks it before a member's command is answered.
@@ -187,7 +185,7 @@ class PostgresDatabase(Database):
 
     async def close(self) -> None:
         self._closing = True
-        await self._tasks.shutdown(1.0)
+        await self._background.shutdown(1.0)
         if self._listener is not None and not self._listener.is_closed():
             with contextlib.suppress(*_UNREACHABLE):
                 await self._listener.close(timeout=2)
@@ -320,7 +318,7 @@ class PostgresDatabase(Database):
         if not self._closing:
             self._away = True
             log.warning("Lost the PostgreSQL listening connection; reconnecting")
-            self._tasks.spawn(self._listen_again(), name="relisten")
+            self._background.spawn(self._listen_again(), name="relisten")
 
     async def _listen_again(self) -> None:
         while not self._closing:

@@ -295,6 +295,7 @@ class SQLiteDatabase(Database):
         return store
 
     async def close(self) -> None:
+        await self._background.shutdown(1.0)
         async with self._lock:
             await self._db.close()
 
