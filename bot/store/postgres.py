@@ -51,9 +51,10 @@ _UNREACHABLE: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.OperatorInterventionError,
     asyncpg.exceptions.TooManyConnectionsError,
 )
-# Short, so that a database that does not answer fails a member's press while it can still be answered
-# (Discord allows 3 s), as E-DB, rather than leaving it unacknowledged.
-_ACQUIRE_TIMEOUT = 2.0
+# Waiting for a free pooled connection is normal in a burst (200 commands at once share the pool), so
+# that wait is long; a database that does not answer is found out by the connect and statement limits
+# below, and one known to be away by `check_reachable`, each well within Discord's 3 s.
+_ACQUIRE_TIMEOUT = 30.0
 _CONNECT_TIMEOUT = 2.0
 # Every statement Mural sends is small; one that has not answered by then met a server that went away
 # without closing the connection. Migrations and copy-to set their own, longer, limits.
@@ -162,7 +163,7 @@ class PostgresDatabase(Database):
         self._away = False
 
     @classmethod
-    async def open(cls, url: str, *, pool_size: int = 10) -> Self:
+    async def open(cls, url: str, *, pool_size: int = 20) -> Self:
         """Connect, migrate (once, whichever process gets there first), and start listening."""
         dsn, options = _connection_options(url)
         try:
