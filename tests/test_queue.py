@@ -318,4 +318,8 @@ async def test_a_queued_edit_runs_after_a_restart_from_the_picture_it_changes(ri
     )
     (sent,) = rig.openai.edit_requests
     assert sent.files and gate.prompts[2] == "The same picture with a darker, stormier sky."
-    assert edit.original and rig.discord.attachments_of(edit.original), "its waiting card became the picture"
+    # The row says done once recorded; the picture is uploaded right after, into the waiting card.
+    await rig.discord.wait_for(
+        lambda: edit.original and rig.discord.attachments_of(edit.original),
+        message="its waiting card became the picture",
+    )
