@@ -65,9 +65,9 @@ from typing import Any
 
 from aiohttp import web
 
-from bench.postgres import fresh_database
 from loopback.fake_discord import FakeDiscord, FakeInteraction
 from loopback.fake_openai import FakeOpenAI, Reply
+from loopback.postgres_admin import fresh_database
 
 DISCORD_TOKEN = "bench-discord-token.SECRET"
 OPENAI_KEY = "sk-bench-SECRET"

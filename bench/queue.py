@@ -27,7 +27,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from bench.postgres import fresh_database
 from bot.app import build_ai
 from bot.config import settings_from
 from bot.core.images import ImageOptions, ImageService
@@ -36,6 +35,7 @@ from bot.core.queue import RenderQueue
 from bot.models import Limits
 from bot.store import PostgresStore, SQLiteStore, Store
 from loopback.fake_openai import FakeOpenAI, ImageReply
+from loopback.postgres_admin import fresh_database
 
 CONCURRENCY = 4
 GUILD = 1

@@ -8,18 +8,18 @@ Every database made here is named `mural_test_…` and dropped afterwards.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import secrets
-from collections.abc import Coroutine, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
 
-T = TypeVar("T")
+from loopback.postgres_admin import run_admin as run_admin_on
+from loopback.postgres_admin import run_in_own_loop, with_database
+
 SERVER_URL = os.environ.get("TEST_DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/postgres"
 REQUIRED = os.environ.get("MURAL_REQUIRE_POSTGRES") == "1"
 SKIP_REASON = (
@@ -30,26 +30,12 @@ SKIP_REASON = (
 
 def database_url(name: str) -> str:
     """The server's URL with another database name."""
-    return urlunsplit(urlsplit(SERVER_URL)._replace(path=f"/{name}"))
-
-
-async def _admin(sql: str) -> None:
-    connection = await asyncpg.connect(SERVER_URL, timeout=5)
-    try:
-        await connection.execute(sql)
-    finally:
-        await connection.close()
-
-
-def run_in_own_loop(work: Coroutine[Any, Any, T]) -> T:
-    """Run `work` to the end on a loop of its own (a thread's), whether or not a test's loop is running."""
-    with ThreadPoolExecutor(1) as thread:
-        return thread.submit(asyncio.run, work).result()
+    return with_database(SERVER_URL, name)
 
 
 def run_admin(sql: str) -> None:
-    """CREATE or DROP DATABASE: on a connection of its own, outside any test's loop."""
-    run_in_own_loop(_admin(sql))
+    """CREATE or DROP DATABASE on the test server."""
+    run_admin_on(SERVER_URL, sql)
 
 
 def server_answers() -> bool:
